@@ -1,0 +1,1 @@
+//! CPU references (helper in progress).

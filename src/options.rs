@@ -1,0 +1,151 @@
+//! Options shared by the NLL / cross-entropy family, and the argument checks that the GPU
+//! ops and their CPU twins both run, so both refuse the same inputs with the same `Err`.
+
+use crate::error::{Error, Result};
+
+/// How per-row losses are combined, as PyTorch's `reduction` argument.
+///
+/// ```
+/// use wgpu_loss::Reduction;
+/// assert_eq!(Reduction::default(), Reduction::Mean);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub enum Reduction {
+    /// One loss per row.
+    None,
+    /// The sum of the per-row losses.
+    Sum,
+    /// The sum divided by the summed target weights of the rows that are not ignored.
+    #[default]
+    Mean,
+}
+
+/// Options of `nll_loss` and `cross_entropy` (PyTorch's keyword arguments).
+///
+/// New options arrive as new fields, so build it from `Default` and set fields:
+///
+/// ```
+/// use wgpu_loss::{CrossEntropyOptions, Reduction};
+/// let mut opts = CrossEntropyOptions::default();
+/// opts.reduction = Reduction::Sum;
+/// opts.label_smoothing = 0.1;
+/// opts.weight = Some(vec![1.0, 2.0, 0.5]);
+/// assert_eq!(opts.ignore_index, -100);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct CrossEntropyOptions {
+    /// `none`, `sum` or `mean` (the default).
+    pub reduction: Reduction,
+    /// A weight per class (`classes` finite values), or `None` for all ones.
+    pub weight: Option<Vec<f32>>,
+    /// Rows whose target equals this get loss 0 and gradient 0 and do not count in the mean.
+    pub ignore_index: i32,
+    /// ε in `[0, 1]`: the target distribution is `(1-ε)·onehot + ε/C`. Ignored by `nll_loss`.
+    pub label_smoothing: f32,
+}
+
+impl Default for CrossEntropyOptions {
+    fn default() -> Self {
+        Self {
+            reduction: Reduction::Mean,
+            weight: None,
+            ignore_index: -100,
+            label_smoothing: 0.0,
+        }
+    }
+}
+
+/// Checks `rows`/`classes` and that `len` (the length of `argument`) is `rows × classes`.
+pub(crate) fn check_matrix(argument: &'static str, len: usize, rows: usize, classes: usize) -> Result<()> {
+    if rows == 0 || classes == 0 {
+        return Err(Error::EmptyBatch { rows, classes });
+    }
+    let expected = rows.checked_mul(classes).ok_or(Error::InvalidArgument {
+        argument: "rows",
+        message: format!("rows × classes = {rows} × {classes} overflows usize"),
+    })?;
+    check_len(argument, len, expected)
+}
+
+/// Checks that `argument` has exactly `expected` elements.
+pub(crate) fn check_len(argument: &'static str, actual: usize, expected: usize) -> Result<()> {
+    if actual != expected {
+        return Err(Error::LengthMismatch {
+            argument,
+            expected,
+            actual,
+        });
+    }
+    Ok(())
+}
+
+impl CrossEntropyOptions {
+    /// Checks `weight` (length and finiteness) and `label_smoothing` against `classes`.
+    pub(crate) fn check(&self, classes: usize) -> Result<()> {
+        if !(0.0..=1.0).contains(&self.label_smoothing) {
+            return Err(Error::InvalidArgument {
+                argument: "label_smoothing",
+                message: format!("must be in [0, 1], got {}", self.label_smoothing),
+            });
+        }
+        if let Some(w) = &self.weight {
+            check_len("weight", w.len(), classes)?;
+            if let Some((i, v)) = w.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+                return Err(Error::InvalidArgument {
+                    argument: "weight",
+                    message: format!("weight[{i}] = {v} is not finite"),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The weight of class `c` (1 without `weight`).
+    pub(crate) fn class_weight(&self, c: usize) -> f32 {
+        self.weight.as_ref().map_or(1.0, |w| w[c])
+    }
+
+    /// How many `grad_output` values the reduction takes: `rows` for `None`, else 1.
+    pub(crate) fn grad_output_len(&self, rows: usize) -> usize {
+        match self.reduction {
+            Reduction::None => rows,
+            Reduction::Sum | Reduction::Mean => 1,
+        }
+    }
+}
+
+/// Checks the length of `targets` and that each is in `[0, classes)` or `ignore_index`.
+pub(crate) fn check_targets(targets: &[i32], rows: usize, classes: usize, ignore_index: i32) -> Result<()> {
+    check_len("targets", targets.len(), rows)?;
+    match targets
+        .iter()
+        .enumerate()
+        .find(|&(_, &t)| t != ignore_index && (t < 0 || t as usize >= classes))
+    {
+        Some((row, &t)) => Err(Error::InvalidTarget {
+            row,
+            value: t as i64,
+            classes,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Every check `nll_loss` / `cross_entropy` (and their gradients) make on their arguments.
+pub(crate) fn check_class_index_loss(
+    input: (&'static str, usize),
+    targets: &[i32],
+    rows: usize,
+    classes: usize,
+    opts: &CrossEntropyOptions,
+    grad_output: Option<&[f32]>,
+) -> Result<()> {
+    check_matrix(input.0, input.1, rows, classes)?;
+    opts.check(classes)?;
+    check_targets(targets, rows, classes, opts.ignore_index)?;
+    if let Some(g) = grad_output {
+        check_len("grad_output", g.len(), opts.grad_output_len(rows))?;
+    }
+    Ok(())
+}
