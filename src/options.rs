@@ -57,7 +57,12 @@ impl Default for CrossEntropyOptions {
 }
 
 /// Checks `rows`/`classes` and that `len` (the length of `argument`) is `rows × classes`.
-pub(crate) fn check_matrix(argument: &'static str, len: usize, rows: usize, classes: usize) -> Result<()> {
+pub(crate) fn check_matrix(
+    argument: &'static str,
+    len: usize,
+    rows: usize,
+    classes: usize,
+) -> Result<()> {
     if rows == 0 || classes == 0 {
         return Err(Error::EmptyBatch { rows, classes });
     }
@@ -116,7 +121,12 @@ impl CrossEntropyOptions {
 }
 
 /// Checks the length of `targets` and that each is in `[0, classes)` or `ignore_index`.
-pub(crate) fn check_targets(targets: &[i32], rows: usize, classes: usize, ignore_index: i32) -> Result<()> {
+pub(crate) fn check_targets(
+    targets: &[i32],
+    rows: usize,
+    classes: usize,
+    ignore_index: i32,
+) -> Result<()> {
     check_len("targets", targets.len(), rows)?;
     match targets
         .iter()

@@ -1,0 +1,65 @@
+// Bindings and helpers shared by the class-index families (nll, cross_entropy, reduce):
+// one bind-group layout serves every kernel of an op, so one bind group per recording.
+
+// Logits or log-probabilities, rows × classes, from params.input_off.
+@group(0) @binding(1) var<storage, read> input: array<f32>;
+// One class index per row, from params.target_off.
+@group(0) @binding(2) var<storage, read> targets: array<i32>;
+// One weight per class (read only when FLAG_WEIGHT is set).
+@group(0) @binding(3) var<storage, read> weight: array<f32>;
+// Upstream gradient: one per row (reduction none) or one value, from grad_output_off.
+@group(0) @binding(4) var<storage, read> grad_output: array<f32>;
+// [0]: Σ w[t] over the rows that are neither ignored nor out of range (mean's divisor).
+@group(0) @binding(5) var<storage, read_write> totals: array<f32>;
+// One loss per row, from params.row_loss_off.
+@group(0) @binding(6) var<storage, read_write> row_loss: array<f32>;
+// Gradient, rows × classes, from params.grad_off.
+@group(0) @binding(7) var<storage, read_write> grad: array<f32>;
+// The reduced loss (sum or mean), at params.loss_out_off.
+@group(0) @binding(8) var<storage, read_write> loss_out: array<f32>;
+
+const TARGET_VALID: u32 = 0u;
+const TARGET_IGNORED: u32 = 1u;
+const TARGET_INVALID: u32 = 2u;
+
+fn row_target(row: u32) -> i32 {
+    return targets[params.target_off + row];
+}
+
+fn target_kind(t: i32) -> u32 {
+    if t == params.ignore_index {
+        return TARGET_IGNORED;
+    }
+    if t < 0 || u32(t) >= params.classes {
+        return TARGET_INVALID;
+    }
+    return TARGET_VALID;
+}
+
+fn class_weight(c: u32) -> f32 {
+    if (params.flags & FLAG_WEIGHT) != 0u {
+        return weight[c];
+    }
+    return 1.0;
+}
+
+// The upstream gradient of a row (÷ the total target weight for mean). NaN when it is
+// not finite, or when mean's total weight is 0.
+fn upstream_grad(row: u32) -> Ext {
+    var g = params.grad_scale;
+    if (params.flags & FLAG_GRAD_BUFFER) != 0u {
+        let per_row = (params.flags & (FLAG_MEAN | FLAG_SUM)) == 0u;
+        g = grad_output[params.grad_output_off + select(0u, row, per_row)];
+    }
+    if !is_finite_bits(g) {
+        return ext_kind(EXT_NAN);
+    }
+    if (params.flags & FLAG_MEAN) != 0u {
+        let total = totals[0];
+        if total == 0.0 {
+            return ext_kind(EXT_NAN);
+        }
+        return ext(g / total);
+    }
+    return ext(g);
+}

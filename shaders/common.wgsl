@@ -1,0 +1,141 @@
+// Shared by every kernel: the parameter block, float classification and an exact
+// "extended real" so no shader ever computes with inf or NaN (WGSL may assume finite
+// floats). Non-finite inputs are recognised by their bits and non-finite outputs are
+// written from bit patterns.
+
+// Mirrors `LossParams` in src/gpu/params.rs field for field.
+struct Params {
+    rows: u32,
+    classes: u32,
+    ignore_index: i32,
+    // FLAG_* bits below.
+    flags: u32,
+    label_smoothing: f32,
+    // Upstream gradient when no grad_output buffer is bound.
+    grad_scale: f32,
+    // Element offsets of each caller buffer's data inside its binding (any 4-byte-aligned
+    // caller offset works: the host binds at the aligned-down offset and passes the rest).
+    input_off: u32,
+    target_off: u32,
+    grad_output_off: u32,
+    row_loss_off: u32,
+    grad_off: u32,
+    loss_out_off: u32,
+}
+
+const FLAG_WEIGHT: u32 = 1u;       // a class-weight buffer is bound
+const FLAG_MEAN: u32 = 2u;         // reduction = mean
+const FLAG_SUM: u32 = 4u;          // reduction = sum (neither bit: none)
+const FLAG_GRAD_BUFFER: u32 = 8u;  // grad_output comes from a buffer, not grad_scale
+
+@group(0) @binding(0) var<uniform> params: Params;
+
+const EXP_MASK: u32 = 0x7f800000u;
+const POS_INF_BITS: u32 = 0x7f800000u;
+const NEG_INF_BITS: u32 = 0xff800000u;
+const NAN_BITS: u32 = 0x7fc00000u;
+const MAX_FINITE: f32 = 3.4028235e38;
+
+fn is_finite_bits(x: f32) -> bool {
+    return (bitcast<u32>(x) & EXP_MASK) != EXP_MASK;
+}
+
+fn is_neg_inf(x: f32) -> bool {
+    return bitcast<u32>(x) == NEG_INF_BITS;
+}
+
+fn nan_f32() -> f32 {
+    return bitcast<f32>(NAN_BITS);
+}
+
+fn neg_inf_f32() -> f32 {
+    return bitcast<f32>(NEG_INF_BITS);
+}
+
+// An extended real: `v` is always finite; `k` says what the value really is:
+// 0 finite (= v), 1 +Infinity, 2 -Infinity, 3 NaN. The kinds are bits, so the kind of a
+// sum is the OR of the kinds (+inf + -inf = NaN).
+struct Ext {
+    v: f32,
+    k: u32,
+}
+
+const EXT_FINITE: u32 = 0u;
+const EXT_POS_INF: u32 = 1u;
+const EXT_NEG_INF: u32 = 2u;
+const EXT_NAN: u32 = 3u;
+
+fn ext(v: f32) -> Ext {
+    return Ext(v, EXT_FINITE);
+}
+
+fn ext_kind(k: u32) -> Ext {
+    return Ext(0.0, k);
+}
+
+// Classifies a float read from memory.
+fn ext_from(x: f32) -> Ext {
+    let b = bitcast<u32>(x);
+    if (b & EXP_MASK) != EXP_MASK {
+        return ext(x);
+    }
+    if b == POS_INF_BITS {
+        return ext_kind(EXT_POS_INF);
+    }
+    if b == NEG_INF_BITS {
+        return ext_kind(EXT_NEG_INF);
+    }
+    return ext_kind(EXT_NAN);
+}
+
+fn ext_to_f32(e: Ext) -> f32 {
+    switch e.k {
+        case 0u: { return e.v; }
+        case 1u: { return bitcast<f32>(POS_INF_BITS); }
+        case 2u: { return bitcast<f32>(NEG_INF_BITS); }
+        default: { return nan_f32(); }
+    }
+}
+
+fn ext_add(a: Ext, b: Ext) -> Ext {
+    if (a.k | b.k) == EXT_FINITE {
+        return ext(a.v + b.v);
+    }
+    return ext_kind(a.k | b.k);
+}
+
+// e · s for a finite s (0 · ±inf = NaN, a negative s swaps the infinities).
+fn ext_scale(e: Ext, s: f32) -> Ext {
+    if e.k == EXT_FINITE {
+        return ext(e.v * s);
+    }
+    if e.k == EXT_NAN || s == 0.0 {
+        return ext_kind(EXT_NAN);
+    }
+    if s < 0.0 {
+        return ext_kind(3u - e.k);
+    }
+    return e;
+}
+
+// e / d for a finite d, with IEEE's rules for d == 0 (0/0 = NaN, x/0 = ±inf).
+fn ext_div(e: Ext, d: f32) -> Ext {
+    if d != 0.0 {
+        return ext_scale(e, 1.0 / d);
+    }
+    if e.k != EXT_FINITE {
+        return e;
+    }
+    if e.v > 0.0 {
+        return ext_kind(EXT_POS_INF);
+    }
+    if e.v < 0.0 {
+        return ext_kind(EXT_NEG_INF);
+    }
+    return ext_kind(EXT_NAN);
+}
+
+// Linear index of this workgroup in a dispatch folded into x and y (x ≤ 65535).
+fn workgroup_index(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return wid.y * nwg.x + wid.x;
+}

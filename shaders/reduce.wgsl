@@ -1,0 +1,63 @@
+// Batch reductions of the class-index families, each one workgroup of 256 invocations:
+// invocation i folds rows i, i+256, … in order, then a fixed binary tree combines the
+// 256 partials, so the result is bit-identical from run to run. They read `rows` values,
+// never rows × classes.
+
+const REDUCE_WG: u32 = 256u;
+
+var<workgroup> partial_value: array<f32, 256>;
+var<workgroup> partial_kind: array<u32, 256>;
+
+// totals[0] = Σ w[t] over the rows whose target is a valid class (mean's divisor).
+@compute @workgroup_size(256)
+fn target_weight_total(@builtin(local_invocation_index) lid: u32) {
+    var acc = 0.0;
+    for (var row = lid; row < params.rows; row += REDUCE_WG) {
+        let t = row_target(row);
+        if target_kind(t) == TARGET_VALID {
+            acc += class_weight(u32(t));
+        }
+    }
+    partial_value[lid] = acc;
+    workgroupBarrier();
+    for (var stride = REDUCE_WG / 2u; stride > 0u; stride = stride / 2u) {
+        if lid < stride {
+            partial_value[lid] += partial_value[lid + stride];
+        }
+        workgroupBarrier();
+    }
+    if lid == 0u {
+        totals[0] = partial_value[0];
+    }
+}
+
+// loss_out = Σ row_loss (sum) or Σ row_loss / totals[0] (mean), non-finite losses
+// carried exactly (a NaN row gives NaN, +inf and -inf rows give NaN, 0/0 gives NaN).
+@compute @workgroup_size(256)
+fn reduce_losses(@builtin(local_invocation_index) lid: u32) {
+    var acc = ext(0.0);
+    for (var row = lid; row < params.rows; row += REDUCE_WG) {
+        acc = ext_add(acc, ext_from(row_loss[params.row_loss_off + row]));
+    }
+    partial_value[lid] = acc.v;
+    partial_kind[lid] = acc.k;
+    workgroupBarrier();
+    for (var stride = REDUCE_WG / 2u; stride > 0u; stride = stride / 2u) {
+        if lid < stride {
+            let sum = ext_add(
+                Ext(partial_value[lid], partial_kind[lid]),
+                Ext(partial_value[lid + stride], partial_kind[lid + stride]),
+            );
+            partial_value[lid] = sum.v;
+            partial_kind[lid] = sum.k;
+        }
+        workgroupBarrier();
+    }
+    if lid == 0u {
+        var total = Ext(partial_value[0], partial_kind[0]);
+        if (params.flags & FLAG_MEAN) != 0u {
+            total = ext_div(total, totals[0]);
+        }
+        loss_out[params.loss_out_off] = ext_to_f32(total);
+    }
+}

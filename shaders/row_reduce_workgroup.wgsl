@@ -1,0 +1,41 @@
+// Row reductions across one workgroup through workgroup memory, for adapters without
+// subgroup operations. WG (a power of two ≤ 256) invocations share one row; every helper
+// is called by all of them in uniform control flow and returns the same value to all.
+// Fixed binary trees: the result is bit-identical from run to run.
+
+override WG: u32 = 64u;
+
+var<workgroup> tree_f32: array<vec4<f32>, 256>;
+var<workgroup> tree_flags: atomic<u32>;
+
+fn row_max(v: f32, lid: u32) -> f32 {
+    tree_f32[lid].x = v;
+    workgroupBarrier();
+    for (var stride = WG / 2u; stride > 0u; stride = stride / 2u) {
+        if lid < stride {
+            tree_f32[lid].x = max(tree_f32[lid].x, tree_f32[lid + stride].x);
+        }
+        workgroupBarrier();
+    }
+    return workgroupUniformLoad(&tree_f32[0]).x;
+}
+
+fn row_sum4(v: vec4<f32>, lid: u32) -> vec4<f32> {
+    tree_f32[lid] = v;
+    workgroupBarrier();
+    for (var stride = WG / 2u; stride > 0u; stride = stride / 2u) {
+        if lid < stride {
+            tree_f32[lid] = tree_f32[lid] + tree_f32[lid + stride];
+        }
+        workgroupBarrier();
+    }
+    return workgroupUniformLoad(&tree_f32[0]);
+}
+
+fn row_or(v: u32, lid: u32) -> u32 {
+    if v != 0u {
+        atomicOr(&tree_flags, v);
+    }
+    workgroupBarrier();
+    return atomicLoad(&tree_flags);
+}

@@ -1,0 +1,100 @@
+// Online log-sum-exp of one row, shared by the softmax and cross-entropy families.
+// Each invocation folds its share of the row into a RowStats (one read of each element,
+// max-subtracted on the fly), then row_totals combines the shares with the row_reduce
+// helpers. Non-finite logits are classified by their bits and never enter arithmetic:
+// -inf contributes exp = 0 (and flags, for label smoothing), NaN / +inf poison the row.
+
+const ROW_POISON: u32 = 1u;       // a NaN or +inf logit: the whole row is NaN
+const NEG_INF_W_POS: u32 = 2u;    // a -inf logit at a class of weight > 0
+const NEG_INF_W_NEG: u32 = 4u;    // ... weight < 0
+const NEG_INF_W_ZERO: u32 = 8u;   // ... weight == 0
+
+struct RowStats {
+    // Running max of the finite logits seen (meaningless while sum_exp == 0).
+    m: f32,
+    // Σ exp(x - m) over the finite logits seen; 0 means none seen yet.
+    sum_exp: f32,
+    // Σ w·(x - m) over the finite logits seen (for the label-smoothing term).
+    wx: f32,
+    // Σ w over the finite logits seen.
+    w_finite: f32,
+    // Σ w over every class seen.
+    w_all: f32,
+    flags: u32,
+}
+
+fn stats_empty() -> RowStats {
+    return RowStats(0.0, 0.0, 0.0, 0.0, 0.0, 0u);
+}
+
+fn stats_push(s: ptr<function, RowStats>, x: f32, w: f32) {
+    (*s).w_all += w;
+    if !is_finite_bits(x) {
+        if is_neg_inf(x) {
+            (*s).flags |= select(select(NEG_INF_W_ZERO, NEG_INF_W_NEG, w < 0.0), NEG_INF_W_POS, w > 0.0);
+        } else {
+            (*s).flags |= ROW_POISON;
+        }
+        return;
+    }
+    if (*s).sum_exp == 0.0 {
+        (*s).m = x;
+        (*s).sum_exp = 1.0;
+        (*s).wx = 0.0;
+        (*s).w_finite = w;
+        return;
+    }
+    if x > (*s).m {
+        let d = (*s).m - x;
+        (*s).sum_exp = (*s).sum_exp * exp(d) + 1.0;
+        (*s).wx += d * (*s).w_finite;
+        (*s).m = x;
+    } else {
+        (*s).sum_exp += exp(x - (*s).m);
+        (*s).wx += w * (x - (*s).m);
+    }
+    (*s).w_finite += w;
+}
+
+// The whole row's statistics, the same in every invocation of the workgroup.
+struct RowTotals {
+    // Max of the finite logits (-MAX_FINITE if there are none).
+    m: f32,
+    // Σ exp(x - m) over finite logits: 0 iff the row has no finite logit.
+    sum_exp: f32,
+    // Σ w·(x - m) over finite logits.
+    wx: f32,
+    w_finite: f32,
+    w_all: f32,
+    flags: u32,
+}
+
+fn row_totals(s: RowStats, lid: u32) -> RowTotals {
+    let has = s.sum_exp > 0.0;
+    let m = row_max(select(-MAX_FINITE, s.m, has), lid);
+    var part = vec4<f32>(0.0, 0.0, s.w_finite, s.w_all);
+    if has {
+        let d = s.m - m;
+        part.x = s.sum_exp * exp(d);
+        part.y = s.wx + d * s.w_finite;
+    }
+    let sums = row_sum4(part, lid);
+    let flags = row_or(s.flags, lid);
+    return RowTotals(m, sums.x, sums.y, sums.z, sums.w, flags);
+}
+
+// True when the row's outputs are all NaN: a NaN / +inf logit, or no finite logit.
+fn row_is_poisoned(t: RowTotals) -> bool {
+    return (t.flags & ROW_POISON) != 0u || t.sum_exp == 0.0;
+}
+
+// x - lse for a finite logit x of the row, as (x - m) - log Σ: x - m is exact for logits
+// near the max, so large logits (±1e4) lose nothing to the rounding of lse itself.
+fn row_log_prob(t: RowTotals, x: f32) -> f32 {
+    return (x - t.m) - log(t.sum_exp);
+}
+
+// softmax of a finite logit x of the row.
+fn row_prob(t: RowTotals, x: f32) -> f32 {
+    return exp(x - t.m) / t.sum_exp;
+}

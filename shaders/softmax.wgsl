@@ -1,0 +1,136 @@
+// Row-wise log-softmax and softmax over the contiguous class dimension, and their
+// backward passes. One workgroup (WG invocations) per row; rows beyond 65535 workgroups
+// fold into the dispatch's y dimension.
+//
+// Layout: input / grad_output / output are rows × classes, row-major, starting at
+// params.input_off / grad_output_off / grad_off elements into their bindings.
+// Passes: forward reads the row twice (online log-sum-exp, then write) and writes it
+// once; backward reads y and dy twice and writes dx once.
+// Numerics: f32, max-subtracted; -inf logits give exactly -inf / 0; a row with a NaN or
+// +inf, or with no finite logit, is all NaN (as PyTorch).
+
+@group(0) @binding(1) var<storage, read> input: array<f32>;
+@group(0) @binding(4) var<storage, read> grad_output: array<f32>;
+@group(0) @binding(7) var<storage, read_write> output: array<f32>;
+
+fn softmax_row(row: u32, lid: u32, log_space: bool) {
+    let classes = params.classes;
+    let base = params.input_off + row * classes;
+    var s = stats_empty();
+    for (var c = lid; c < classes; c += WG) {
+        stats_push(&s, input[base + c], 1.0);
+    }
+    let t = row_totals(s, lid);
+    let out = params.grad_off + row * classes;
+    if row_is_poisoned(t) {
+        for (var c = lid; c < classes; c += WG) {
+            output[out + c] = nan_f32();
+        }
+        return;
+    }
+    for (var c = lid; c < classes; c += WG) {
+        let x = input[base + c];
+        var v: f32;
+        if is_neg_inf(x) {
+            v = select(0.0, neg_inf_f32(), log_space);
+        } else if log_space {
+            v = row_log_prob(t, x);
+        } else {
+            v = row_prob(t, x);
+        }
+        output[out + c] = v;
+    }
+}
+
+@compute @workgroup_size(WG)
+fn log_softmax_forward(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let row = workgroup_index(wid, nwg);
+    if row >= params.rows {
+        return;
+    }
+    softmax_row(row, lid, true);
+}
+
+@compute @workgroup_size(WG)
+fn softmax_forward(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let row = workgroup_index(wid, nwg);
+    if row >= params.rows {
+        return;
+    }
+    softmax_row(row, lid, false);
+}
+
+// dx from the forward output y and upstream dy. log_space: dx = dy - exp(y)·Σdy;
+// otherwise dx = y·(dy - Σ y·dy). A -inf y (log space only) has exp(y) = 0, so dx = dy;
+// a row with any other non-finite y or a non-finite dy is NaN.
+fn softmax_backward_row(row: u32, lid: u32, log_space: bool) {
+    let classes = params.classes;
+    let y_base = params.input_off + row * classes;
+    let dy_base = params.grad_output_off + row * classes;
+    var acc = 0.0;
+    var flags = 0u;
+    for (var c = lid; c < classes; c += WG) {
+        let y = input[y_base + c];
+        let dy = grad_output[dy_base + c];
+        let y_ok = is_finite_bits(y) || (log_space && is_neg_inf(y));
+        if !is_finite_bits(dy) || !y_ok {
+            flags = ROW_POISON;
+        } else if log_space {
+            acc += dy;
+        } else {
+            acc += y * dy;
+        }
+    }
+    let total = row_sum4(vec4<f32>(acc, 0.0, 0.0, 0.0), lid).x;
+    let poisoned = row_or(flags, lid) != 0u;
+    let out = params.grad_off + row * classes;
+    for (var c = lid; c < classes; c += WG) {
+        let y = input[y_base + c];
+        let dy = grad_output[dy_base + c];
+        var v = nan_f32();
+        if !poisoned {
+            if is_neg_inf(y) {
+                v = dy;
+            } else if log_space {
+                v = dy - exp(y) * total;
+            } else {
+                v = y * (dy - total);
+            }
+        }
+        output[out + c] = v;
+    }
+}
+
+@compute @workgroup_size(WG)
+fn log_softmax_backward(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let row = workgroup_index(wid, nwg);
+    if row >= params.rows {
+        return;
+    }
+    softmax_backward_row(row, lid, true);
+}
+
+@compute @workgroup_size(WG)
+fn softmax_backward(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let row = workgroup_index(wid, nwg);
+    if row >= params.rows {
+        return;
+    }
+    softmax_backward_row(row, lid, false);
+}

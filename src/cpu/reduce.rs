@@ -1,0 +1,70 @@
+//! What `nll_loss` and `cross_entropy` share: class weights, ignored rows, the reduction of the
+//! per-row losses and the upstream scale `g_i` of each row's gradient.
+
+use crate::{CrossEntropyOptions, Reduction};
+
+/// Class-index targets with the options that say how to weigh, ignore and reduce them.
+pub(super) struct Targets<'a> {
+    pub(super) targets: &'a [i32],
+    pub(super) opts: &'a CrossEntropyOptions,
+}
+
+impl Targets<'_> {
+    /// The weight of class `c` (1 without `weight`).
+    pub(super) fn weight(&self, c: usize) -> f64 {
+        f64::from(self.opts.class_weight(c))
+    }
+
+    /// Row `i`'s target class, or `None` where it equals `ignore_index`.
+    fn target(&self, i: usize) -> Option<usize> {
+        let t = self.targets[i];
+        (t != self.opts.ignore_index).then_some(t as usize)
+    }
+
+    /// The mean's denominator `D`: Σ `w[t_i]` over the rows that are not ignored.
+    fn denominator(&self) -> f64 {
+        (0..self.targets.len())
+            .filter_map(|i| self.target(i))
+            .map(|t| self.weight(t))
+            .sum()
+    }
+
+    /// `row_loss(i, t_i)` for each row (exactly 0 for ignored rows), reduced: one value per row
+    /// for `None`, else one value (the mean divides by `D`, so no counted row gives NaN).
+    pub(super) fn reduced_loss(&self, row_loss: impl Fn(usize, usize) -> f64) -> Vec<f64> {
+        let losses =
+            (0..self.targets.len()).map(|i| self.target(i).map_or(0.0, |t| row_loss(i, t)));
+        match self.opts.reduction {
+            Reduction::None => losses.collect(),
+            Reduction::Sum => vec![losses.sum()],
+            Reduction::Mean => vec![losses.sum::<f64>() / self.denominator()],
+        }
+    }
+
+    /// The `rows × classes` gradient: ignored rows exactly 0, rows whose upstream scale `g_i` is
+    /// not finite (e.g. a mean with `D == 0`) all NaN, every other row filled by
+    /// `row_grad(i, t_i, g_i, row)` from zeros.
+    pub(super) fn gradient(
+        &self,
+        classes: usize,
+        grad_output: &[f64],
+        row_grad: impl Fn(usize, usize, f64, &mut [f64]),
+    ) -> Vec<f64> {
+        let denominator = self.denominator();
+        let mut grad = vec![0.0; self.targets.len() * classes];
+        for (i, row) in grad.chunks_exact_mut(classes).enumerate() {
+            let Some(t) = self.target(i) else { continue };
+            let g = match self.opts.reduction {
+                Reduction::None => grad_output[i],
+                Reduction::Sum => grad_output[0],
+                Reduction::Mean => grad_output[0] / denominator,
+            };
+            if g.is_finite() {
+                row_grad(i, t, g, row);
+            } else {
+                row.fill(f64::NAN);
+            }
+        }
+        grad
+    }
+}

@@ -1,0 +1,207 @@
+//! Pipelines and bind-group layouts, built once per [`Gpu`](crate::Gpu) and reused.
+
+use std::collections::HashMap;
+
+use super::shaders::{Family, RowReduce};
+
+/// The two bind-group layouts: one for the row-wise softmax family, one shared by every
+/// class-index kernel (nll, cross-entropy, reductions), so one bind group serves all the
+/// dispatches of an op.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Layout {
+    /// 0 params, 1 input (read), 4 grad_output (read), 7 output (read-write).
+    Row,
+    /// 0 params, 1 input, 2 targets, 3 weight, 4 grad_output (read), 5 totals, 6 row_loss,
+    /// 7 grad, 8 loss_out (read-write).
+    ClassIndex,
+}
+
+impl Layout {
+    /// `(binding, read_only)` of each storage binding, in binding order.
+    pub(crate) fn storage_bindings(self) -> &'static [(u32, bool)] {
+        match self {
+            Layout::Row => &[(1, true), (4, true), (7, false)],
+            Layout::ClassIndex => &[
+                (1, true),
+                (2, true),
+                (3, true),
+                (4, true),
+                (5, false),
+                (6, false),
+                (7, false),
+                (8, false),
+            ],
+        }
+    }
+}
+
+/// Every compute kernel of the crate, named by its WGSL entry point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Kernel {
+    LogSoftmaxForward,
+    SoftmaxForward,
+    LogSoftmaxBackward,
+    SoftmaxBackward,
+    CrossEntropyForward,
+    CrossEntropyForwardBackward,
+    NllForward,
+    NllBackward,
+    TargetWeightTotal,
+    ReduceLosses,
+}
+
+impl Kernel {
+    const ALL: [Kernel; 10] = [
+        Kernel::LogSoftmaxForward,
+        Kernel::SoftmaxForward,
+        Kernel::LogSoftmaxBackward,
+        Kernel::SoftmaxBackward,
+        Kernel::CrossEntropyForward,
+        Kernel::CrossEntropyForwardBackward,
+        Kernel::NllForward,
+        Kernel::NllBackward,
+        Kernel::TargetWeightTotal,
+        Kernel::ReduceLosses,
+    ];
+
+    fn family(self) -> Family {
+        match self {
+            Kernel::LogSoftmaxForward
+            | Kernel::SoftmaxForward
+            | Kernel::LogSoftmaxBackward
+            | Kernel::SoftmaxBackward => Family::Softmax,
+            Kernel::CrossEntropyForward | Kernel::CrossEntropyForwardBackward => {
+                Family::CrossEntropy
+            }
+            Kernel::NllForward | Kernel::NllBackward => Family::Nll,
+            Kernel::TargetWeightTotal | Kernel::ReduceLosses => Family::Reduce,
+        }
+    }
+
+    fn entry_point(self) -> &'static str {
+        match self {
+            Kernel::LogSoftmaxForward => "log_softmax_forward",
+            Kernel::SoftmaxForward => "softmax_forward",
+            Kernel::LogSoftmaxBackward => "log_softmax_backward",
+            Kernel::SoftmaxBackward => "softmax_backward",
+            Kernel::CrossEntropyForward => "cross_entropy_forward",
+            Kernel::CrossEntropyForwardBackward => "cross_entropy_forward_backward",
+            Kernel::NllForward => "nll_forward",
+            Kernel::NllBackward => "nll_backward",
+            Kernel::TargetWeightTotal => "target_weight_total",
+            Kernel::ReduceLosses => "reduce_losses",
+        }
+    }
+
+    pub(crate) fn layout(self) -> Layout {
+        match self.family() {
+            Family::Softmax => Layout::Row,
+            Family::CrossEntropy | Family::Nll | Family::Reduce => Layout::ClassIndex,
+        }
+    }
+}
+
+/// How the row-wise kernels are shaped on this device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RowShape {
+    pub reduce: RowReduce,
+    /// Invocations per row (a power of two ≤ 256; the subgroup size for `Subgroup`).
+    pub workgroup_size: u32,
+}
+
+/// All pipelines and layouts of one device.
+#[derive(Debug)]
+pub(crate) struct Kernels {
+    layouts: HashMap<Layout, wgpu::BindGroupLayout>,
+    pipelines: HashMap<Kernel, wgpu::ComputePipeline>,
+}
+
+impl Kernels {
+    pub(crate) fn new(device: &wgpu::Device, row: RowShape) -> Self {
+        let layouts: HashMap<Layout, wgpu::BindGroupLayout> = [Layout::Row, Layout::ClassIndex]
+            .into_iter()
+            .map(|layout| (layout, create_layout(device, layout)))
+            .collect();
+        let modules: HashMap<Family, wgpu::ShaderModule> = Family::ALL
+            .into_iter()
+            .map(|family| {
+                let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                    label: Some(&format!("wgpu-loss {family:?}")),
+                    source: wgpu::ShaderSource::Wgsl(family.source(row.reduce).into()),
+                });
+                (family, module)
+            })
+            .collect();
+        let row_constants = [("WG", f64::from(row.workgroup_size))];
+        let pipelines = Kernel::ALL
+            .into_iter()
+            .map(|kernel| {
+                let layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                    label: Some(kernel.entry_point()),
+                    bind_group_layouts: &[Some(&layouts[&kernel.layout()])],
+                    immediate_size: 0,
+                });
+                let constants: &[(&str, f64)] = if kernel.family().is_row_wise() {
+                    &row_constants
+                } else {
+                    &[]
+                };
+                let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(kernel.entry_point()),
+                    layout: Some(&layout),
+                    module: &modules[&kernel.family()],
+                    entry_point: Some(kernel.entry_point()),
+                    compilation_options: wgpu::PipelineCompilationOptions {
+                        constants,
+                        ..Default::default()
+                    },
+                    cache: None,
+                });
+                (kernel, pipeline)
+            })
+            .collect();
+        Self { layouts, pipelines }
+    }
+
+    pub(crate) fn layout(&self, layout: Layout) -> &wgpu::BindGroupLayout {
+        &self.layouts[&layout]
+    }
+
+    pub(crate) fn pipeline(&self, kernel: Kernel) -> &wgpu::ComputePipeline {
+        &self.pipelines[&kernel]
+    }
+}
+
+fn create_layout(device: &wgpu::Device, layout: Layout) -> wgpu::BindGroupLayout {
+    let uniform = wgpu::BindGroupLayoutEntry {
+        binding: 0,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Uniform,
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        },
+        count: None,
+    };
+    let entries: Vec<_> = std::iter::once(uniform)
+        .chain(
+            layout
+                .storage_bindings()
+                .iter()
+                .map(|&(binding, read_only)| wgpu::BindGroupLayoutEntry {
+                    binding,
+                    visibility: wgpu::ShaderStages::COMPUTE,
+                    ty: wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Storage { read_only },
+                        has_dynamic_offset: false,
+                        min_binding_size: None,
+                    },
+                    count: None,
+                }),
+        )
+        .collect();
+    device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+        label: Some(&format!("wgpu-loss {layout:?}")),
+        entries: &entries,
+    })
+}

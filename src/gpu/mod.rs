@@ -1,0 +1,300 @@
+//! The host core: adapter and device, the pipeline cache, argument binding, dispatch and
+//! readback. Every op in [`crate::ops`] records through this and none re-implements it.
+
+mod kernels;
+mod params;
+mod readback;
+mod shaders;
+mod slice;
+mod workspace;
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+pub(crate) use kernels::{Kernel, Layout};
+pub(crate) use params::{LossParams, FLAG_GRAD_BUFFER, FLAG_MEAN, FLAG_SUM, FLAG_WEIGHT};
+pub use workspace::Workspace;
+pub(crate) use workspace::{Binding, Dispatch};
+
+use crate::error::{Error, Result};
+use kernels::{Kernels, RowShape};
+use shaders::RowReduce;
+use slice::SliceScratch;
+
+/// How a [`Gpu`] is set up. Build it from `Default` and change fields.
+///
+/// ```
+/// let mut opts = wgpu_loss::GpuOptions::default();
+/// opts.subgroups = false; // force the workgroup-memory fallback
+/// assert!(opts.readback_timeout.as_secs() > 0);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct GpuOptions {
+    /// Use subgroup operations where the device has `SUBGROUP` and a fixed subgroup size
+    /// (default `true`). `false` forces the workgroup-memory path on every device.
+    pub subgroups: bool,
+    /// How long a slice-API call waits for its results before returning
+    /// [`Error::Readback`] (default 120 s).
+    pub readback_timeout: Duration,
+}
+
+impl Default for GpuOptions {
+    fn default() -> Self {
+        Self {
+            subgroups: true,
+            readback_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+/// A device, its queue and everything built on it once: pipelines, layouts, and a pool of
+/// scratch buffers for the slice API. `Send + Sync`: share one between threads.
+///
+/// ```
+/// # fn main() -> Result<(), wgpu_loss::Error> {
+/// let gpu = wgpu_loss::Gpu::new()?;
+/// let p = gpu.softmax(&[0.0, 0.0, 0.0, 0.0], 1, 4)?;
+/// assert_eq!(p, vec![0.25; 4]);
+/// println!("ran on {}", gpu.adapter_info().name);
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Gpu {
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    info: wgpu::AdapterInfo,
+    row: RowShape,
+    kernels: Kernels,
+    /// Bound where an op has no buffer for a read-only slot (no weight, scalar grad_output).
+    placeholder: wgpu::Buffer,
+    readback_timeout: Duration,
+    slice_pool: Mutex<Vec<SliceScratch>>,
+}
+
+/// The optional features the kernels use when the adapter has them.
+const WANTED_FEATURES: wgpu::Features = wgpu::Features::SUBGROUP
+    .union(wgpu::Features::SHADER_F16)
+    .union(wgpu::Features::TIMESTAMP_QUERY);
+
+impl Gpu {
+    /// Picks an adapter (honouring `WGPU_BACKEND`, `WGPU_ADAPTER_NAME` and
+    /// `WGPU_POWER_PREF`) and creates a device with the adapter's own limits. Blocking;
+    /// native only (see [`Gpu::new_async`]).
+    ///
+    /// ```
+    /// let gpu = wgpu_loss::Gpu::new().expect("a GPU adapter (or Mesa's lavapipe/llvmpipe)");
+    /// ```
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn new() -> Result<Self> {
+        pollster::block_on(Self::new_async())
+    }
+
+    /// [`Gpu::new`] with options. Blocking; native only.
+    ///
+    /// ```
+    /// let mut opts = wgpu_loss::GpuOptions::default();
+    /// opts.subgroups = false;
+    /// let gpu = wgpu_loss::Gpu::with_options(opts).unwrap();
+    /// assert!(!gpu.uses_subgroups());
+    /// ```
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn with_options(options: GpuOptions) -> Result<Self> {
+        pollster::block_on(Self::with_options_async(options))
+    }
+
+    /// The async form of [`Gpu::new`], for the web and async apps.
+    ///
+    /// ```
+    /// let gpu = pollster::block_on(wgpu_loss::Gpu::new_async()).unwrap();
+    /// ```
+    pub async fn new_async() -> Result<Self> {
+        Self::with_options_async(GpuOptions::default()).await
+    }
+
+    /// The async form of [`Gpu::with_options`].
+    ///
+    /// ```
+    /// let gpu = pollster::block_on(wgpu_loss::Gpu::with_options_async(Default::default()));
+    /// assert!(gpu.is_ok());
+    /// ```
+    pub async fn with_options_async(options: GpuOptions) -> Result<Self> {
+        let instance =
+            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let adapter = pick_adapter(&instance).await?;
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("wgpu-loss"),
+                required_features: adapter.features() & WANTED_FEATURES,
+                required_limits: adapter.limits(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::RequestDevice(e.to_string()))?;
+        Ok(Self::from_device_with_options(device, queue, options))
+    }
+
+    /// Embeds the library in an app that already has a device: it then works within
+    /// `device.limits()` and `device.features()` and never creates a device of its own.
+    ///
+    /// ```
+    /// # let own = wgpu_loss::Gpu::new().unwrap();
+    /// # let (device, queue) = (own.device().clone(), own.queue().clone());
+    /// let gpu = wgpu_loss::Gpu::from_device(device, queue);
+    /// assert_eq!(gpu.log_softmax(&[1.0], 1, 1).unwrap(), vec![0.0]);
+    /// ```
+    pub fn from_device(device: wgpu::Device, queue: wgpu::Queue) -> Self {
+        Self::from_device_with_options(device, queue, GpuOptions::default())
+    }
+
+    /// [`Gpu::from_device`] with options.
+    ///
+    /// ```
+    /// # let own = wgpu_loss::Gpu::new().unwrap();
+    /// # let (device, queue) = (own.device().clone(), own.queue().clone());
+    /// let gpu = wgpu_loss::Gpu::from_device_with_options(device, queue, Default::default());
+    /// ```
+    pub fn from_device_with_options(
+        device: wgpu::Device,
+        queue: wgpu::Queue,
+        options: GpuOptions,
+    ) -> Self {
+        let info = device.adapter_info();
+        let row = choose_row_shape(&device, &info, &options);
+        let kernels = Kernels::new(&device, row);
+        let placeholder = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("wgpu-loss placeholder"),
+            size: 16,
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        });
+        Self {
+            device,
+            queue,
+            info,
+            row,
+            kernels,
+            placeholder,
+            readback_timeout: options.readback_timeout,
+            slice_pool: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// What the device runs on (name, backend, driver).
+    ///
+    /// ```
+    /// let gpu = wgpu_loss::Gpu::new().unwrap();
+    /// println!("{} via {:?}", gpu.adapter_info().name, gpu.adapter_info().backend);
+    /// ```
+    pub fn adapter_info(&self) -> &wgpu::AdapterInfo {
+        &self.info
+    }
+
+    /// The device the kernels run on (to create buffers for the encode API).
+    ///
+    /// ```
+    /// let gpu = wgpu_loss::Gpu::new().unwrap();
+    /// assert!(gpu.device().limits().max_storage_buffer_binding_size > 0);
+    /// ```
+    pub fn device(&self) -> &wgpu::Device {
+        &self.device
+    }
+
+    /// The queue work is submitted to.
+    ///
+    /// ```
+    /// let gpu = wgpu_loss::Gpu::new().unwrap();
+    /// gpu.queue().submit([]);
+    /// ```
+    pub fn queue(&self) -> &wgpu::Queue {
+        &self.queue
+    }
+
+    /// Whether the row-wise kernels use subgroup operations on this device.
+    ///
+    /// ```
+    /// let gpu = wgpu_loss::Gpu::new().unwrap();
+    /// println!("subgroups: {}", gpu.uses_subgroups());
+    /// ```
+    pub fn uses_subgroups(&self) -> bool {
+        self.row.reduce == RowReduce::Subgroup
+    }
+
+    pub(crate) fn kernels(&self) -> &Kernels {
+        &self.kernels
+    }
+
+    pub(crate) fn placeholder(&self) -> &wgpu::Buffer {
+        &self.placeholder
+    }
+}
+
+/// The adapter `WGPU_ADAPTER_NAME` names (case-insensitive substring), else the one
+/// `request_adapter` picks for `WGPU_POWER_PREF`. `WGPU_BACKEND` filters the instance.
+async fn pick_adapter(instance: &wgpu::Instance) -> Result<wgpu::Adapter> {
+    let wanted_name = std::env::var("WGPU_ADAPTER_NAME")
+        .ok()
+        .map(|n| n.to_lowercase());
+    if let Some(name) = wanted_name.filter(|n| !n.is_empty()) {
+        let adapters = instance.enumerate_adapters(wgpu::Backends::all()).await;
+        let names: Vec<String> = adapters.iter().map(|a| a.get_info().name).collect();
+        return adapters
+            .into_iter()
+            .find(|a| a.get_info().name.to_lowercase().contains(&name))
+            .ok_or_else(|| Error::NoAdapter {
+                detail: format!("WGPU_ADAPTER_NAME={name:?} matches none of {names:?}"),
+            });
+    }
+    instance
+        .request_adapter(&wgpu::RequestAdapterOptions {
+            power_preference: wgpu::PowerPreference::from_env().unwrap_or_default(),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| Error::NoAdapter {
+            detail: format!(
+                "{e}; WGPU_BACKEND={:?}",
+                std::env::var("WGPU_BACKEND").unwrap_or_default()
+            ),
+        })
+}
+
+/// One subgroup per row where the device has subgroups of one fixed size; otherwise a
+/// workgroup-memory tree, small on CPU adapters (where each barrier switches threads) and
+/// 256 wide on GPUs.
+fn choose_row_shape(
+    device: &wgpu::Device,
+    info: &wgpu::AdapterInfo,
+    options: &GpuOptions,
+) -> RowShape {
+    let size = info.subgroup_min_size;
+    let fixed_subgroup =
+        size == info.subgroup_max_size && size.is_power_of_two() && (4..=256).contains(&size);
+    if options.subgroups && device.features().contains(wgpu::Features::SUBGROUP) && fixed_subgroup {
+        return RowShape {
+            reduce: RowReduce::Subgroup,
+            workgroup_size: size,
+        };
+    }
+    let preferred = if info.device_type == wgpu::DeviceType::Cpu {
+        16
+    } else {
+        256
+    };
+    let limit = device
+        .limits()
+        .max_compute_invocations_per_workgroup
+        .min(device.limits().max_compute_workgroup_size_x);
+    RowShape {
+        reduce: RowReduce::Workgroup,
+        workgroup_size: preferred.min(prev_power_of_two(limit)),
+    }
+}
+
+fn prev_power_of_two(n: u32) -> u32 {
+    if n == 0 {
+        1
+    } else {
+        1 << (31 - n.leading_zeros())
+    }
+}

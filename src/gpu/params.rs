@@ -1,0 +1,26 @@
+//! The uniform parameter block every kernel reads.
+
+use bytemuck::{Pod, Zeroable};
+
+pub(crate) const FLAG_WEIGHT: u32 = 1;
+pub(crate) const FLAG_MEAN: u32 = 2;
+pub(crate) const FLAG_SUM: u32 = 4;
+pub(crate) const FLAG_GRAD_BUFFER: u32 = 8;
+
+/// Mirrors `Params` in shaders/common.wgsl field for field.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Pod, Zeroable)]
+pub(crate) struct LossParams {
+    pub rows: u32,
+    pub classes: u32,
+    pub ignore_index: i32,
+    pub flags: u32,
+    pub label_smoothing: f32,
+    pub grad_scale: f32,
+    pub input_off: u32,
+    pub target_off: u32,
+    pub grad_output_off: u32,
+    pub row_loss_off: u32,
+    pub grad_off: u32,
+    pub loss_out_off: u32,
+}

@@ -1,0 +1,101 @@
+//! The WGSL sources and how they are put together: each kernel family's file is
+//! prefixed with the shared pieces it uses, so every module is one plain WGSL string.
+
+const COMMON: &str = include_str!("../../shaders/common.wgsl");
+const ROW_REDUCE_WORKGROUP: &str = include_str!("../../shaders/row_reduce_workgroup.wgsl");
+const ROW_REDUCE_SUBGROUP: &str = include_str!("../../shaders/row_reduce_subgroup.wgsl");
+const ROW_STATS: &str = include_str!("../../shaders/row_stats.wgsl");
+const CLASS_INDEX: &str = include_str!("../../shaders/class_index.wgsl");
+const SOFTMAX: &str = include_str!("../../shaders/softmax.wgsl");
+const CROSS_ENTROPY: &str = include_str!("../../shaders/cross_entropy.wgsl");
+const NLL: &str = include_str!("../../shaders/nll.wgsl");
+const REDUCE: &str = include_str!("../../shaders/reduce.wgsl");
+
+/// How a row-wise kernel combines the partial results of one row's invocations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum RowReduce {
+    /// Through workgroup memory with barriers (any adapter).
+    Workgroup,
+    /// With subgroup operations, one subgroup per row (adapters with `SUBGROUP`).
+    Subgroup,
+}
+
+/// A kernel family: one `.wgsl` file of entry points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Family {
+    Softmax,
+    CrossEntropy,
+    Nll,
+    Reduce,
+}
+
+impl Family {
+    pub(crate) const ALL: [Family; 4] = [
+        Family::Softmax,
+        Family::CrossEntropy,
+        Family::Nll,
+        Family::Reduce,
+    ];
+
+    /// Whether the family's kernels reduce along rows (and so take the `WG` override).
+    pub(crate) fn is_row_wise(self) -> bool {
+        matches!(self, Family::Softmax | Family::CrossEntropy)
+    }
+
+    /// The complete WGSL module of the family.
+    pub(crate) fn source(self, reduce: RowReduce) -> String {
+        let row_reduce = match reduce {
+            RowReduce::Workgroup => ROW_REDUCE_WORKGROUP,
+            RowReduce::Subgroup => ROW_REDUCE_SUBGROUP,
+        };
+        let parts: &[&str] = match self {
+            Family::Softmax => &[COMMON, row_reduce, ROW_STATS, SOFTMAX],
+            Family::CrossEntropy => &[COMMON, row_reduce, ROW_STATS, CLASS_INDEX, CROSS_ENTROPY],
+            Family::Nll => &[COMMON, CLASS_INDEX, NLL],
+            Family::Reduce => &[COMMON, CLASS_INDEX, REDUCE],
+        };
+        parts.join("\n")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use naga::valid::{
+        Capabilities, ShaderStages, SubgroupOperationSet, ValidationFlags, Validator,
+    };
+
+    /// Every module, in both row-reduction variants, parses and validates with naga
+    /// (the version wgpu uses), so a WGSL error fails `cargo test`, not a user's app.
+    #[test]
+    fn every_shader_module_validates_with_naga() {
+        for family in Family::ALL {
+            for reduce in [RowReduce::Workgroup, RowReduce::Subgroup] {
+                let source = family.source(reduce);
+                let module = naga::front::wgsl::parse_str(&source).unwrap_or_else(|e| {
+                    panic!("{family:?}/{reduce:?}: {}", e.emit_to_string(&source))
+                });
+                let mut validator = Validator::new(ValidationFlags::all(), Capabilities::SUBGROUP);
+                validator
+                    .subgroup_stages(ShaderStages::COMPUTE)
+                    .subgroup_operations(SubgroupOperationSet::all());
+                validator.validate(&module).unwrap_or_else(|e| {
+                    panic!("{family:?}/{reduce:?}: {}", e.emit_to_string(&source))
+                });
+            }
+        }
+    }
+
+    /// Without the SUBGROUP capability only the subgroup variants may fail validation,
+    /// so the fallback really uses no subgroup operation.
+    #[test]
+    fn workgroup_variant_needs_no_subgroup_capability() {
+        for family in Family::ALL {
+            let source = family.source(RowReduce::Workgroup);
+            let module = naga::front::wgsl::parse_str(&source).unwrap();
+            Validator::new(ValidationFlags::all(), Capabilities::empty())
+                .validate(&module)
+                .unwrap_or_else(|e| panic!("{family:?}: {}", e.emit_to_string(&source)));
+        }
+    }
+}

@@ -1,0 +1,321 @@
+//! What the encode API needs between recordings: the caller-held [`Workspace`], the
+//! validation that turns a caller's `BufferSlice` into a binding, and the recording of
+//! dispatches into the caller's encoder.
+
+use super::{Gpu, Kernel, Layout, LossParams};
+use crate::error::{Error, Result};
+
+const F32: u64 = 4;
+/// Bind groups a workspace keeps for reuse (a training loop needs one per op).
+const BIND_GROUP_CACHE: usize = 8;
+
+/// Scratch for recording ops with the encode API: the parameter block, partial sums and
+/// cached bind groups of one op recording.
+///
+/// Hold one per op you record and reuse it every step: when an op is recorded again on the
+/// same buffers with the same shape, nothing is created or written — the bind group and the
+/// parameters are reused. Parameters are written with `queue.write_buffer`, which takes
+/// effect at the next `queue.submit`, so one workspace serves one recording per submission:
+/// use separate workspaces for ops recorded into the same encoder.
+///
+/// ```
+/// let gpu = wgpu_loss::Gpu::new().unwrap();
+/// let mut ws = wgpu_loss::Workspace::new(&gpu);
+/// ```
+#[derive(Debug)]
+pub struct Workspace {
+    params: wgpu::Buffer,
+    written: Option<LossParams>,
+    /// `totals[0]`: mean's divisor.
+    totals: wgpu::Buffer,
+    /// Per-row losses when the caller does not want them (sum, mean, gradient only).
+    row_losses: wgpu::Buffer,
+    /// Class weights as last uploaded.
+    weight: Option<(Vec<f32>, wgpu::Buffer)>,
+    /// Bound to read-write slots an op leaves unused.
+    spare_grad: wgpu::Buffer,
+    spare_loss: wgpu::Buffer,
+    bind_groups: Vec<(BindKey, wgpu::BindGroup)>,
+}
+
+type BindKey = (Layout, Vec<(u32, wgpu::Buffer, u64, u64)>);
+
+fn storage_buffer(
+    device: &wgpu::Device,
+    label: &str,
+    bytes: u64,
+    extra: wgpu::BufferUsages,
+) -> wgpu::Buffer {
+    device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some(label),
+        size: bytes.max(16).next_multiple_of(16),
+        usage: wgpu::BufferUsages::STORAGE | extra,
+        mapped_at_creation: false,
+    })
+}
+
+impl Workspace {
+    /// Creates an empty workspace on `gpu`'s device; it grows on first use.
+    ///
+    /// ```
+    /// let gpu = wgpu_loss::Gpu::new().unwrap();
+    /// let ws = wgpu_loss::Workspace::new(&gpu);
+    /// ```
+    pub fn new(gpu: &Gpu) -> Self {
+        let device = gpu.device();
+        let none = wgpu::BufferUsages::empty();
+        Self {
+            params: device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("wgpu-loss params"),
+                size: std::mem::size_of::<LossParams>() as u64,
+                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }),
+            written: None,
+            totals: storage_buffer(device, "wgpu-loss totals", 16, none),
+            row_losses: storage_buffer(device, "wgpu-loss row losses", 16, none),
+            weight: None,
+            spare_grad: storage_buffer(device, "wgpu-loss spare", 16, none),
+            spare_loss: storage_buffer(device, "wgpu-loss spare", 16, none),
+            bind_groups: Vec::new(),
+        }
+    }
+
+    /// Makes sure the scratch holds `rows` per-row losses and `weight` is uploaded.
+    pub(crate) fn prepare(&mut self, gpu: &Gpu, rows: u64, weight: Option<&[f32]>) {
+        if self.row_losses.size() < rows * F32 {
+            let bytes = (rows * F32).next_power_of_two();
+            self.row_losses = storage_buffer(
+                gpu.device(),
+                "wgpu-loss row losses",
+                bytes,
+                wgpu::BufferUsages::empty(),
+            );
+            self.bind_groups.clear();
+        }
+        match weight {
+            None => {}
+            Some(w) if self.weight.as_ref().is_some_and(|(old, _)| old == w) => {}
+            Some(w) => {
+                let bytes = w.len() as u64 * F32;
+                let fits = self.weight.as_ref().is_some_and(|(_, b)| b.size() >= bytes);
+                if !fits {
+                    let buffer = storage_buffer(
+                        gpu.device(),
+                        "wgpu-loss weight",
+                        bytes,
+                        wgpu::BufferUsages::COPY_DST,
+                    );
+                    self.weight = Some((Vec::new(), buffer));
+                    self.bind_groups.clear();
+                }
+                let (old, buffer) = self
+                    .weight
+                    .as_mut()
+                    .expect("weight buffer was just ensured");
+                gpu.queue().write_buffer(buffer, 0, bytemuck::cast_slice(w));
+                *old = w.to_vec();
+            }
+        }
+    }
+
+    /// Writes the parameter block unless it already holds exactly these values.
+    pub(crate) fn set_params(&mut self, gpu: &Gpu, params: LossParams) {
+        if self.written != Some(params) {
+            gpu.queue()
+                .write_buffer(&self.params, 0, bytemuck::bytes_of(&params));
+            self.written = Some(params);
+        }
+    }
+
+    pub(crate) fn totals(&self) -> Binding {
+        Binding::whole(&self.totals)
+    }
+
+    pub(crate) fn row_losses(&self) -> Binding {
+        Binding::whole(&self.row_losses)
+    }
+
+    pub(crate) fn spare_grad(&self) -> Binding {
+        Binding::whole(&self.spare_grad)
+    }
+
+    pub(crate) fn spare_loss(&self) -> Binding {
+        Binding::whole(&self.spare_loss)
+    }
+
+    /// The uploaded weight, or the device's placeholder when there is none.
+    pub(crate) fn weight(&self, gpu: &Gpu, has_weight: bool) -> Binding {
+        match (&self.weight, has_weight) {
+            (Some((_, buffer)), true) => Binding::whole(buffer),
+            _ => Binding::placeholder(gpu),
+        }
+    }
+
+    /// The bind group for these bindings (binding 0, the parameters, is implied), reused
+    /// when the same buffers were bound before.
+    pub(crate) fn bind_group(
+        &mut self,
+        gpu: &Gpu,
+        layout: Layout,
+        entries: &[(u32, Binding)],
+    ) -> wgpu::BindGroup {
+        let key: BindKey = (
+            layout,
+            entries
+                .iter()
+                .map(|(slot, b)| (*slot, b.buffer.clone(), b.offset, b.size))
+                .collect(),
+        );
+        if let Some((_, group)) = self.bind_groups.iter().find(|(k, _)| *k == key) {
+            return group.clone();
+        }
+        let mut wgpu_entries = vec![wgpu::BindGroupEntry {
+            binding: 0,
+            resource: self.params.as_entire_binding(),
+        }];
+        wgpu_entries.extend(key.1.iter().map(|(slot, buffer, offset, size)| {
+            wgpu::BindGroupEntry {
+                binding: *slot,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer,
+                    offset: *offset,
+                    size: wgpu::BufferSize::new(*size),
+                }),
+            }
+        }));
+        let group = gpu.device().create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("wgpu-loss bind group"),
+            layout: gpu.kernels().layout(layout),
+            entries: &wgpu_entries,
+        });
+        if self.bind_groups.len() == BIND_GROUP_CACHE {
+            self.bind_groups.remove(0);
+        }
+        self.bind_groups.push((key, group.clone()));
+        group
+    }
+}
+
+/// A caller's buffer range, checked and ready to bind: bound from the offset rounded down
+/// to the device's storage alignment, with the remainder passed to the shader in elements.
+#[derive(Debug, Clone)]
+pub(crate) struct Binding {
+    buffer: wgpu::Buffer,
+    offset: u64,
+    size: u64,
+    /// Where the data starts inside the binding, in 4-byte elements.
+    pub(crate) element_offset: u32,
+}
+
+impl Binding {
+    /// The device's placeholder, for read-only slots an op leaves unused.
+    pub(crate) fn placeholder(gpu: &Gpu) -> Self {
+        Self::whole(gpu.placeholder())
+    }
+
+    fn whole(buffer: &wgpu::Buffer) -> Self {
+        Self {
+            buffer: buffer.clone(),
+            offset: 0,
+            size: buffer.size(),
+            element_offset: 0,
+        }
+    }
+
+    /// Checks that `slice` holds `elements` 4-byte values at a 4-byte-aligned offset, has
+    /// `STORAGE` usage, and that its binding fits the device's limits.
+    pub(crate) fn of(
+        gpu: &Gpu,
+        argument: &'static str,
+        slice: &wgpu::BufferSlice<'_>,
+        elements: u64,
+    ) -> Result<Self> {
+        let buffer = slice.buffer().clone();
+        if !buffer.usage().contains(wgpu::BufferUsages::STORAGE) {
+            return Err(Error::InvalidArgument {
+                argument,
+                message: format!(
+                    "the buffer needs STORAGE usage, it has {:?}",
+                    buffer.usage()
+                ),
+            });
+        }
+        if slice.offset() % F32 != 0 {
+            return Err(Error::InvalidArgument {
+                argument,
+                message: format!("offset {} is not a multiple of 4 bytes", slice.offset()),
+            });
+        }
+        if slice.size() < elements * F32 {
+            return Err(Error::LengthMismatch {
+                argument,
+                expected: elements as usize,
+                actual: (slice.size() / F32) as usize,
+            });
+        }
+        let limits = gpu.device().limits();
+        let align = u64::from(limits.min_storage_buffer_offset_alignment);
+        let offset = slice.offset() - slice.offset() % align;
+        let size = slice.offset() - offset + elements * F32;
+        let limit = limits.max_storage_buffer_binding_size;
+        if size > limit {
+            return Err(Error::TooLarge {
+                argument,
+                bytes: size,
+                limit,
+            });
+        }
+        Ok(Self {
+            buffer,
+            offset,
+            size,
+            element_offset: ((slice.offset() - offset) / F32) as u32,
+        })
+    }
+}
+
+/// One compute dispatch of an op: the kernel and how many workgroups.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Dispatch {
+    pub kernel: Kernel,
+    pub workgroups: u64,
+}
+
+impl Gpu {
+    /// Checks that `workgroups` can be dispatched (folded into x and y).
+    pub(crate) fn check_workgroups(&self, argument: &'static str, workgroups: u64) -> Result<()> {
+        let max = u64::from(self.device().limits().max_compute_workgroups_per_dimension);
+        if workgroups > max * max {
+            return Err(Error::InvalidArgument {
+                argument,
+                message: format!(
+                    "needs {workgroups} workgroups, more than the device's {max} × {max}"
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Records `dispatches` in order into one compute pass on `encoder`, all with
+    /// `bind_group`. wgpu orders the dispatches' buffer accesses.
+    pub(crate) fn record(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        bind_group: &wgpu::BindGroup,
+        dispatches: &[Dispatch],
+    ) {
+        let max = u64::from(self.device().limits().max_compute_workgroups_per_dimension);
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("wgpu-loss"),
+            timestamp_writes: None,
+        });
+        pass.set_bind_group(0, bind_group, &[]);
+        for d in dispatches {
+            let x = d.workgroups.clamp(1, max);
+            let y = d.workgroups.div_ceil(x);
+            pass.set_pipeline(self.kernels().pipeline(d.kernel));
+            pass.dispatch_workgroups(x as u32, y as u32, 1);
+        }
+    }
+}

@@ -1,0 +1,336 @@
+//! What the NLL and cross-entropy ops share: their buffers, parameters and the
+//! dispatch sequence (mean's divisor → per-row kernel(s) → batch reduction).
+
+use crate::error::{Error, Result};
+use crate::gpu::{Binding, Dispatch, Gpu, Kernel, Layout, LossParams, Workspace};
+use crate::gpu::{FLAG_GRAD_BUFFER, FLAG_MEAN, FLAG_SUM, FLAG_WEIGHT};
+use crate::options::{CrossEntropyOptions, Reduction};
+
+/// The caller's buffers for recording an NLL or cross-entropy op with the encode API.
+///
+/// `targets` holds one `i32` class index per row. Ask for the loss, the gradient, or both:
+/// `loss` receives `rows` values for [`Reduction::None`] and one value otherwise; `grad`
+/// receives `rows × classes` values; `grad_output` (one value per row for `None`, else
+/// one) is the upstream gradient, 1.0 when absent. Every buffer needs `STORAGE` usage
+/// and a 4-byte-aligned offset.
+///
+/// ```
+/// # let gpu = wgpu_loss::Gpu::new().unwrap();
+/// use wgpu::util::DeviceExt;
+/// let d = gpu.device();
+/// let storage = wgpu::BufferUsages::STORAGE;
+/// let logits = d.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+///     label: None, contents: bytemuck::cast_slice(&[1.0f32, 2.0, 3.0]), usage: storage });
+/// let targets = d.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+///     label: None, contents: bytemuck::cast_slice(&[2i32]), usage: storage });
+/// let loss = d.create_buffer(&wgpu::BufferDescriptor {
+///     label: None, size: 4, usage: storage | wgpu::BufferUsages::COPY_SRC, mapped_at_creation: false });
+/// let buffers = wgpu_loss::LossBuffers::new(targets.slice(..))
+///     .input(logits.slice(..))
+///     .loss(loss.slice(..));
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct LossBuffers<'a> {
+    pub(crate) input: Option<wgpu::BufferSlice<'a>>,
+    pub(crate) targets: wgpu::BufferSlice<'a>,
+    pub(crate) loss: Option<wgpu::BufferSlice<'a>>,
+    pub(crate) grad: Option<wgpu::BufferSlice<'a>>,
+    pub(crate) grad_output: Option<wgpu::BufferSlice<'a>>,
+}
+
+impl<'a> LossBuffers<'a> {
+    /// Starts from the targets (`rows` `i32` class indices).
+    ///
+    /// ```
+    /// # let gpu = wgpu_loss::Gpu::new().unwrap();
+    /// # let t = gpu.device().create_buffer(&wgpu::BufferDescriptor { label: None, size: 4,
+    /// #     usage: wgpu::BufferUsages::STORAGE, mapped_at_creation: false });
+    /// let buffers = wgpu_loss::LossBuffers::new(t.slice(..));
+    /// ```
+    pub fn new(targets: wgpu::BufferSlice<'a>) -> Self {
+        Self {
+            input: None,
+            targets,
+            loss: None,
+            grad: None,
+            grad_output: None,
+        }
+    }
+
+    /// The `rows × classes` input: logits for cross-entropy, log-probabilities for NLL.
+    /// (NLL's gradient alone does not read it.)
+    ///
+    /// ```
+    /// # let gpu = wgpu_loss::Gpu::new().unwrap();
+    /// # let b = gpu.device().create_buffer(&wgpu::BufferDescriptor { label: None, size: 16,
+    /// #     usage: wgpu::BufferUsages::STORAGE, mapped_at_creation: false });
+    /// let buffers = wgpu_loss::LossBuffers::new(b.slice(..4)).input(b.slice(4..));
+    /// ```
+    pub fn input(mut self, input: wgpu::BufferSlice<'a>) -> Self {
+        self.input = Some(input);
+        self
+    }
+
+    /// Where the loss goes (`rows` values for `Reduction::None`, else one).
+    ///
+    /// ```
+    /// # let gpu = wgpu_loss::Gpu::new().unwrap();
+    /// # let b = gpu.device().create_buffer(&wgpu::BufferDescriptor { label: None, size: 16,
+    /// #     usage: wgpu::BufferUsages::STORAGE, mapped_at_creation: false });
+    /// let buffers = wgpu_loss::LossBuffers::new(b.slice(..4)).loss(b.slice(4..8));
+    /// ```
+    pub fn loss(mut self, loss: wgpu::BufferSlice<'a>) -> Self {
+        self.loss = Some(loss);
+        self
+    }
+
+    /// Where the gradient with respect to the input goes (`rows × classes` values).
+    ///
+    /// ```
+    /// # let gpu = wgpu_loss::Gpu::new().unwrap();
+    /// # let b = gpu.device().create_buffer(&wgpu::BufferDescriptor { label: None, size: 16,
+    /// #     usage: wgpu::BufferUsages::STORAGE, mapped_at_creation: false });
+    /// let buffers = wgpu_loss::LossBuffers::new(b.slice(..4)).grad(b.slice(4..));
+    /// ```
+    pub fn grad(mut self, grad: wgpu::BufferSlice<'a>) -> Self {
+        self.grad = Some(grad);
+        self
+    }
+
+    /// The upstream gradient (`rows` values for `Reduction::None`, else one); 1.0 without it.
+    ///
+    /// ```
+    /// # let gpu = wgpu_loss::Gpu::new().unwrap();
+    /// # let b = gpu.device().create_buffer(&wgpu::BufferDescriptor { label: None, size: 16,
+    /// #     usage: wgpu::BufferUsages::STORAGE, mapped_at_creation: false });
+    /// let buffers = wgpu_loss::LossBuffers::new(b.slice(..4)).grad_output(b.slice(4..8));
+    /// ```
+    pub fn grad_output(mut self, grad_output: wgpu::BufferSlice<'a>) -> Self {
+        self.grad_output = Some(grad_output);
+        self
+    }
+}
+
+/// Which class-index family is recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ClassIndexOp {
+    Nll,
+    CrossEntropy,
+}
+
+/// Validates and records an NLL or cross-entropy op (see [`LossBuffers`]).
+pub(crate) fn encode_class_index(
+    gpu: &Gpu,
+    encoder: &mut wgpu::CommandEncoder,
+    ws: &mut Workspace,
+    op: ClassIndexOp,
+    buffers: &LossBuffers<'_>,
+    rows: usize,
+    classes: usize,
+    opts: &CrossEntropyOptions,
+) -> Result<()> {
+    crate::options::check_matrix("input", rows.saturating_mul(classes), rows, classes)?;
+    opts.check(classes)?;
+    let (rows_u, elements) = (rows as u64, rows as u64 * classes as u64);
+    let wants_loss = buffers.loss.is_some();
+    let wants_grad = buffers.grad.is_some();
+    if !wants_loss && !wants_grad {
+        return Err(Error::InvalidArgument {
+            argument: "buffers",
+            message: "neither `loss` nor `grad` was given: nothing to compute".into(),
+        });
+    }
+    let reads_input = op == ClassIndexOp::CrossEntropy || wants_loss;
+    let input = match (buffers.input, reads_input) {
+        (Some(s), true) => Some(Binding::of(gpu, "input", &s, elements)?),
+        (None, true) => {
+            return Err(Error::InvalidArgument {
+                argument: "input",
+                message: "required: the logits (cross-entropy) or log-probabilities (NLL loss)"
+                    .into(),
+            })
+        }
+        (_, false) => None,
+    };
+    let targets = Binding::of(gpu, "targets", &buffers.targets, rows_u)?;
+    let loss_len = opts.grad_output_len(rows) as u64;
+    let loss = buffers
+        .loss
+        .map(|s| Binding::of(gpu, "loss", &s, loss_len))
+        .transpose()?;
+    let grad = buffers
+        .grad
+        .map(|s| Binding::of(gpu, "grad", &s, elements))
+        .transpose()?;
+    let grad_output = buffers
+        .grad_output
+        .map(|s| Binding::of(gpu, "grad_output", &s, loss_len))
+        .transpose()?;
+    let workgroups_per_row = match op {
+        ClassIndexOp::CrossEntropy => rows_u,
+        ClassIndexOp::Nll => rows_u.div_ceil(256),
+    };
+    gpu.check_workgroups("rows", workgroups_per_row)?;
+    gpu.check_workgroups("rows × classes", elements.div_ceil(256))?;
+
+    let per_row_loss = opts.reduction == Reduction::None && wants_loss;
+    ws.prepare(
+        gpu,
+        if per_row_loss { 0 } else { rows_u },
+        opts.weight.as_deref(),
+    );
+    let (row_loss, loss_out) = if per_row_loss {
+        (loss, None)
+    } else {
+        (Some(ws.row_losses()), loss)
+    };
+    let mut flags = 0;
+    if opts.weight.is_some() {
+        flags |= FLAG_WEIGHT;
+    }
+    match opts.reduction {
+        Reduction::None => {}
+        Reduction::Sum => flags |= FLAG_SUM,
+        Reduction::Mean => flags |= FLAG_MEAN,
+    }
+    if grad_output.is_some() {
+        flags |= FLAG_GRAD_BUFFER;
+    }
+    let offset = |b: &Option<Binding>| b.as_ref().map_or(0, |b| b.element_offset);
+    let params = LossParams {
+        rows: rows as u32,
+        classes: classes as u32,
+        ignore_index: opts.ignore_index,
+        flags,
+        label_smoothing: match op {
+            ClassIndexOp::CrossEntropy => opts.label_smoothing,
+            ClassIndexOp::Nll => 0.0,
+        },
+        grad_scale: 1.0,
+        input_off: offset(&input),
+        target_off: targets.element_offset,
+        grad_output_off: offset(&grad_output),
+        row_loss_off: offset(&row_loss),
+        grad_off: offset(&grad),
+        loss_out_off: offset(&loss_out),
+    };
+    ws.set_params(gpu, params);
+    let placeholder = Binding::placeholder(gpu);
+    let entries = [
+        (1, input.unwrap_or_else(|| placeholder.clone())),
+        (2, targets),
+        (3, ws.weight(gpu, opts.weight.is_some())),
+        (4, grad_output.unwrap_or(placeholder)),
+        (5, ws.totals()),
+        (6, row_loss.unwrap_or_else(|| ws.row_losses())),
+        (7, grad.unwrap_or_else(|| ws.spare_grad())),
+        (8, loss_out.unwrap_or_else(|| ws.spare_loss())),
+    ];
+    let bind_group = ws.bind_group(gpu, Layout::ClassIndex, &entries);
+
+    let mut dispatches = Vec::with_capacity(4);
+    if opts.reduction == Reduction::Mean {
+        dispatches.push(Dispatch {
+            kernel: Kernel::TargetWeightTotal,
+            workgroups: 1,
+        });
+    }
+    match op {
+        ClassIndexOp::CrossEntropy => dispatches.push(Dispatch {
+            kernel: if wants_grad {
+                Kernel::CrossEntropyForwardBackward
+            } else {
+                Kernel::CrossEntropyForward
+            },
+            workgroups: rows_u,
+        }),
+        ClassIndexOp::Nll => {
+            if wants_loss {
+                dispatches.push(Dispatch {
+                    kernel: Kernel::NllForward,
+                    workgroups: rows_u.div_ceil(256),
+                });
+            }
+            if wants_grad {
+                dispatches.push(Dispatch {
+                    kernel: Kernel::NllBackward,
+                    workgroups: elements.div_ceil(256),
+                });
+            }
+        }
+    }
+    if wants_loss && opts.reduction != Reduction::None {
+        dispatches.push(Dispatch {
+            kernel: Kernel::ReduceLosses,
+            workgroups: 1,
+        });
+    }
+    gpu.record(encoder, &bind_group, &dispatches);
+    Ok(())
+}
+
+/// What a slice-API call of a class-index op wants back.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Wanted {
+    pub loss: bool,
+    pub grad: bool,
+}
+
+/// The slice API of the class-index ops: checks every argument on the host (targets
+/// included), uploads, records with [`encode_class_index`] and reads back what is wanted.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn class_index_slice(
+    gpu: &Gpu,
+    op: ClassIndexOp,
+    input: (&'static str, Option<&[f32]>),
+    targets: &[i32],
+    rows: usize,
+    classes: usize,
+    opts: &CrossEntropyOptions,
+    grad_output: Option<&[f32]>,
+    wanted: Wanted,
+) -> Result<(Vec<f32>, Vec<f32>)> {
+    let input_len = input.1.map_or(rows.saturating_mul(classes), <[f32]>::len);
+    crate::options::check_class_index_loss(
+        (input.0, input_len),
+        targets,
+        rows,
+        classes,
+        opts,
+        grad_output,
+    )?;
+    let mut uploads: Vec<&[u8]> = vec![bytemuck::cast_slice(targets)];
+    uploads.extend(input.1.map(bytemuck::cast_slice));
+    uploads.extend(grad_output.map(bytemuck::cast_slice));
+    let mut output_lens = Vec::new();
+    if wanted.loss {
+        output_lens.push(opts.grad_output_len(rows));
+    }
+    if wanted.grad {
+        output_lens.push(rows * classes);
+    }
+    let mut outputs = gpu
+        .run_slice(&uploads, &output_lens, |encoder, ws, inputs, outputs| {
+            let mut inputs = inputs.iter().copied();
+            let mut outputs = outputs.iter().copied();
+            let mut buffers = LossBuffers::new(inputs.next().expect("targets are always uploaded"));
+            buffers.input = input.1.and_then(|_| inputs.next());
+            buffers.grad_output = grad_output.and_then(|_| inputs.next());
+            buffers.loss = if wanted.loss { outputs.next() } else { None };
+            buffers.grad = if wanted.grad { outputs.next() } else { None };
+            encode_class_index(gpu, encoder, ws, op, &buffers, rows, classes, opts)
+        })
+        .await?
+        .into_iter();
+    let loss = if wanted.loss {
+        outputs.next().unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let grad = if wanted.grad {
+        outputs.next().unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    Ok((loss, grad))
+}

@@ -1,0 +1,404 @@
+//! Row-wise log-softmax and softmax and their backward passes (shaders/softmax.wgsl).
+
+use crate::error::Result;
+use crate::gpu::{Binding, Dispatch, Gpu, Kernel, Layout, LossParams, Workspace};
+use crate::options::check_matrix;
+
+/// Validates and records one row-wise kernel: `input` (and `aux`, the upstream gradient of
+/// the backward kernels) in, `output` out, all `rows × classes`.
+#[allow(clippy::too_many_arguments)]
+fn encode_row_op(
+    gpu: &Gpu,
+    encoder: &mut wgpu::CommandEncoder,
+    ws: &mut Workspace,
+    kernel: Kernel,
+    input: (&'static str, &wgpu::BufferSlice<'_>),
+    aux: Option<&wgpu::BufferSlice<'_>>,
+    output: (&'static str, &wgpu::BufferSlice<'_>),
+    rows: usize,
+    classes: usize,
+) -> Result<()> {
+    check_matrix(input.0, rows.saturating_mul(classes), rows, classes)?;
+    let elements = rows as u64 * classes as u64;
+    let input = Binding::of(gpu, input.0, input.1, elements)?;
+    let aux = aux
+        .map(|s| Binding::of(gpu, "grad_output", s, elements))
+        .transpose()?;
+    let output = Binding::of(gpu, output.0, output.1, elements)?;
+    gpu.check_workgroups("rows", rows as u64)?;
+    ws.set_params(
+        gpu,
+        LossParams {
+            rows: rows as u32,
+            classes: classes as u32,
+            input_off: input.element_offset,
+            grad_output_off: aux.as_ref().map_or(0, |a| a.element_offset),
+            grad_off: output.element_offset,
+            ..Default::default()
+        },
+    );
+    let entries = [
+        (1, input),
+        (4, aux.unwrap_or_else(|| Binding::placeholder(gpu))),
+        (7, output),
+    ];
+    let bind_group = ws.bind_group(gpu, Layout::Row, &entries);
+    gpu.record(
+        encoder,
+        &bind_group,
+        &[Dispatch {
+            kernel,
+            workgroups: rows as u64,
+        }],
+    );
+    Ok(())
+}
+
+/// The slice API of a row-wise kernel: checks, uploads, records, reads back.
+async fn row_op_slice(
+    gpu: &Gpu,
+    kernel: Kernel,
+    input: (&'static str, &[f32]),
+    aux: Option<&[f32]>,
+    rows: usize,
+    classes: usize,
+) -> Result<Vec<f32>> {
+    check_matrix(input.0, input.1.len(), rows, classes)?;
+    if let Some(aux) = aux {
+        check_matrix("grad_output", aux.len(), rows, classes)?;
+    }
+    let mut uploads: Vec<&[u8]> = vec![bytemuck::cast_slice(input.1)];
+    uploads.extend(aux.map(bytemuck::cast_slice));
+    let outputs = gpu
+        .run_slice(
+            &uploads,
+            &[rows * classes],
+            |encoder, ws, inputs, outputs| {
+                let aux = inputs.get(1);
+                encode_row_op(
+                    gpu,
+                    encoder,
+                    ws,
+                    kernel,
+                    (input.0, &inputs[0]),
+                    aux,
+                    ("output", &outputs[0]),
+                    rows,
+                    classes,
+                )
+            },
+        )
+        .await?;
+    Ok(outputs.into_iter().next().unwrap_or_default())
+}
+
+impl Gpu {
+    /// Records row-wise log-softmax of the `rows × classes` `input` into `output`
+    /// (`x - max - log Σ exp(x - max)`; `-inf` entries give `-inf`, rows with a NaN, a
+    /// `+inf` or no finite entry give NaN).
+    ///
+    /// ```
+    /// use wgpu::util::DeviceExt;
+    /// let gpu = wgpu_loss::Gpu::new().unwrap();
+    /// let d = gpu.device();
+    /// let x = d.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+    ///     label: None, contents: bytemuck::cast_slice(&[1.0f32, 2.0]), usage: wgpu::BufferUsages::STORAGE });
+    /// let y = d.create_buffer(&wgpu::BufferDescriptor {
+    ///     label: None, size: 8, usage: wgpu::BufferUsages::STORAGE, mapped_at_creation: false });
+    /// let mut ws = wgpu_loss::Workspace::new(&gpu);
+    /// let mut encoder = d.create_command_encoder(&Default::default());
+    /// gpu.encode_log_softmax(&mut encoder, &mut ws, x.slice(..), y.slice(..), 1, 2).unwrap();
+    /// gpu.queue().submit([encoder.finish()]);
+    /// ```
+    pub fn encode_log_softmax(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        workspace: &mut Workspace,
+        input: wgpu::BufferSlice<'_>,
+        output: wgpu::BufferSlice<'_>,
+        rows: usize,
+        classes: usize,
+    ) -> Result<()> {
+        encode_row_op(
+            self,
+            encoder,
+            workspace,
+            Kernel::LogSoftmaxForward,
+            ("input", &input),
+            None,
+            ("output", &output),
+            rows,
+            classes,
+        )
+    }
+
+    /// Records row-wise softmax of `input` into `output` (`exp(log_softmax)`; `-inf` gives 0).
+    ///
+    /// ```
+    /// # use wgpu::util::DeviceExt;
+    /// # let gpu = wgpu_loss::Gpu::new().unwrap();
+    /// # let d = gpu.device();
+    /// # let x = d.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+    /// #     label: None, contents: bytemuck::cast_slice(&[1.0f32, 2.0]), usage: wgpu::BufferUsages::STORAGE });
+    /// # let y = d.create_buffer(&wgpu::BufferDescriptor {
+    /// #     label: None, size: 8, usage: wgpu::BufferUsages::STORAGE, mapped_at_creation: false });
+    /// let mut ws = wgpu_loss::Workspace::new(&gpu);
+    /// let mut encoder = d.create_command_encoder(&Default::default());
+    /// gpu.encode_softmax(&mut encoder, &mut ws, x.slice(..), y.slice(..), 1, 2).unwrap();
+    /// gpu.queue().submit([encoder.finish()]);
+    /// ```
+    pub fn encode_softmax(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        workspace: &mut Workspace,
+        input: wgpu::BufferSlice<'_>,
+        output: wgpu::BufferSlice<'_>,
+        rows: usize,
+        classes: usize,
+    ) -> Result<()> {
+        encode_row_op(
+            self,
+            encoder,
+            workspace,
+            Kernel::SoftmaxForward,
+            ("input", &input),
+            None,
+            ("output", &output),
+            rows,
+            classes,
+        )
+    }
+
+    /// Records the gradient of log-softmax: from its forward `output` y and the upstream
+    /// `grad_output` dy, `grad_input = dy - exp(y)·Σ dy` per row.
+    ///
+    /// ```
+    /// # let gpu = wgpu_loss::Gpu::new().unwrap();
+    /// # let d = gpu.device();
+    /// # let buf = |n: u64| d.create_buffer(&wgpu::BufferDescriptor {
+    /// #     label: None, size: 4 * n, usage: wgpu::BufferUsages::STORAGE, mapped_at_creation: false });
+    /// let (y, dy, dx) = (buf(6), buf(6), buf(6));
+    /// let mut ws = wgpu_loss::Workspace::new(&gpu);
+    /// let mut encoder = d.create_command_encoder(&Default::default());
+    /// gpu.encode_log_softmax_backward(&mut encoder, &mut ws, y.slice(..), dy.slice(..), dx.slice(..), 2, 3).unwrap();
+    /// ```
+    #[allow(clippy::too_many_arguments)]
+    pub fn encode_log_softmax_backward(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        workspace: &mut Workspace,
+        output: wgpu::BufferSlice<'_>,
+        grad_output: wgpu::BufferSlice<'_>,
+        grad_input: wgpu::BufferSlice<'_>,
+        rows: usize,
+        classes: usize,
+    ) -> Result<()> {
+        let kernel = Kernel::LogSoftmaxBackward;
+        encode_row_op(
+            self,
+            encoder,
+            workspace,
+            kernel,
+            ("output", &output),
+            Some(&grad_output),
+            ("grad_input", &grad_input),
+            rows,
+            classes,
+        )
+    }
+
+    /// Records the gradient of softmax: from its forward `output` y and the upstream
+    /// `grad_output` dy, `grad_input = y·(dy - Σ y·dy)` per row.
+    ///
+    /// ```
+    /// # let gpu = wgpu_loss::Gpu::new().unwrap();
+    /// # let d = gpu.device();
+    /// # let buf = |n: u64| d.create_buffer(&wgpu::BufferDescriptor {
+    /// #     label: None, size: 4 * n, usage: wgpu::BufferUsages::STORAGE, mapped_at_creation: false });
+    /// let (y, dy, dx) = (buf(6), buf(6), buf(6));
+    /// let mut ws = wgpu_loss::Workspace::new(&gpu);
+    /// let mut encoder = d.create_command_encoder(&Default::default());
+    /// gpu.encode_softmax_backward(&mut encoder, &mut ws, y.slice(..), dy.slice(..), dx.slice(..), 2, 3).unwrap();
+    /// ```
+    #[allow(clippy::too_many_arguments)]
+    pub fn encode_softmax_backward(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        workspace: &mut Workspace,
+        output: wgpu::BufferSlice<'_>,
+        grad_output: wgpu::BufferSlice<'_>,
+        grad_input: wgpu::BufferSlice<'_>,
+        rows: usize,
+        classes: usize,
+    ) -> Result<()> {
+        let kernel = Kernel::SoftmaxBackward;
+        encode_row_op(
+            self,
+            encoder,
+            workspace,
+            kernel,
+            ("output", &output),
+            Some(&grad_output),
+            ("grad_input", &grad_input),
+            rows,
+            classes,
+        )
+    }
+
+    /// Row-wise log-softmax of `rows × classes` logits. Blocking; native only.
+    ///
+    /// ```
+    /// let gpu = wgpu_loss::Gpu::new().unwrap();
+    /// let lp = gpu.log_softmax(&[0.0, 0.0, f32::NEG_INFINITY, 1e4], 2, 2).unwrap();
+    /// assert_eq!(lp[3], 0.0);
+    /// assert_eq!(lp[2], f32::NEG_INFINITY);
+    /// ```
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn log_softmax(&self, logits: &[f32], rows: usize, classes: usize) -> Result<Vec<f32>> {
+        pollster::block_on(self.log_softmax_async(logits, rows, classes))
+    }
+
+    /// The async form of [`Gpu::log_softmax`].
+    ///
+    /// ```
+    /// # let gpu = wgpu_loss::Gpu::new().unwrap();
+    /// let lp = pollster::block_on(gpu.log_softmax_async(&[0.0, 0.0], 1, 2)).unwrap();
+    /// ```
+    pub async fn log_softmax_async(
+        &self,
+        logits: &[f32],
+        rows: usize,
+        classes: usize,
+    ) -> Result<Vec<f32>> {
+        row_op_slice(
+            self,
+            Kernel::LogSoftmaxForward,
+            ("logits", logits),
+            None,
+            rows,
+            classes,
+        )
+        .await
+    }
+
+    /// Row-wise softmax of `rows × classes` logits. Blocking; native only.
+    ///
+    /// ```
+    /// let gpu = wgpu_loss::Gpu::new().unwrap();
+    /// assert_eq!(gpu.softmax(&[3.0, 3.0], 1, 2).unwrap(), vec![0.5, 0.5]);
+    /// ```
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn softmax(&self, logits: &[f32], rows: usize, classes: usize) -> Result<Vec<f32>> {
+        pollster::block_on(self.softmax_async(logits, rows, classes))
+    }
+
+    /// The async form of [`Gpu::softmax`].
+    ///
+    /// ```
+    /// # let gpu = wgpu_loss::Gpu::new().unwrap();
+    /// let p = pollster::block_on(gpu.softmax_async(&[0.0, 0.0], 1, 2)).unwrap();
+    /// ```
+    pub async fn softmax_async(
+        &self,
+        logits: &[f32],
+        rows: usize,
+        classes: usize,
+    ) -> Result<Vec<f32>> {
+        row_op_slice(
+            self,
+            Kernel::SoftmaxForward,
+            ("logits", logits),
+            None,
+            rows,
+            classes,
+        )
+        .await
+    }
+
+    /// The gradient of log-softmax from its `output` and the upstream `grad_output`.
+    /// Blocking; native only.
+    ///
+    /// ```
+    /// let gpu = wgpu_loss::Gpu::new().unwrap();
+    /// let y = gpu.log_softmax(&[0.0, 0.0], 1, 2).unwrap();
+    /// let dx = gpu.log_softmax_backward(&y, &[1.0, 0.0], 1, 2).unwrap();
+    /// assert_eq!(dx, vec![0.5, -0.5]);
+    /// ```
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn log_softmax_backward(
+        &self,
+        output: &[f32],
+        grad_output: &[f32],
+        rows: usize,
+        classes: usize,
+    ) -> Result<Vec<f32>> {
+        pollster::block_on(self.log_softmax_backward_async(output, grad_output, rows, classes))
+    }
+
+    /// The async form of [`Gpu::log_softmax_backward`].
+    ///
+    /// ```
+    /// # let gpu = wgpu_loss::Gpu::new().unwrap();
+    /// let dx = pollster::block_on(gpu.log_softmax_backward_async(&[-0.5, -1.0], &[1.0, 0.0], 1, 2)).unwrap();
+    /// ```
+    pub async fn log_softmax_backward_async(
+        &self,
+        output: &[f32],
+        grad_output: &[f32],
+        rows: usize,
+        classes: usize,
+    ) -> Result<Vec<f32>> {
+        row_op_slice(
+            self,
+            Kernel::LogSoftmaxBackward,
+            ("output", output),
+            Some(grad_output),
+            rows,
+            classes,
+        )
+        .await
+    }
+
+    /// The gradient of softmax from its `output` and the upstream `grad_output`.
+    /// Blocking; native only.
+    ///
+    /// ```
+    /// let gpu = wgpu_loss::Gpu::new().unwrap();
+    /// let dx = gpu.softmax_backward(&[0.5, 0.5], &[1.0, 0.0], 1, 2).unwrap();
+    /// assert_eq!(dx, vec![0.25, -0.25]);
+    /// ```
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn softmax_backward(
+        &self,
+        output: &[f32],
+        grad_output: &[f32],
+        rows: usize,
+        classes: usize,
+    ) -> Result<Vec<f32>> {
+        pollster::block_on(self.softmax_backward_async(output, grad_output, rows, classes))
+    }
+
+    /// The async form of [`Gpu::softmax_backward`].
+    ///
+    /// ```
+    /// # let gpu = wgpu_loss::Gpu::new().unwrap();
+    /// let dx = pollster::block_on(gpu.softmax_backward_async(&[0.5, 0.5], &[1.0, 0.0], 1, 2)).unwrap();
+    /// ```
+    pub async fn softmax_backward_async(
+        &self,
+        output: &[f32],
+        grad_output: &[f32],
+        rows: usize,
+        classes: usize,
+    ) -> Result<Vec<f32>> {
+        row_op_slice(
+            self,
+            Kernel::SoftmaxBackward,
+            ("output", output),
+            Some(grad_output),
+            rows,
+            classes,
+        )
+        .await
+    }
+}
