@@ -244,3 +244,31 @@ pub fn targets_for(opts: &CrossEntropyOptions, targets: &[i32]) -> Vec<i32> {
         })
         .collect()
 }
+
+/// A device buffer holding `data` (STORAGE | COPY_SRC | COPY_DST), for the encode API.
+pub fn upload<T: bytemuck::Pod>(gpu: &Gpu, data: &[T]) -> wgpu::Buffer {
+    use wgpu::util::DeviceExt;
+    gpu.device().create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some("test data"),
+        contents: bytemuck::cast_slice(data),
+        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+    })
+}
+
+/// Reads `len` f32 values at byte `offset` of `buffer` (waits for all submitted work).
+pub fn download(gpu: &Gpu, buffer: &wgpu::Buffer, offset: u64, len: usize) -> Vec<f32> {
+    let bytes = (len as u64 * 4).next_multiple_of(4);
+    let staging = gpu.device().create_buffer(&wgpu::BufferDescriptor {
+        label: Some("test readback"),
+        size: bytes,
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    let mut encoder = gpu.device().create_command_encoder(&Default::default());
+    encoder.copy_buffer_to_buffer(buffer, offset, &staging, 0, bytes);
+    gpu.queue().submit([encoder.finish()]);
+    staging.slice(..).map_async(wgpu::MapMode::Read, |r| r.expect("map"));
+    gpu.device().poll(wgpu::PollType::wait_indefinitely()).expect("poll");
+    let values = bytemuck::cast_slice::<u8, f32>(&staging.slice(..).get_mapped_range().expect("mapped")).to_vec();
+    values
+}
