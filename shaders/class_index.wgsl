@@ -9,8 +9,19 @@
 @group(0) @binding(3) var<storage, read> weight: array<f32>;
 // Upstream gradient: one per row (reduction none) or one value, from grad_output_off.
 @group(0) @binding(4) var<storage, read> grad_output: array<f32>;
-// [0]: Σ w[t] over the rows that are neither ignored nor out of range (mean's divisor).
-@group(0) @binding(5) var<storage, read_write> totals: array<f32>;
+// Per-recording batch state, cleared before each op: mean's divisor and the first
+// out-of-range target (the status the host reads back).
+struct BatchState {
+    // Σ w[t] over the rows whose target is a valid class.
+    total_weight: f32,
+    // 0xffffffff - (the first row with an out-of-range target), 0 when there is none:
+    // atomicMax keeps the first row whatever order the rows run in.
+    bad_row_key: atomic<u32>,
+    // That row's target (written by record_bad_target_value).
+    bad_value: i32,
+    pad: u32,
+}
+@group(0) @binding(5) var<storage, read_write> batch: BatchState;
 // One loss per row, from params.row_loss_off.
 @group(0) @binding(6) var<storage, read_write> row_loss: array<f32>;
 // Gradient, rows × classes, from params.grad_off.
@@ -36,6 +47,15 @@ fn target_kind(t: i32) -> u32 {
     return TARGET_VALID;
 }
 
+// Notes an out-of-range target in the batch state (the first row wins).
+fn report_bad_target(row: u32) {
+    atomicMax(&batch.bad_row_key, 0xffffffffu - row);
+}
+
+fn empty_gives_zero() -> bool {
+    return (params.flags & FLAG_EMPTY_ZERO) != 0u;
+}
+
 fn class_weight(c: u32) -> f32 {
     if (params.flags & FLAG_WEIGHT) != 0u {
         return weight[c];
@@ -44,7 +64,7 @@ fn class_weight(c: u32) -> f32 {
 }
 
 // The upstream gradient of a row (÷ the total target weight for mean). NaN when it is
-// not finite, or when mean's total weight is 0.
+// not finite, or when mean's total weight is 0 (0 under EmptyPolicy::Zero).
 fn upstream_grad(row: u32) -> Ext {
     var g = params.grad_scale;
     if (params.flags & FLAG_GRAD_BUFFER) != 0u {
@@ -55,8 +75,11 @@ fn upstream_grad(row: u32) -> Ext {
         return ext_kind(EXT_NAN);
     }
     if (params.flags & FLAG_MEAN) != 0u {
-        let total = totals[0];
+        let total = batch.total_weight;
         if total == 0.0 {
+            if empty_gives_zero() {
+                return ext(0.0);
+            }
             return ext_kind(EXT_NAN);
         }
         return ext(g / total);

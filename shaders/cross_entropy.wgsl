@@ -31,12 +31,17 @@ fn cross_entropy_row(row: u32, lid: u32) -> RowLoss {
     }
     let tot = row_totals(s, lid);
     var loss = ext_kind(EXT_NAN);
-    if kind == TARGET_IGNORED {
+    if kind == TARGET_IGNORED || (kind == TARGET_VALID && row_is_empty_zero(tot)) {
         loss = ext(0.0);
     } else if kind == TARGET_VALID && !row_is_poisoned(tot) {
         loss = smoothed_nll(tot, input[base + u32(t)], class_weight(u32(t)));
     }
     return RowLoss(tot, u32(t), kind, loss);
+}
+
+// A row with no finite logit (and no NaN / +inf) under EmptyPolicy::Zero: loss 0, gradient 0.
+fn row_is_empty_zero(t: RowTotals) -> bool {
+    return empty_gives_zero() && t.sum_exp == 0.0 && (t.flags & ROW_POISON) == 0u;
 }
 
 fn smoothed_nll(tot: RowTotals, x_target: f32, w_target: f32) -> Ext {
@@ -81,6 +86,9 @@ fn cross_entropy_forward(
     let r = cross_entropy_row(row, lid);
     if lid == 0u {
         row_loss[params.row_loss_off + row] = ext_to_f32(r.loss);
+        if r.target_kind == TARGET_INVALID {
+            report_bad_target(row);
+        }
     }
 }
 
@@ -97,12 +105,15 @@ fn cross_entropy_forward_backward(
     let r = cross_entropy_row(row, lid);
     if lid == 0u {
         row_loss[params.row_loss_off + row] = ext_to_f32(r.loss);
+        if r.target_kind == TARGET_INVALID {
+            report_bad_target(row);
+        }
     }
     let classes = params.classes;
     let base = params.input_off + row * classes;
     let out = params.grad_off + row * classes;
     let g = upstream_grad(row);
-    if r.target_kind == TARGET_IGNORED {
+    if r.target_kind == TARGET_IGNORED || (r.target_kind == TARGET_VALID && row_is_empty_zero(r.totals)) {
         for (var c = lid; c < classes; c += WG) {
             grad[out + c] = 0.0;
         }

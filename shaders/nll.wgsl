@@ -21,7 +21,9 @@ fn nll_forward(
     var loss = ext_kind(EXT_NAN);
     if kind == TARGET_IGNORED {
         loss = ext(0.0);
-    } else if kind == TARGET_VALID {
+    } else if kind == TARGET_INVALID {
+        report_bad_target(row);
+    } else {
         let lp = ext_from(input[params.input_off + row * params.classes + u32(t)]);
         loss = ext_scale(lp, -class_weight(u32(t)));
     }
@@ -45,6 +47,9 @@ fn nll_backward(
     var v = 0.0;
     if kind == TARGET_INVALID {
         v = nan_f32();
+        if c == 0u {
+            report_bad_target(row);
+        }
     } else if kind == TARGET_VALID {
         let g = upstream_grad(row);
         if g.k != EXT_FINITE {

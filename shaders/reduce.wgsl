@@ -8,7 +8,7 @@ const REDUCE_WG: u32 = 256u;
 var<workgroup> partial_value: array<f32, 256>;
 var<workgroup> partial_kind: array<u32, 256>;
 
-// totals[0] = Σ w[t] over the rows whose target is a valid class (mean's divisor).
+// batch.total_weight = Σ w[t] over the rows whose target is a valid class (mean's divisor).
 @compute @workgroup_size(256)
 fn target_weight_total(@builtin(local_invocation_index) lid: u32) {
     var acc = 0.0;
@@ -27,11 +27,11 @@ fn target_weight_total(@builtin(local_invocation_index) lid: u32) {
         workgroupBarrier();
     }
     if lid == 0u {
-        totals[0] = partial_value[0];
+        batch.total_weight = partial_value[0];
     }
 }
 
-// loss_out = Σ row_loss (sum) or Σ row_loss / totals[0] (mean), non-finite losses
+// loss_out = Σ row_loss (sum) or Σ row_loss / batch.total_weight (mean), non-finite losses
 // carried exactly (a NaN row gives NaN, +inf and -inf rows give NaN, 0/0 gives NaN).
 @compute @workgroup_size(256)
 fn reduce_losses(@builtin(local_invocation_index) lid: u32) {
@@ -56,8 +56,23 @@ fn reduce_losses(@builtin(local_invocation_index) lid: u32) {
     if lid == 0u {
         var total = Ext(partial_value[0], partial_kind[0]);
         if (params.flags & FLAG_MEAN) != 0u {
-            total = ext_div(total, totals[0]);
+            let divisor = batch.total_weight;
+            if divisor == 0.0 && empty_gives_zero() {
+                total = ext(0.0);
+            } else {
+                total = ext_div(total, divisor);
+            }
         }
         loss_out[params.loss_out_off] = ext_to_f32(total);
+    }
+}
+
+// The last dispatch of every class-index op: copies the first out-of-range target's value
+// into the batch state, so the host learns the row and the value in one readback.
+@compute @workgroup_size(1)
+fn record_bad_target_value() {
+    let key = atomicLoad(&batch.bad_row_key);
+    if key != 0u {
+        batch.bad_value = row_target(0xffffffffu - key);
     }
 }

@@ -86,24 +86,13 @@ impl fmt::Display for Error {
                 argument,
                 expected,
                 actual,
-            } => write!(
-                f,
-                "`{argument}` has {actual} elements but the shape needs {expected}"
-            ),
-            Error::InvalidTarget {
-                row,
-                value,
-                classes,
-            } => write!(
+            } => write!(f, "`{argument}` has {actual} elements but the shape needs {expected}"),
+            Error::InvalidTarget { row, value, classes } => write!(
                 f,
                 "target {value} in row {row} is out of bounds: not in [0, {classes}) and not ignore_index"
             ),
             Error::InvalidArgument { argument, message } => write!(f, "`{argument}`: {message}"),
-            Error::TooLarge {
-                argument,
-                bytes,
-                limit,
-            } => write!(
+            Error::TooLarge { argument, bytes, limit } => write!(
                 f,
                 "`{argument}` needs {bytes} bytes, more than the device allows ({limit} bytes)"
             ),

@@ -23,4 +23,4 @@ pub mod cpu;
 pub use error::{Error, Result};
 pub use gpu::{Gpu, GpuOptions, Workspace};
 pub use ops::LossBuffers;
-pub use options::{CrossEntropyOptions, Reduction};
+pub use options::{CrossEntropyOptions, EmptyPolicy, Reduction};

@@ -20,6 +20,28 @@ pub enum Reduction {
     Mean,
 }
 
+/// What a loss gives where PyTorch's answer is 0/0: a row of cross-entropy whose logits are
+/// all `-inf`, and a mean over a total target weight of 0 (every row ignored).
+///
+/// ```
+/// use wgpu_loss::{cpu, CrossEntropyOptions, EmptyPolicy};
+/// let mut opts = CrossEntropyOptions::default();
+/// let all_ignored = cpu::cross_entropy(&[1.0, 2.0], &[-100], 1, 2, &opts)?;
+/// assert!(all_ignored[0].is_nan()); // PyTorch's answer
+/// opts.empty = EmptyPolicy::Zero;
+/// assert_eq!(cpu::cross_entropy(&[1.0, 2.0], &[-100], 1, 2, &opts)?, [0.0]);
+/// # Ok::<(), wgpu_loss::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub enum EmptyPolicy {
+    /// NaN loss, as PyTorch (the gradient of an all-ignored mean is still exactly 0; an
+    /// all-`-inf` row's gradient is NaN).
+    #[default]
+    Nan,
+    /// Loss 0 and gradient 0.
+    Zero,
+}
+
 /// Options of `nll_loss` and `cross_entropy` (PyTorch's keyword arguments).
 ///
 /// New options arrive as new fields, so build it from `Default` and set fields:
@@ -43,6 +65,8 @@ pub struct CrossEntropyOptions {
     pub ignore_index: i32,
     /// ε in `[0, 1]`: the target distribution is `(1-ε)·onehot + ε/C`. Ignored by `nll_loss`.
     pub label_smoothing: f32,
+    /// What an all-`-inf` row and a mean over zero total weight give (default: NaN, as PyTorch).
+    pub empty: EmptyPolicy,
 }
 
 impl Default for CrossEntropyOptions {
@@ -52,17 +76,13 @@ impl Default for CrossEntropyOptions {
             weight: None,
             ignore_index: -100,
             label_smoothing: 0.0,
+            empty: EmptyPolicy::Nan,
         }
     }
 }
 
 /// Checks `rows`/`classes` and that `len` (the length of `argument`) is `rows × classes`.
-pub(crate) fn check_matrix(
-    argument: &'static str,
-    len: usize,
-    rows: usize,
-    classes: usize,
-) -> Result<()> {
+pub(crate) fn check_matrix(argument: &'static str, len: usize, rows: usize, classes: usize) -> Result<()> {
     if rows == 0 || classes == 0 {
         return Err(Error::EmptyBatch { rows, classes });
     }
@@ -121,12 +141,7 @@ impl CrossEntropyOptions {
 }
 
 /// Checks the length of `targets` and that each is in `[0, classes)` or `ignore_index`.
-pub(crate) fn check_targets(
-    targets: &[i32],
-    rows: usize,
-    classes: usize,
-    ignore_index: i32,
-) -> Result<()> {
+pub(crate) fn check_targets(targets: &[i32], rows: usize, classes: usize, ignore_index: i32) -> Result<()> {
     check_len("targets", targets.len(), rows)?;
     match targets
         .iter()
@@ -151,9 +166,23 @@ pub(crate) fn check_class_index_loss(
     opts: &CrossEntropyOptions,
     grad_output: Option<&[f32]>,
 ) -> Result<()> {
+    check_class_index_shapes(input, targets, rows, classes, opts, grad_output)?;
+    check_targets(targets, rows, classes, opts.ignore_index)
+}
+
+/// The checks of [`check_class_index_loss`] but the target values, which the GPU checks
+/// on the device (and reports through the batch status).
+pub(crate) fn check_class_index_shapes(
+    input: (&'static str, usize),
+    targets: &[i32],
+    rows: usize,
+    classes: usize,
+    opts: &CrossEntropyOptions,
+    grad_output: Option<&[f32]>,
+) -> Result<()> {
     check_matrix(input.0, input.1, rows, classes)?;
     opts.check(classes)?;
-    check_targets(targets, rows, classes, opts.ignore_index)?;
+    check_len("targets", targets.len(), rows)?;
     if let Some(g) = grad_output {
         check_len("grad_output", g.len(), opts.grad_output_len(rows))?;
     }

@@ -5,7 +5,7 @@ mod common;
 use common::{
     adversarial_rows, all_option_combinations, assert_gradient, assert_loss, gpus, grad_output, option_sets, shapes, targets_for, Rng,
 };
-use wgpu_loss::{cpu, CrossEntropyOptions, Gpu, Reduction};
+use wgpu_loss::{CrossEntropyOptions, EmptyPolicy, Gpu, Reduction, cpu};
 
 /// Every slice-API form against the CPU twin: loss alone, gradient alone, both together.
 fn check(gpu: &Gpu, rows: usize, classes: usize, x: &[f32], targets: &[i32], opts: &CrossEntropyOptions, g: &[f32]) {
@@ -97,6 +97,36 @@ fn policies_match_pytorch() {
         assert!(loss[0].abs() < 1e-7 && grad[1] == 0.0, "-inf class: gradient exactly 0 {grad:?}");
         assert!(loss[1].is_nan() && grad[2].is_nan() && grad[3].is_nan());
         assert!(loss[2].is_finite() && grad[4].is_finite() && grad[5].is_finite());
+    }
+}
+
+/// `EmptyPolicy::Zero`: an all-`-inf` row and a mean over zero total weight give loss 0
+/// and gradient 0 instead of NaN, on the GPU as on the CPU.
+#[test]
+fn empty_policy_zero_matches_cpu() {
+    let mut rng = Rng::new(9);
+    let ninf = f32::NEG_INFINITY;
+    let x = [ninf, ninf, ninf, 1.0, 2.0, 3.0, ninf, 0.5, f32::NAN, 1.0, 1.0, 1.0];
+    for gpu in gpus() {
+        for reduction in [Reduction::None, Reduction::Sum, Reduction::Mean] {
+            for eps in [0.0, 0.2] {
+                for targets in [[0, 1, 2, 0], [-100, -100, -100, -100], [0, -100, -100, -100]] {
+                    let mut opts = CrossEntropyOptions::default();
+                    opts.reduction = reduction;
+                    opts.label_smoothing = eps;
+                    opts.empty = EmptyPolicy::Zero;
+                    let g = grad_output(&mut rng, 4, &opts);
+                    check(gpu, 4, 3, &x, &targets, &opts, &g);
+                    let (loss, grad) = gpu.cross_entropy_with_grad(&x, &targets, 4, 3, &opts, &g).unwrap();
+                    if targets[0] == 0 {
+                        assert_eq!(grad[..3], [0.0; 3], "all -inf row: zero gradient");
+                    }
+                    if targets[1] == -100 && reduction == Reduction::Mean {
+                        assert_eq!(loss, vec![0.0], "all ignored mean: 0");
+                    }
+                }
+            }
+        }
     }
 }
 

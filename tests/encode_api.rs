@@ -180,6 +180,53 @@ fn out_of_range_target_on_the_device_gives_nan_row() {
     assert!(g[..3].iter().all(|v| v.is_finite()) && g[3..].iter().all(|v| v.is_nan()), "{g:?}");
 }
 
+/// The device reports the first out-of-range row and its value in the workspace's status,
+/// which the caller checks when convenient; the next good recording clears it.
+#[test]
+fn status_reports_the_first_bad_target() {
+    let gpu = gpu();
+    let (rows, classes) = (300, 4);
+    let logits = upload(gpu, &vec![0.5f32; rows * classes]);
+    let mut targets: Vec<i32> = (0..rows as i32).map(|r| r % 4).collect();
+    targets[299] = -5;
+    targets[123] = 4;
+    targets[200] = 99;
+    let target_buf = upload(gpu, &targets);
+    let loss = upload(gpu, &[0.0f32]);
+    let grad = upload(gpu, &vec![0.0f32; rows * classes]);
+    let mut ws = Workspace::new(gpu);
+    for (op, with_grad) in [("cross_entropy", false), ("cross_entropy", true), ("nll_loss", false), ("nll_loss", true)] {
+        let mut buffers = LossBuffers::new(target_buf.slice(..)).input(logits.slice(..)).loss(loss.slice(..));
+        if with_grad {
+            buffers = buffers.grad(grad.slice(..));
+        }
+        let mut enc = encoder(gpu);
+        let opts = CrossEntropyOptions::default();
+        if op == "cross_entropy" {
+            gpu.encode_cross_entropy(&mut enc, &mut ws, &buffers, rows, classes, &opts).unwrap();
+        } else {
+            gpu.encode_nll_loss(&mut enc, &mut ws, &buffers, rows, classes, &opts).unwrap();
+        }
+        gpu.queue().submit([enc.finish()]);
+        let err = ws.check_targets(gpu).unwrap_err();
+        assert_eq!(err, Error::InvalidTarget { row: 123, value: 4, classes }, "{op} grad={with_grad}");
+        assert!(download(gpu, &loss, 0, 1)[0].is_nan());
+    }
+    // The slice API reads the same status back with its results.
+    let x = vec![0.5f32; rows * classes];
+    let opts = CrossEntropyOptions::default();
+    let err = gpu.cross_entropy(&x, &targets, rows, classes, &opts).unwrap_err();
+    assert_eq!(err, Error::InvalidTarget { row: 123, value: 4, classes });
+    // A good batch afterwards: the device is fine and the status is clear.
+    let good = upload(gpu, &vec![1i32; rows]);
+    let mut enc = encoder(gpu);
+    let buffers = LossBuffers::new(good.slice(..)).input(logits.slice(..)).loss(loss.slice(..));
+    gpu.encode_cross_entropy(&mut enc, &mut ws, &buffers, rows, classes, &opts).unwrap();
+    gpu.queue().submit([enc.finish()]);
+    ws.check_targets(gpu).unwrap();
+    assert!((download(gpu, &loss, 0, 1)[0] - 4f32.ln()).abs() < 1e-6);
+}
+
 /// An app that already has a device embeds the library with `from_device`.
 #[test]
 fn from_device_uses_the_callers_device() {
@@ -188,4 +235,15 @@ fn from_device_uses_the_callers_device() {
     assert_eq!(embedded.adapter_info().name, own.adapter_info().name);
     let lp = embedded.log_softmax(&[0.0, 0.0], 1, 2).unwrap();
     assert!((lp[0] + 2f32.ln()).abs() < 1e-7);
+}
+
+/// The tests run where `WGPU_BACKEND` says (CI runs them on Vulkan and on GL).
+#[test]
+fn runs_on_the_requested_backend() {
+    let info = gpu().adapter_info();
+    eprintln!("adapter: {} ({:?}, {}), subgroups: {}", info.name, info.backend, info.driver, gpu().uses_subgroups());
+    if let Ok(wanted) = std::env::var("WGPU_BACKEND") {
+        let backend = format!("{:?}", info.backend).to_lowercase();
+        assert!(wanted.to_lowercase().contains(&backend), "WGPU_BACKEND={wanted} but running on {backend}");
+    }
 }

@@ -3,9 +3,9 @@
 use super::reduce::Targets;
 use super::softmax::log_softmax_row;
 use super::{to_f32, to_f64};
+use crate::CrossEntropyOptions;
 use crate::error::Result;
 use crate::options::check_class_index_loss;
-use crate::CrossEntropyOptions;
 
 /// The smoothed, weighted target row `q[c] = (1-ε)·w[t]·[c = t] + (ε/C)·w[c]`.
 fn smoothed_target(targets: &Targets, t: usize, classes: usize) -> Vec<f64> {
@@ -27,28 +27,33 @@ fn row_loss(targets: &Targets, lp: &[f64], t: usize) -> f64 {
     if eps == 0.0 {
         return nll;
     }
-    let smooth: f64 = lp
-        .iter()
-        .enumerate()
-        .map(|(c, &l)| -targets.weight(c) * l)
-        .sum();
+    let smooth: f64 = lp.iter().enumerate().map(|(c, &l)| -targets.weight(c) * l).sum();
     (1.0 - eps) * nll + eps / lp.len() as f64 * smooth
+}
+
+/// Whether row `i` has no finite logit and no NaN / `+inf` (all `-inf`) under
+/// `EmptyPolicy::Zero`, which gives it loss 0 and gradient 0.
+fn empty_row_gives_zero(logits: &[f64], targets: &Targets, i: usize, classes: usize) -> bool {
+    targets.empty_gives_zero() && logits[i * classes..][..classes].iter().all(|&x| x == f64::NEG_INFINITY)
 }
 
 /// The reduced loss (in f64).
 fn cross_entropy_f64(logits: &[f64], targets: &Targets, classes: usize) -> Vec<f64> {
     let lp = |i: usize| log_softmax_row(&logits[i * classes..][..classes]);
-    targets.reduced_loss(|i, t| row_loss(targets, &lp(i), t))
+    targets.reduced_loss(|i, t| {
+        if empty_row_gives_zero(logits, targets, i, classes) {
+            return 0.0;
+        }
+        row_loss(targets, &lp(i), t)
+    })
 }
 
 /// The gradient w.r.t. the logits (in f64): row `i` is `g_i·(softmax_i·S_i - q_i)`, `S_i = Σ_c q[i, c]`.
-fn cross_entropy_grad_f64(
-    logits: &[f64],
-    targets: &Targets,
-    classes: usize,
-    grad_output: &[f64],
-) -> Vec<f64> {
+fn cross_entropy_grad_f64(logits: &[f64], targets: &Targets, classes: usize, grad_output: &[f64]) -> Vec<f64> {
     targets.gradient(classes, grad_output, |i, t, g, row| {
+        if empty_row_gives_zero(logits, targets, i, classes) {
+            return;
+        }
         let lp = log_softmax_row(&logits[i * classes..][..classes]);
         let q = smoothed_target(targets, t, classes);
         let s: f64 = q.iter().sum();
@@ -142,12 +147,7 @@ pub fn cross_entropy_with_grad(
     let (x, targets) = (to_f64(logits), Targets { targets, opts });
     Ok((
         to_f32(&cross_entropy_f64(&x, &targets, classes)),
-        to_f32(&cross_entropy_grad_f64(
-            &x,
-            &targets,
-            classes,
-            &to_f64(grad_output),
-        )),
+        to_f32(&cross_entropy_grad_f64(&x, &targets, classes, &to_f64(grad_output))),
     ))
 }
 
@@ -157,11 +157,7 @@ mod tests {
     use crate::cpu::tests::assert_loss_gradient;
     use crate::{Error, Reduction};
 
-    fn options(
-        reduction: Reduction,
-        weight: Option<Vec<f32>>,
-        label_smoothing: f32,
-    ) -> CrossEntropyOptions {
+    fn options(reduction: Reduction, weight: Option<Vec<f32>>, label_smoothing: f32) -> CrossEntropyOptions {
         CrossEntropyOptions {
             reduction,
             weight,
@@ -203,13 +199,7 @@ mod tests {
     fn masked_logit() {
         let logits = [0.0, f32::NEG_INFINITY, 0.0];
         // Without smoothing: finite loss, gradient exactly 0 at the -inf class.
-        let (loss, grad) = ce(
-            &logits,
-            &[0],
-            3,
-            &options(Reduction::Sum, None, 0.0),
-            &[1.0],
-        );
+        let (loss, grad) = ce(&logits, &[0], 3, &options(Reduction::Sum, None, 0.0), &[1.0]);
         assert_eq!((loss[0], grad[1]), (std::f32::consts::LN_2, 0.0));
         // With smoothing: +inf loss, finite gradient -(ε/C)·w[c]·g at the -inf class.
         let opts = options(Reduction::Sum, Some(vec![1.0, 3.0, 0.5]), 0.1);
@@ -225,16 +215,10 @@ mod tests {
         // A NaN logit poisons only its own row.
         let (loss, grad) = ce(&[0.0, f32::NAN, 0.0, 0.0], &[0, 1], 2, &opts, &[1.0, 1.0]);
         assert!(loss[0].is_nan() && grad[..2].iter().all(|v| v.is_nan()));
-        assert_eq!(
-            (loss[1], &grad[2..]),
-            (std::f32::consts::LN_2, &[0.5, -0.5][..])
-        );
+        assert_eq!((loss[1], &grad[2..]), (std::f32::consts::LN_2, &[0.5, -0.5][..]));
         // Uniform logits give log(C); ±1e4 give exact answers.
         assert_eq!(ce(&[-2.5; 5], &[4], 5, &opts, &[1.0]).0, [5f32.ln()]);
-        assert_eq!(
-            ce(&[1e4, -1e4], &[1], 2, &opts, &[1.0]),
-            (vec![2e4], vec![1.0, -1.0])
-        );
+        assert_eq!(ce(&[1e4, -1e4], &[1], 2, &opts, &[1.0]), (vec![2e4], vec![1.0, -1.0]));
     }
 
     #[test]
@@ -250,20 +234,8 @@ mod tests {
             })
         };
         let d = CrossEntropyOptions::default;
-        assert_eq!(
-            ce(&[], &[], 3, d()),
-            Err(Error::EmptyBatch {
-                rows: 0,
-                classes: 3
-            })
-        );
-        assert_eq!(
-            ce(&[], &[0], 0, d()),
-            Err(Error::EmptyBatch {
-                rows: 1,
-                classes: 0
-            })
-        );
+        assert_eq!(ce(&[], &[], 3, d()), Err(Error::EmptyBatch { rows: 0, classes: 3 }));
+        assert_eq!(ce(&[], &[0], 0, d()), Err(Error::EmptyBatch { rows: 1, classes: 0 }));
         assert_eq!(ce(&[0.0; 5], &[0, 1], 3, d()), length("logits", 6, 5));
         let weighted = options(Reduction::Mean, Some(vec![1.0, 2.0]), 0.0);
         assert_eq!(ce(&[0.0; 6], &[0, 1], 3, weighted), length("weight", 3, 2));
@@ -275,10 +247,7 @@ mod tests {
             };
             assert_eq!(ce(&[0.0; 6], &[0, value], 3, d()), Err(invalid));
         }
-        let ignore_7 = CrossEntropyOptions {
-            ignore_index: 7,
-            ..d()
-        };
+        let ignore_7 = CrossEntropyOptions { ignore_index: 7, ..d() };
         assert!(ce(&[0.0; 6], &[7, 0], 3, ignore_7).is_ok());
         for eps in [1.5, -0.1] {
             let err = ce(&[0.0; 6], &[0, 1], 3, options(Reduction::Mean, None, eps));

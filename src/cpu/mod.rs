@@ -90,20 +90,15 @@ mod tests {
             for weighted in [false, true] {
                 for label_smoothing in [0.0, 0.1, 1.0] {
                     for reduction in [Reduction::None, Reduction::Sum, Reduction::Mean] {
-                        let weight = rng
-                            .vec(classes, 0.5, 2.0)
-                            .iter()
-                            .map(|&w| w as f32)
-                            .collect();
+                        let weight = rng.vec(classes, 0.5, 2.0).iter().map(|&w| w as f32).collect();
                         let opts = CrossEntropyOptions {
                             reduction,
                             weight: weighted.then_some(weight),
                             label_smoothing,
                             ..Default::default()
                         };
-                        let mut targets: Vec<i32> = (0..rows)
-                            .map(|_| rng.uniform(0.0, classes as f64) as i32)
-                            .collect();
+                        let mut targets: Vec<i32> =
+                            (0..rows).map(|_| rng.uniform(0.0, classes as f64) as i32).collect();
                         targets[1] = opts.ignore_index;
                         let targets = Targets {
                             targets: &targets,
@@ -111,13 +106,8 @@ mod tests {
                         };
                         let x = rng.vec(rows * classes, -3.0, 3.0);
                         let g = rng.vec(opts.grad_output_len(rows), -2.0, 2.0);
-                        let objective = |x: &[f64]| -> f64 {
-                            loss(x, &targets, classes)
-                                .iter()
-                                .zip(&g)
-                                .map(|(l, g)| l * g)
-                                .sum()
-                        };
+                        let objective =
+                            |x: &[f64]| -> f64 { loss(x, &targets, classes).iter().zip(&g).map(|(l, g)| l * g).sum() };
                         assert_finite_difference(&x, &grad(&x, &targets, classes, &g), objective);
                     }
                 }

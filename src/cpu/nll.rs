@@ -2,9 +2,9 @@
 
 use super::reduce::Targets;
 use super::{to_f32, to_f64};
+use crate::CrossEntropyOptions;
 use crate::error::Result;
 use crate::options::check_class_index_loss;
-use crate::CrossEntropyOptions;
 
 /// The reduced loss `l_i = -w[t_i]·x[i, t_i]` (in f64).
 fn nll_loss_f64(log_probs: &[f64], targets: &Targets, classes: usize) -> Vec<f64> {
@@ -13,9 +13,7 @@ fn nll_loss_f64(log_probs: &[f64], targets: &Targets, classes: usize) -> Vec<f64
 
 /// The gradient w.r.t. the log-probabilities: `-w[t_i]·g_i` at `c == t_i`, 0 elsewhere.
 fn nll_loss_grad_f64(targets: &Targets, classes: usize, grad_output: &[f64]) -> Vec<f64> {
-    targets.gradient(classes, grad_output, |_, t, g, row| {
-        row[t] = -targets.weight(t) * g
-    })
+    targets.gradient(classes, grad_output, |_, t, g, row| row[t] = -targets.weight(t) * g)
 }
 
 /// Negative log-likelihood of the class-index `targets` under the `rows × classes` `log_probs`,
@@ -39,14 +37,7 @@ pub fn nll_loss(
     classes: usize,
     opts: &CrossEntropyOptions,
 ) -> Result<Vec<f32>> {
-    check_class_index_loss(
-        ("log_probs", log_probs.len()),
-        targets,
-        rows,
-        classes,
-        opts,
-        None,
-    )?;
+    check_class_index_loss(("log_probs", log_probs.len()), targets, rows, classes, opts, None)?;
     Ok(to_f32(&nll_loss_f64(
         &to_f64(log_probs),
         &Targets { targets, opts },
@@ -81,18 +72,14 @@ pub fn nll_loss_grad(
     let shape = ("log_probs", rows.wrapping_mul(classes));
     check_class_index_loss(shape, targets, rows, classes, opts, Some(grad_output))?;
     let targets = Targets { targets, opts };
-    Ok(to_f32(&nll_loss_grad_f64(
-        &targets,
-        classes,
-        &to_f64(grad_output),
-    )))
+    Ok(to_f32(&nll_loss_grad_f64(&targets, classes, &to_f64(grad_output))))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cpu::tests::assert_loss_gradient;
     use crate::Error;
+    use crate::cpu::tests::assert_loss_gradient;
 
     #[test]
     fn gradient_matches_finite_differences() {
@@ -105,10 +92,7 @@ mod tests {
     fn all_ignored_mean_is_nan_with_zero_gradient() {
         let opts = CrossEntropyOptions::default();
         assert!(nll_loss(&[-1.0; 4], &[-100, -100], 2, 2, &opts).unwrap()[0].is_nan());
-        assert_eq!(
-            nll_loss_grad(&[-100, -100], 2, 2, &opts, &[1.0]).unwrap(),
-            [0.0; 4]
-        );
+        assert_eq!(nll_loss_grad(&[-100, -100], 2, 2, &opts, &[1.0]).unwrap(), [0.0; 4]);
     }
 
     #[test]
@@ -125,10 +109,7 @@ mod tests {
     #[test]
     fn errors() {
         let d = CrossEntropyOptions::default;
-        let empty = Err(Error::EmptyBatch {
-            rows: 0,
-            classes: 2,
-        });
+        let empty = Err(Error::EmptyBatch { rows: 0, classes: 2 });
         assert_eq!(nll_loss_grad(&[], 0, 2, &d(), &[1.0]), empty);
         let invalid = Err(Error::InvalidTarget {
             row: 1,

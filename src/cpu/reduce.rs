@@ -1,7 +1,7 @@
 //! What `nll_loss` and `cross_entropy` share: class weights, ignored rows, the reduction of the
 //! per-row losses and the upstream scale `g_i` of each row's gradient.
 
-use crate::{CrossEntropyOptions, Reduction};
+use crate::{CrossEntropyOptions, EmptyPolicy, Reduction};
 
 /// Class-index targets with the options that say how to weigh, ignore and reduce them.
 pub(super) struct Targets<'a> {
@@ -21,6 +21,11 @@ impl Targets<'_> {
         (t != self.opts.ignore_index).then_some(t as usize)
     }
 
+    /// Whether 0/0-like cases give 0 instead of NaN ([`EmptyPolicy::Zero`]).
+    pub(super) fn empty_gives_zero(&self) -> bool {
+        self.opts.empty == EmptyPolicy::Zero
+    }
+
     /// The mean's denominator `D`: Σ `w[t_i]` over the rows that are not ignored.
     fn denominator(&self) -> f64 {
         (0..self.targets.len())
@@ -32,11 +37,11 @@ impl Targets<'_> {
     /// `row_loss(i, t_i)` for each row (exactly 0 for ignored rows), reduced: one value per row
     /// for `None`, else one value (the mean divides by `D`, so no counted row gives NaN).
     pub(super) fn reduced_loss(&self, row_loss: impl Fn(usize, usize) -> f64) -> Vec<f64> {
-        let losses =
-            (0..self.targets.len()).map(|i| self.target(i).map_or(0.0, |t| row_loss(i, t)));
+        let losses = (0..self.targets.len()).map(|i| self.target(i).map_or(0.0, |t| row_loss(i, t)));
         match self.opts.reduction {
             Reduction::None => losses.collect(),
             Reduction::Sum => vec![losses.sum()],
+            Reduction::Mean if self.denominator() == 0.0 && self.empty_gives_zero() => vec![0.0],
             Reduction::Mean => vec![losses.sum::<f64>() / self.denominator()],
         }
     }
@@ -57,6 +62,7 @@ impl Targets<'_> {
             let g = match self.opts.reduction {
                 Reduction::None => grad_output[i],
                 Reduction::Sum => grad_output[0],
+                Reduction::Mean if denominator == 0.0 && self.empty_gives_zero() => 0.0,
                 Reduction::Mean => grad_output[0] / denominator,
             };
             if g.is_finite() {

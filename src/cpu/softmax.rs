@@ -8,8 +8,7 @@ use crate::options::check_matrix;
 ///
 /// A `-inf` entry gives exactly `-inf`; a row containing NaN or `+inf`, or all `-inf`, is all NaN.
 pub(super) fn log_softmax_row(x: &[f64]) -> Vec<f64> {
-    let poisoned = x.iter().any(|&v| v.is_nan() || v == f64::INFINITY)
-        || x.iter().all(|&v| v == f64::NEG_INFINITY);
+    let poisoned = x.iter().any(|&v| v.is_nan() || v == f64::INFINITY) || x.iter().all(|&v| v == f64::NEG_INFINITY);
     if poisoned {
         return vec![f64::NAN; x.len()];
     }
@@ -26,10 +25,7 @@ fn softmax_row(x: &[f64]) -> Vec<f64> {
 /// `dx = dy - exp(y) · Σ_c dy` for one row, given the log-softmax output `y`.
 fn log_softmax_backward_row(y: &[f64], dy: &[f64]) -> Vec<f64> {
     let sum: f64 = dy.iter().sum();
-    y.iter()
-        .zip(dy)
-        .map(|(&y, &dy)| dy - y.exp() * sum)
-        .collect()
+    y.iter().zip(dy).map(|(&y, &dy)| dy - y.exp() * sum).collect()
 }
 
 /// `dx = y · (dy - Σ_c y·dy)` for one row, given the softmax output `y`.
@@ -39,12 +35,7 @@ fn softmax_backward_row(y: &[f64], dy: &[f64]) -> Vec<f64> {
 }
 
 /// `row(x)` over each row of the checked `logits`.
-fn forward(
-    logits: &[f32],
-    rows: usize,
-    classes: usize,
-    row: impl Fn(&[f64]) -> Vec<f64>,
-) -> Result<Vec<f32>> {
+fn forward(logits: &[f32], rows: usize, classes: usize, row: impl Fn(&[f64]) -> Vec<f64>) -> Result<Vec<f32>> {
     check_matrix("logits", logits.len(), rows, classes)?;
     let out: Vec<f64> = to_f64(logits).chunks_exact(classes).flat_map(row).collect();
     Ok(to_f32(&out))
@@ -54,13 +45,7 @@ fn forward(
 type BackwardRow = fn(&[f64], &[f64]) -> Vec<f64>;
 
 /// `row(y, dy)` over each row of the checked `output` and `grad_output`.
-fn backward(
-    output: &[f32],
-    grad_output: &[f32],
-    rows: usize,
-    classes: usize,
-    row: BackwardRow,
-) -> Result<Vec<f32>> {
+fn backward(output: &[f32], grad_output: &[f32], rows: usize, classes: usize, row: BackwardRow) -> Result<Vec<f32>> {
     check_matrix("output", output.len(), rows, classes)?;
     check_matrix("grad_output", grad_output.len(), rows, classes)?;
     let (y, dy) = (to_f64(output), to_f64(grad_output));
@@ -103,12 +88,7 @@ pub fn softmax(logits: &[f32], rows: usize, classes: usize) -> Result<Vec<f32>> 
 /// assert_eq!(dx, [0.5, -0.5]);
 /// # Ok::<(), wgpu_loss::Error>(())
 /// ```
-pub fn log_softmax_backward(
-    output: &[f32],
-    grad_output: &[f32],
-    rows: usize,
-    classes: usize,
-) -> Result<Vec<f32>> {
+pub fn log_softmax_backward(output: &[f32], grad_output: &[f32], rows: usize, classes: usize) -> Result<Vec<f32>> {
     backward(output, grad_output, rows, classes, log_softmax_backward_row)
 }
 
@@ -120,28 +100,18 @@ pub fn log_softmax_backward(
 /// assert_eq!(dx, [0.25, -0.25]);
 /// # Ok::<(), wgpu_loss::Error>(())
 /// ```
-pub fn softmax_backward(
-    output: &[f32],
-    grad_output: &[f32],
-    rows: usize,
-    classes: usize,
-) -> Result<Vec<f32>> {
+pub fn softmax_backward(output: &[f32], grad_output: &[f32], rows: usize, classes: usize) -> Result<Vec<f32>> {
     backward(output, grad_output, rows, classes, softmax_backward_row)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cpu::tests::{assert_finite_difference, XorShift};
     use crate::Error;
+    use crate::cpu::tests::{XorShift, assert_finite_difference};
 
     /// `f(x, dy)` over each row of `x` and `dy`, gathered.
-    fn by_row(
-        x: &[f64],
-        dy: &[f64],
-        classes: usize,
-        f: impl Fn(&[f64], &[f64]) -> Vec<f64>,
-    ) -> Vec<f64> {
+    fn by_row(x: &[f64], dy: &[f64], classes: usize, f: impl Fn(&[f64], &[f64]) -> Vec<f64>) -> Vec<f64> {
         let rows = x.chunks_exact(classes).zip(dy.chunks_exact(classes));
         rows.flat_map(|(x, dy)| f(x, dy)).collect()
     }
@@ -150,16 +120,10 @@ mod tests {
     fn assert_backward(forward: fn(&[f64]) -> Vec<f64>, backward: BackwardRow) {
         let mut rng = XorShift(0x5eed);
         for (rows, classes) in [(3, 5), (4, 7)] {
-            let (x, dy) = (
-                rng.vec(rows * classes, -3.0, 3.0),
-                rng.vec(rows * classes, -2.0, 2.0),
-            );
+            let (x, dy) = (rng.vec(rows * classes, -3.0, 3.0), rng.vec(rows * classes, -2.0, 2.0));
             let grad = by_row(&x, &dy, classes, |x, dy| backward(&forward(x), dy));
-            let products =
-                |x: &[f64], dy: &[f64]| forward(x).iter().zip(dy).map(|(y, dy)| y * dy).collect();
-            assert_finite_difference(&x, &grad, |x| {
-                by_row(x, &dy, classes, products).iter().sum()
-            });
+            let products = |x: &[f64], dy: &[f64]| forward(x).iter().zip(dy).map(|(y, dy)| y * dy).collect();
+            assert_finite_difference(&x, &grad, |x| by_row(x, &dy, classes, products).iter().sum());
         }
     }
 
@@ -181,14 +145,9 @@ mod tests {
         assert_eq!(log_softmax(&[3.5; 4], 1, 4).unwrap(), [-(4f32.ln()); 4]);
         assert_eq!(log_softmax(&[1e4, -1e4], 1, 2).unwrap(), [0.0, -2e4]);
         assert_eq!(softmax(&[1e4, -1e4], 1, 2).unwrap(), [1.0, 0.0]);
-        let rows = [
-            0.0, -inf, 0.0, 1.0, nan, 0.0, 1.0, inf, -inf, -inf, 2.0, 2.0,
-        ];
+        let rows = [0.0, -inf, 0.0, 1.0, nan, 0.0, 1.0, inf, -inf, -inf, 2.0, 2.0];
         let lp = log_softmax(&rows, 4, 3).unwrap();
-        assert_eq!(
-            (&lp[..3], &lp[9..]),
-            (&[-ln2, -inf, -ln2][..], &[-inf, -ln2, -ln2][..])
-        );
+        assert_eq!((&lp[..3], &lp[9..]), (&[-ln2, -inf, -ln2][..], &[-inf, -ln2, -ln2][..]));
         assert!(lp[3..9].iter().all(|v| v.is_nan()));
     }
 
@@ -205,10 +164,7 @@ mod tests {
         assert_eq!(log_softmax(&[], 0, 3), empty(0, 3));
         assert_eq!(softmax(&[], 2, 0), empty(2, 0));
         assert_eq!(softmax(&[0.0; 5], 2, 3), length("logits", 5));
-        assert_eq!(
-            softmax_backward(&[0.0; 5], &[0.0; 6], 2, 3),
-            length("output", 5)
-        );
+        assert_eq!(softmax_backward(&[0.0; 5], &[0.0; 6], 2, 3), length("output", 5));
         assert_eq!(
             log_softmax_backward(&[0.0; 6], &[0.0; 7], 2, 3),
             length("grad_output", 7)

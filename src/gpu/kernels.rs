@@ -11,7 +11,7 @@ use super::shaders::{Family, RowReduce};
 pub(crate) enum Layout {
     /// 0 params, 1 input (read), 4 grad_output (read), 7 output (read-write).
     Row,
-    /// 0 params, 1 input, 2 targets, 3 weight, 4 grad_output (read), 5 totals, 6 row_loss,
+    /// 0 params, 1 input, 2 targets, 3 weight, 4 grad_output (read), 5 batch state, 6 row_loss,
     /// 7 grad, 8 loss_out (read-write).
     ClassIndex,
 }
@@ -48,10 +48,11 @@ pub(crate) enum Kernel {
     NllBackward,
     TargetWeightTotal,
     ReduceLosses,
+    RecordBadTargetValue,
 }
 
 impl Kernel {
-    const ALL: [Kernel; 10] = [
+    const ALL: [Kernel; 11] = [
         Kernel::LogSoftmaxForward,
         Kernel::SoftmaxForward,
         Kernel::LogSoftmaxBackward,
@@ -62,6 +63,7 @@ impl Kernel {
         Kernel::NllBackward,
         Kernel::TargetWeightTotal,
         Kernel::ReduceLosses,
+        Kernel::RecordBadTargetValue,
     ];
 
     fn family(self) -> Family {
@@ -70,11 +72,9 @@ impl Kernel {
             | Kernel::SoftmaxForward
             | Kernel::LogSoftmaxBackward
             | Kernel::SoftmaxBackward => Family::Softmax,
-            Kernel::CrossEntropyForward | Kernel::CrossEntropyForwardBackward => {
-                Family::CrossEntropy
-            }
+            Kernel::CrossEntropyForward | Kernel::CrossEntropyForwardBackward => Family::CrossEntropy,
             Kernel::NllForward | Kernel::NllBackward => Family::Nll,
-            Kernel::TargetWeightTotal | Kernel::ReduceLosses => Family::Reduce,
+            Kernel::TargetWeightTotal | Kernel::ReduceLosses | Kernel::RecordBadTargetValue => Family::Reduce,
         }
     }
 
@@ -90,6 +90,7 @@ impl Kernel {
             Kernel::NllBackward => "nll_backward",
             Kernel::TargetWeightTotal => "target_weight_total",
             Kernel::ReduceLosses => "reduce_losses",
+            Kernel::RecordBadTargetValue => "record_bad_target_value",
         }
     }
 

@@ -12,9 +12,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 pub(crate) use kernels::{Kernel, Layout};
-pub(crate) use params::{LossParams, FLAG_GRAD_BUFFER, FLAG_MEAN, FLAG_SUM, FLAG_WEIGHT};
+pub(crate) use params::{FLAG_EMPTY_ZERO, FLAG_GRAD_BUFFER, FLAG_MEAN, FLAG_SUM, FLAG_WEIGHT, LossParams};
 pub use workspace::Workspace;
-pub(crate) use workspace::{Binding, Dispatch};
+pub(crate) use workspace::{Binding, Dispatch, status_to_result};
 
 use crate::error::{Error, Result};
 use kernels::{Kernels, RowShape};
@@ -119,8 +119,7 @@ impl Gpu {
     /// assert!(gpu.is_ok());
     /// ```
     pub async fn with_options_async(options: GpuOptions) -> Result<Self> {
-        let instance =
-            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
         let adapter = pick_adapter(&instance).await?;
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
@@ -154,11 +153,7 @@ impl Gpu {
     /// # let (device, queue) = (own.device().clone(), own.queue().clone());
     /// let gpu = wgpu_loss::Gpu::from_device_with_options(device, queue, Default::default());
     /// ```
-    pub fn from_device_with_options(
-        device: wgpu::Device,
-        queue: wgpu::Queue,
-        options: GpuOptions,
-    ) -> Self {
+    pub fn from_device_with_options(device: wgpu::Device, queue: wgpu::Queue, options: GpuOptions) -> Self {
         let info = device.adapter_info();
         let row = choose_row_shape(&device, &info, &options);
         let kernels = Kernels::new(&device, row);
@@ -232,9 +227,7 @@ impl Gpu {
 /// The adapter `WGPU_ADAPTER_NAME` names (case-insensitive substring), else the one
 /// `request_adapter` picks for `WGPU_POWER_PREF`. `WGPU_BACKEND` filters the instance.
 async fn pick_adapter(instance: &wgpu::Instance) -> Result<wgpu::Adapter> {
-    let wanted_name = std::env::var("WGPU_ADAPTER_NAME")
-        .ok()
-        .map(|n| n.to_lowercase());
+    let wanted_name = std::env::var("WGPU_ADAPTER_NAME").ok().map(|n| n.to_lowercase());
     if let Some(name) = wanted_name.filter(|n| !n.is_empty()) {
         let adapters = instance.enumerate_adapters(wgpu::Backends::all()).await;
         let names: Vec<String> = adapters.iter().map(|a| a.get_info().name).collect();
@@ -262,14 +255,9 @@ async fn pick_adapter(instance: &wgpu::Instance) -> Result<wgpu::Adapter> {
 /// One subgroup per row where the device has subgroups of one fixed size; otherwise a
 /// workgroup-memory tree, small on CPU adapters (where each barrier switches threads) and
 /// 256 wide on GPUs.
-fn choose_row_shape(
-    device: &wgpu::Device,
-    info: &wgpu::AdapterInfo,
-    options: &GpuOptions,
-) -> RowShape {
+fn choose_row_shape(device: &wgpu::Device, info: &wgpu::AdapterInfo, options: &GpuOptions) -> RowShape {
     let size = info.subgroup_min_size;
-    let fixed_subgroup =
-        size == info.subgroup_max_size && size.is_power_of_two() && (4..=256).contains(&size);
+    let fixed_subgroup = size == info.subgroup_max_size && size.is_power_of_two() && (4..=256).contains(&size);
     if options.subgroups && device.features().contains(wgpu::Features::SUBGROUP) && fixed_subgroup {
         return RowShape {
             reduce: RowReduce::Subgroup,
@@ -292,9 +280,5 @@ fn choose_row_shape(
 }
 
 fn prev_power_of_two(n: u32) -> u32 {
-    if n == 0 {
-        1
-    } else {
-        1 << (31 - n.leading_zeros())
-    }
+    if n == 0 { 1 } else { 1 << (31 - n.leading_zeros()) }
 }

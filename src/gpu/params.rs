@@ -6,6 +6,7 @@ pub(crate) const FLAG_WEIGHT: u32 = 1;
 pub(crate) const FLAG_MEAN: u32 = 2;
 pub(crate) const FLAG_SUM: u32 = 4;
 pub(crate) const FLAG_GRAD_BUFFER: u32 = 8;
+pub(crate) const FLAG_EMPTY_ZERO: u32 = 16;
 
 /// Mirrors `Params` in shaders/common.wgsl field for field.
 #[repr(C)]

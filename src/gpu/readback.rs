@@ -32,9 +32,7 @@ impl Gpu {
             .ok_or_else(|| Error::Readback("the map callback was dropped".into()))?
             .map_err(|e| Error::Readback(e.to_string()))?;
         let values = {
-            let view = slice
-                .get_mapped_range()
-                .map_err(|e| Error::Readback(e.to_string()))?;
+            let view = slice.get_mapped_range().map_err(|e| Error::Readback(e.to_string()))?;
             bytemuck::cast_slice::<u8, f32>(&view).to_vec()
         };
         staging.unmap();

@@ -30,12 +30,7 @@ pub(crate) enum Family {
 }
 
 impl Family {
-    pub(crate) const ALL: [Family; 4] = [
-        Family::Softmax,
-        Family::CrossEntropy,
-        Family::Nll,
-        Family::Reduce,
-    ];
+    pub(crate) const ALL: [Family; 4] = [Family::Softmax, Family::CrossEntropy, Family::Nll, Family::Reduce];
 
     /// Whether the family's kernels reduce along rows (and so take the `WG` override).
     pub(crate) fn is_row_wise(self) -> bool {
@@ -61,9 +56,7 @@ impl Family {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use naga::valid::{
-        Capabilities, ShaderStages, SubgroupOperationSet, ValidationFlags, Validator,
-    };
+    use naga::valid::{Capabilities, ShaderStages, SubgroupOperationSet, ValidationFlags, Validator};
 
     /// Every module, in both row-reduction variants, parses and validates with naga
     /// (the version wgpu uses), so a WGSL error fails `cargo test`, not a user's app.
@@ -72,16 +65,15 @@ mod tests {
         for family in Family::ALL {
             for reduce in [RowReduce::Workgroup, RowReduce::Subgroup] {
                 let source = family.source(reduce);
-                let module = naga::front::wgsl::parse_str(&source).unwrap_or_else(|e| {
-                    panic!("{family:?}/{reduce:?}: {}", e.emit_to_string(&source))
-                });
+                let module = naga::front::wgsl::parse_str(&source)
+                    .unwrap_or_else(|e| panic!("{family:?}/{reduce:?}: {}", e.emit_to_string(&source)));
                 let mut validator = Validator::new(ValidationFlags::all(), Capabilities::SUBGROUP);
                 validator
                     .subgroup_stages(ShaderStages::COMPUTE)
                     .subgroup_operations(SubgroupOperationSet::all());
-                validator.validate(&module).unwrap_or_else(|e| {
-                    panic!("{family:?}/{reduce:?}: {}", e.emit_to_string(&source))
-                });
+                validator
+                    .validate(&module)
+                    .unwrap_or_else(|e| panic!("{family:?}/{reduce:?}: {}", e.emit_to_string(&source)));
             }
         }
     }

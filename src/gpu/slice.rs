@@ -58,12 +58,14 @@ fn ensure_nth(
 
 impl Gpu {
     /// Uploads `inputs`, lets `record` encode the op on them with output buffers of
-    /// `output_lens` f32 values, then reads every output back. Validation and
+    /// `output_lens` f32 values, then reads every output back, followed (when
+    /// `read_status`) by the workspace's batch state as a last output. Validation and
     /// out-of-memory errors of everything submitted here come back as `Err`.
     pub(crate) async fn run_slice(
         &self,
         inputs: &[&[u8]],
         output_lens: &[usize],
+        read_status: bool,
         record: impl FnOnce(
             &mut wgpu::CommandEncoder,
             &mut Workspace,
@@ -101,20 +103,17 @@ impl Gpu {
                 buffer
             })
             .collect();
-        let output_bytes: Vec<u64> = output_lens.iter().map(|&n| n as u64 * 4).collect();
-        let output_buffers: Vec<wgpu::Buffer> = output_bytes
+        let output_buffers: Vec<wgpu::Buffer> = output_lens
             .iter()
             .enumerate()
-            .map(|(i, &bytes)| {
-                ensure_nth(
-                    device,
-                    &mut scratch.outputs,
-                    i,
-                    bytes,
-                    wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
-                )
+            .map(|(i, &n)| {
+                let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
+                ensure_nth(device, &mut scratch.outputs, i, n as u64 * 4, usage)
             })
             .collect();
+        // Everything read back, in order: the outputs, then the batch state.
+        let status_bytes = read_status.then_some(super::workspace::BATCH_STATE_BYTES);
+        let output_bytes: Vec<u64> = output_lens.iter().map(|&n| n as u64 * 4).chain(status_bytes).collect();
         let placements: Vec<u64> = output_bytes
             .iter()
             .scan(0u64, |at, &bytes| {
@@ -123,8 +122,7 @@ impl Gpu {
                 Some(here)
             })
             .collect();
-        let staging_bytes =
-            placements.last().copied().unwrap_or(0) + output_bytes.last().copied().unwrap_or(0);
+        let staging_bytes = placements.last().copied().unwrap_or(0) + output_bytes.last().copied().unwrap_or(0);
         let staging = ensure(
             device,
             &mut scratch.staging,
@@ -145,28 +143,21 @@ impl Gpu {
             .zip(&output_bytes)
             .map(|(b, &bytes)| b.slice(..bytes.max(4)))
             .collect();
-        let recorded = record(
-            &mut encoder,
-            &mut scratch.workspace,
-            &input_slices,
-            &output_slices,
-        );
-        for ((buffer, &bytes), &at) in output_buffers.iter().zip(&output_bytes).zip(&placements) {
+        record(&mut encoder, &mut scratch.workspace, &input_slices, &output_slices)?;
+        let sources = output_buffers.iter().chain(read_status.then(|| scratch.workspace.status_buffer()));
+        for ((buffer, &bytes), &at) in sources.zip(&output_bytes).zip(&placements) {
             encoder.copy_buffer_to_buffer(buffer, 0, &staging, at, bytes);
         }
         let submission = self.queue().submit([encoder.finish()]);
-        let oom = oom.pop().await;
-        let validation = validation.pop().await;
-        recorded?;
-        if let Some(e) = oom.or(validation) {
+        if let Some(e) = oom.pop().await.or(validation.pop().await) {
             return Err(Error::Device(e.to_string()));
         }
 
         let all = self.read_back(&staging, staging_bytes, submission).await?;
-        let outputs = output_lens
+        let outputs = output_bytes
             .iter()
             .zip(&placements)
-            .map(|(&n, &at)| all[(at / 4) as usize..][..n].to_vec())
+            .map(|(&bytes, &at)| all[(at / 4) as usize..][..(bytes / 4) as usize].to_vec())
             .collect();
         if let Ok(mut pool) = self.slice_pool.lock() {
             pool.push(scratch);

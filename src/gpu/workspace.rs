@@ -6,6 +6,21 @@ use super::{Gpu, Kernel, Layout, LossParams};
 use crate::error::{Error, Result};
 
 const F32: u64 = 4;
+/// Size of `BatchState` in shaders/class_index.wgsl.
+pub(crate) const BATCH_STATE_BYTES: u64 = 16;
+
+/// `Err(InvalidTarget)` when the batch state (read back as four 32-bit words) names a row.
+pub(crate) fn status_to_result(state: &[f32], classes: usize) -> Result<()> {
+    let key = state[1].to_bits();
+    if key == 0 {
+        return Ok(());
+    }
+    Err(Error::InvalidTarget {
+        row: (u32::MAX - key) as usize,
+        value: i64::from(state[2].to_bits() as i32),
+        classes,
+    })
+}
 /// Bind groups a workspace keeps for reuse (a training loop needs one per op).
 const BIND_GROUP_CACHE: usize = 8;
 
@@ -26,8 +41,11 @@ const BIND_GROUP_CACHE: usize = 8;
 pub struct Workspace {
     params: wgpu::Buffer,
     written: Option<LossParams>,
-    /// `totals[0]`: mean's divisor.
-    totals: wgpu::Buffer,
+    /// The batch state of the last class-index op: mean's divisor and the first
+    /// out-of-range target (`BatchState` in shaders/class_index.wgsl).
+    batch: wgpu::Buffer,
+    /// Where [`Workspace::check_targets`] reads the batch state back.
+    status_staging: Option<wgpu::Buffer>,
     /// Per-row losses when the caller does not want them (sum, mean, gradient only).
     row_losses: wgpu::Buffer,
     /// Class weights as last uploaded.
@@ -40,12 +58,7 @@ pub struct Workspace {
 
 type BindKey = (Layout, Vec<(u32, wgpu::Buffer, u64, u64)>);
 
-fn storage_buffer(
-    device: &wgpu::Device,
-    label: &str,
-    bytes: u64,
-    extra: wgpu::BufferUsages,
-) -> wgpu::Buffer {
+fn storage_buffer(device: &wgpu::Device, label: &str, bytes: u64, extra: wgpu::BufferUsages) -> wgpu::Buffer {
     device.create_buffer(&wgpu::BufferDescriptor {
         label: Some(label),
         size: bytes.max(16).next_multiple_of(16),
@@ -72,7 +85,13 @@ impl Workspace {
                 mapped_at_creation: false,
             }),
             written: None,
-            totals: storage_buffer(device, "wgpu-loss totals", 16, none),
+            batch: storage_buffer(
+                device,
+                "wgpu-loss batch state",
+                BATCH_STATE_BYTES,
+                wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
+            ),
+            status_staging: None,
             row_losses: storage_buffer(device, "wgpu-loss row losses", 16, none),
             weight: None,
             spare_grad: storage_buffer(device, "wgpu-loss spare", 16, none),
@@ -85,12 +104,7 @@ impl Workspace {
     pub(crate) fn prepare(&mut self, gpu: &Gpu, rows: u64, weight: Option<&[f32]>) {
         if self.row_losses.size() < rows * F32 {
             let bytes = (rows * F32).next_power_of_two();
-            self.row_losses = storage_buffer(
-                gpu.device(),
-                "wgpu-loss row losses",
-                bytes,
-                wgpu::BufferUsages::empty(),
-            );
+            self.row_losses = storage_buffer(gpu.device(), "wgpu-loss row losses", bytes, wgpu::BufferUsages::empty());
             self.bind_groups.clear();
         }
         match weight {
@@ -100,19 +114,11 @@ impl Workspace {
                 let bytes = w.len() as u64 * F32;
                 let fits = self.weight.as_ref().is_some_and(|(_, b)| b.size() >= bytes);
                 if !fits {
-                    let buffer = storage_buffer(
-                        gpu.device(),
-                        "wgpu-loss weight",
-                        bytes,
-                        wgpu::BufferUsages::COPY_DST,
-                    );
+                    let buffer = storage_buffer(gpu.device(), "wgpu-loss weight", bytes, wgpu::BufferUsages::COPY_DST);
                     self.weight = Some((Vec::new(), buffer));
                     self.bind_groups.clear();
                 }
-                let (old, buffer) = self
-                    .weight
-                    .as_mut()
-                    .expect("weight buffer was just ensured");
+                let (old, buffer) = self.weight.as_mut().expect("weight buffer was just ensured");
                 gpu.queue().write_buffer(buffer, 0, bytemuck::cast_slice(w));
                 *old = w.to_vec();
             }
@@ -122,14 +128,75 @@ impl Workspace {
     /// Writes the parameter block unless it already holds exactly these values.
     pub(crate) fn set_params(&mut self, gpu: &Gpu, params: LossParams) {
         if self.written != Some(params) {
-            gpu.queue()
-                .write_buffer(&self.params, 0, bytemuck::bytes_of(&params));
+            gpu.queue().write_buffer(&self.params, 0, bytemuck::bytes_of(&params));
             self.written = Some(params);
         }
     }
 
-    pub(crate) fn totals(&self) -> Binding {
-        Binding::whole(&self.totals)
+    pub(crate) fn batch(&self) -> Binding {
+        Binding::whole(&self.batch)
+    }
+
+    /// Records the reset of the batch state (no divisor, no bad target) into `encoder`.
+    pub(crate) fn clear_batch(&self, encoder: &mut wgpu::CommandEncoder) {
+        encoder.clear_buffer(&self.batch, 0, None);
+    }
+
+    /// The batch state of the last NLL / cross-entropy op recorded with this workspace:
+    /// 16 bytes, `[total_weight: f32, bad_row_key: u32, bad_value: i32, 0]`, where
+    /// `bad_row_key` is `0xffff_ffff - row` of the first row whose target was out of range
+    /// (0 if none). Copy it wherever suits you, or use [`Workspace::check_targets`].
+    ///
+    /// ```
+    /// let gpu = wgpu_loss::Gpu::new().unwrap();
+    /// let ws = wgpu_loss::Workspace::new(&gpu);
+    /// assert!(ws.status_buffer().usage().contains(wgpu::BufferUsages::COPY_SRC));
+    /// ```
+    pub fn status_buffer(&self) -> &wgpu::Buffer {
+        &self.batch
+    }
+
+    /// Reads the status of the last NLL / cross-entropy op recorded with this workspace
+    /// (after it was submitted) and returns [`Error::InvalidTarget`] with the first
+    /// out-of-range row and its value, if any. This submits one small copy and waits for
+    /// it; call it when convenient (every few steps, or at the end of an epoch).
+    /// Blocking; native only.
+    ///
+    /// ```
+    /// let gpu = wgpu_loss::Gpu::new().unwrap();
+    /// let mut ws = wgpu_loss::Workspace::new(&gpu);
+    /// assert!(ws.check_targets(&gpu).is_ok()); // nothing recorded yet
+    /// ```
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn check_targets(&mut self, gpu: &Gpu) -> Result<()> {
+        pollster::block_on(self.check_targets_async(gpu))
+    }
+
+    /// The async form of [`Workspace::check_targets`].
+    ///
+    /// ```
+    /// let gpu = wgpu_loss::Gpu::new().unwrap();
+    /// let mut ws = wgpu_loss::Workspace::new(&gpu);
+    /// assert!(pollster::block_on(ws.check_targets_async(&gpu)).is_ok());
+    /// ```
+    pub async fn check_targets_async(&mut self, gpu: &Gpu) -> Result<()> {
+        let staging = self
+            .status_staging
+            .get_or_insert_with(|| {
+                gpu.device().create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("wgpu-loss status readback"),
+                    size: BATCH_STATE_BYTES,
+                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                })
+            })
+            .clone();
+        let mut encoder = gpu.device().create_command_encoder(&Default::default());
+        encoder.copy_buffer_to_buffer(&self.batch, 0, &staging, 0, BATCH_STATE_BYTES);
+        let submission = gpu.queue().submit([encoder.finish()]);
+        let state = gpu.read_back(&staging, BATCH_STATE_BYTES, submission).await?;
+        let classes = self.written.map_or(0, |p| p.classes as usize);
+        status_to_result(&state, classes)
     }
 
     pub(crate) fn row_losses(&self) -> Binding {
@@ -154,12 +221,7 @@ impl Workspace {
 
     /// The bind group for these bindings (binding 0, the parameters, is implied), reused
     /// when the same buffers were bound before.
-    pub(crate) fn bind_group(
-        &mut self,
-        gpu: &Gpu,
-        layout: Layout,
-        entries: &[(u32, Binding)],
-    ) -> wgpu::BindGroup {
+    pub(crate) fn bind_group(&mut self, gpu: &Gpu, layout: Layout, entries: &[(u32, Binding)]) -> wgpu::BindGroup {
         let key: BindKey = (
             layout,
             entries
@@ -174,15 +236,13 @@ impl Workspace {
             binding: 0,
             resource: self.params.as_entire_binding(),
         }];
-        wgpu_entries.extend(key.1.iter().map(|(slot, buffer, offset, size)| {
-            wgpu::BindGroupEntry {
-                binding: *slot,
-                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                    buffer,
-                    offset: *offset,
-                    size: wgpu::BufferSize::new(*size),
-                }),
-            }
+        wgpu_entries.extend(key.1.iter().map(|(slot, buffer, offset, size)| wgpu::BindGroupEntry {
+            binding: *slot,
+            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                buffer,
+                offset: *offset,
+                size: wgpu::BufferSize::new(*size),
+            }),
         }));
         let group = gpu.device().create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some("wgpu-loss bind group"),
@@ -225,20 +285,12 @@ impl Binding {
 
     /// Checks that `slice` holds `elements` 4-byte values at a 4-byte-aligned offset, has
     /// `STORAGE` usage, and that its binding fits the device's limits.
-    pub(crate) fn of(
-        gpu: &Gpu,
-        argument: &'static str,
-        slice: &wgpu::BufferSlice<'_>,
-        elements: u64,
-    ) -> Result<Self> {
+    pub(crate) fn of(gpu: &Gpu, argument: &'static str, slice: &wgpu::BufferSlice<'_>, elements: u64) -> Result<Self> {
         let buffer = slice.buffer().clone();
         if !buffer.usage().contains(wgpu::BufferUsages::STORAGE) {
             return Err(Error::InvalidArgument {
                 argument,
-                message: format!(
-                    "the buffer needs STORAGE usage, it has {:?}",
-                    buffer.usage()
-                ),
+                message: format!("the buffer needs STORAGE usage, it has {:?}", buffer.usage()),
             });
         }
         if slice.offset() % F32 != 0 {
@@ -289,9 +341,7 @@ impl Gpu {
         if workgroups > max * max {
             return Err(Error::InvalidArgument {
                 argument,
-                message: format!(
-                    "needs {workgroups} workgroups, more than the device's {max} × {max}"
-                ),
+                message: format!("needs {workgroups} workgroups, more than the device's {max} × {max}"),
             });
         }
         Ok(())

@@ -2,9 +2,9 @@
 //! dispatch sequence (mean's divisor → per-row kernel(s) → batch reduction).
 
 use crate::error::{Error, Result};
-use crate::gpu::{Binding, Dispatch, Gpu, Kernel, Layout, LossParams, Workspace};
-use crate::gpu::{FLAG_GRAD_BUFFER, FLAG_MEAN, FLAG_SUM, FLAG_WEIGHT};
-use crate::options::{CrossEntropyOptions, Reduction};
+use crate::gpu::{Binding, Dispatch, Gpu, Kernel, Layout, LossParams, Workspace, status_to_result};
+use crate::gpu::{FLAG_EMPTY_ZERO, FLAG_GRAD_BUFFER, FLAG_MEAN, FLAG_SUM, FLAG_WEIGHT};
+use crate::options::{CrossEntropyOptions, EmptyPolicy, Reduction};
 
 /// The caller's buffers for recording an NLL or cross-entropy op with the encode API.
 ///
@@ -146,9 +146,8 @@ pub(crate) fn encode_class_index(
         (None, true) => {
             return Err(Error::InvalidArgument {
                 argument: "input",
-                message: "required: the logits (cross-entropy) or log-probabilities (NLL loss)"
-                    .into(),
-            })
+                message: "required: the logits (cross-entropy) or log-probabilities (NLL loss)".into(),
+            });
         }
         (_, false) => None,
     };
@@ -174,11 +173,7 @@ pub(crate) fn encode_class_index(
     gpu.check_workgroups("rows × classes", elements.div_ceil(256))?;
 
     let per_row_loss = opts.reduction == Reduction::None && wants_loss;
-    ws.prepare(
-        gpu,
-        if per_row_loss { 0 } else { rows_u },
-        opts.weight.as_deref(),
-    );
+    ws.prepare(gpu, if per_row_loss { 0 } else { rows_u }, opts.weight.as_deref());
     let (row_loss, loss_out) = if per_row_loss {
         (loss, None)
     } else {
@@ -195,6 +190,9 @@ pub(crate) fn encode_class_index(
     }
     if grad_output.is_some() {
         flags |= FLAG_GRAD_BUFFER;
+    }
+    if opts.empty == EmptyPolicy::Zero {
+        flags |= FLAG_EMPTY_ZERO;
     }
     let offset = |b: &Option<Binding>| b.as_ref().map_or(0, |b| b.element_offset);
     let params = LossParams {
@@ -221,7 +219,7 @@ pub(crate) fn encode_class_index(
         (2, targets),
         (3, ws.weight(gpu, opts.weight.is_some())),
         (4, grad_output.unwrap_or(placeholder)),
-        (5, ws.totals()),
+        (5, ws.batch()),
         (6, row_loss.unwrap_or_else(|| ws.row_losses())),
         (7, grad.unwrap_or_else(|| ws.spare_grad())),
         (8, loss_out.unwrap_or_else(|| ws.spare_loss())),
@@ -265,6 +263,11 @@ pub(crate) fn encode_class_index(
             workgroups: 1,
         });
     }
+    dispatches.push(Dispatch {
+        kernel: Kernel::RecordBadTargetValue,
+        workgroups: 1,
+    });
+    ws.clear_batch(encoder);
     gpu.record(encoder, &bind_group, &dispatches);
     Ok(())
 }
@@ -276,8 +279,9 @@ pub(crate) struct Wanted {
     pub grad: bool,
 }
 
-/// The slice API of the class-index ops: checks every argument on the host (targets
-/// included), uploads, records with [`encode_class_index`] and reads back what is wanted.
+/// The slice API of the class-index ops: checks the arguments on the host, uploads,
+/// records with [`encode_class_index`] and reads back what is wanted together with the
+/// batch status, in which the device reports the first out-of-range target.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn class_index_slice(
     gpu: &Gpu,
@@ -291,14 +295,7 @@ pub(crate) async fn class_index_slice(
     wanted: Wanted,
 ) -> Result<(Vec<f32>, Vec<f32>)> {
     let input_len = input.1.map_or(rows.saturating_mul(classes), <[f32]>::len);
-    crate::options::check_class_index_loss(
-        (input.0, input_len),
-        targets,
-        rows,
-        classes,
-        opts,
-        grad_output,
-    )?;
+    crate::options::check_class_index_shapes((input.0, input_len), targets, rows, classes, opts, grad_output)?;
     let mut uploads: Vec<&[u8]> = vec![bytemuck::cast_slice(targets)];
     uploads.extend(input.1.map(bytemuck::cast_slice));
     uploads.extend(grad_output.map(bytemuck::cast_slice));
@@ -310,7 +307,7 @@ pub(crate) async fn class_index_slice(
         output_lens.push(rows * classes);
     }
     let mut outputs = gpu
-        .run_slice(&uploads, &output_lens, |encoder, ws, inputs, outputs| {
+        .run_slice(&uploads, &output_lens, true, |encoder, ws, inputs, outputs| {
             let mut inputs = inputs.iter().copied();
             let mut outputs = outputs.iter().copied();
             let mut buffers = LossBuffers::new(inputs.next().expect("targets are always uploaded"));
@@ -332,5 +329,6 @@ pub(crate) async fn class_index_slice(
     } else {
         Vec::new()
     };
+    status_to_result(&outputs.next().unwrap_or_default(), classes)?;
     Ok((loss, grad))
 }

@@ -1,8 +1,6 @@
 //! Cross-entropy from raw logits with class-index targets (shaders/cross_entropy.wgsl).
 
-use super::class_index::{
-    class_index_slice, encode_class_index, ClassIndexOp, LossBuffers, Wanted,
-};
+use super::class_index::{ClassIndexOp, LossBuffers, Wanted, class_index_slice, encode_class_index};
 use crate::error::Result;
 use crate::gpu::{Gpu, Workspace};
 use crate::options::CrossEntropyOptions;
@@ -130,14 +128,7 @@ impl Gpu {
         opts: &CrossEntropyOptions,
         grad_output: &[f32],
     ) -> Result<Vec<f32>> {
-        pollster::block_on(self.cross_entropy_grad_async(
-            logits,
-            targets,
-            rows,
-            classes,
-            opts,
-            grad_output,
-        ))
+        pollster::block_on(self.cross_entropy_grad_async(logits, targets, rows, classes, opts, grad_output))
     }
 
     /// The async form of [`Gpu::cross_entropy_grad`].
@@ -196,14 +187,7 @@ impl Gpu {
         opts: &CrossEntropyOptions,
         grad_output: &[f32],
     ) -> Result<(Vec<f32>, Vec<f32>)> {
-        pollster::block_on(self.cross_entropy_with_grad_async(
-            logits,
-            targets,
-            rows,
-            classes,
-            opts,
-            grad_output,
-        ))
+        pollster::block_on(self.cross_entropy_with_grad_async(logits, targets, rows, classes, opts, grad_output))
     }
 
     /// The async form of [`Gpu::cross_entropy_with_grad`].
@@ -222,10 +206,7 @@ impl Gpu {
         opts: &CrossEntropyOptions,
         grad_output: &[f32],
     ) -> Result<(Vec<f32>, Vec<f32>)> {
-        let wanted = Wanted {
-            loss: true,
-            grad: true,
-        };
+        let wanted = Wanted { loss: true, grad: true };
         class_index_slice(
             self,
             ClassIndexOp::CrossEntropy,

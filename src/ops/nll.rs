@@ -1,8 +1,6 @@
 //! Negative log-likelihood from log-probabilities (shaders/nll.wgsl).
 
-use super::class_index::{
-    class_index_slice, encode_class_index, ClassIndexOp, LossBuffers, Wanted,
-};
+use super::class_index::{ClassIndexOp, LossBuffers, Wanted, class_index_slice, encode_class_index};
 use crate::error::Result;
 use crate::gpu::{Gpu, Workspace};
 use crate::options::CrossEntropyOptions;

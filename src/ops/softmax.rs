@@ -21,9 +21,7 @@ fn encode_row_op(
     check_matrix(input.0, rows.saturating_mul(classes), rows, classes)?;
     let elements = rows as u64 * classes as u64;
     let input = Binding::of(gpu, input.0, input.1, elements)?;
-    let aux = aux
-        .map(|s| Binding::of(gpu, "grad_output", s, elements))
-        .transpose()?;
+    let aux = aux.map(|s| Binding::of(gpu, "grad_output", s, elements)).transpose()?;
     let output = Binding::of(gpu, output.0, output.1, elements)?;
     gpu.check_workgroups("rows", rows as u64)?;
     ws.set_params(
@@ -70,24 +68,20 @@ async fn row_op_slice(
     let mut uploads: Vec<&[u8]> = vec![bytemuck::cast_slice(input.1)];
     uploads.extend(aux.map(bytemuck::cast_slice));
     let outputs = gpu
-        .run_slice(
-            &uploads,
-            &[rows * classes],
-            |encoder, ws, inputs, outputs| {
-                let aux = inputs.get(1);
-                encode_row_op(
-                    gpu,
-                    encoder,
-                    ws,
-                    kernel,
-                    (input.0, &inputs[0]),
-                    aux,
-                    ("output", &outputs[0]),
-                    rows,
-                    classes,
-                )
-            },
-        )
+        .run_slice(&uploads, &[rows * classes], false, |encoder, ws, inputs, outputs| {
+            let aux = inputs.get(1);
+            encode_row_op(
+                gpu,
+                encoder,
+                ws,
+                kernel,
+                (input.0, &inputs[0]),
+                aux,
+                ("output", &outputs[0]),
+                rows,
+                classes,
+            )
+        })
         .await?;
     Ok(outputs.into_iter().next().unwrap_or_default())
 }
@@ -264,21 +258,8 @@ impl Gpu {
     /// # let gpu = wgpu_loss::Gpu::new().unwrap();
     /// let lp = pollster::block_on(gpu.log_softmax_async(&[0.0, 0.0], 1, 2)).unwrap();
     /// ```
-    pub async fn log_softmax_async(
-        &self,
-        logits: &[f32],
-        rows: usize,
-        classes: usize,
-    ) -> Result<Vec<f32>> {
-        row_op_slice(
-            self,
-            Kernel::LogSoftmaxForward,
-            ("logits", logits),
-            None,
-            rows,
-            classes,
-        )
-        .await
+    pub async fn log_softmax_async(&self, logits: &[f32], rows: usize, classes: usize) -> Result<Vec<f32>> {
+        row_op_slice(self, Kernel::LogSoftmaxForward, ("logits", logits), None, rows, classes).await
     }
 
     /// Row-wise softmax of `rows × classes` logits. Blocking; native only.
@@ -298,21 +279,8 @@ impl Gpu {
     /// # let gpu = wgpu_loss::Gpu::new().unwrap();
     /// let p = pollster::block_on(gpu.softmax_async(&[0.0, 0.0], 1, 2)).unwrap();
     /// ```
-    pub async fn softmax_async(
-        &self,
-        logits: &[f32],
-        rows: usize,
-        classes: usize,
-    ) -> Result<Vec<f32>> {
-        row_op_slice(
-            self,
-            Kernel::SoftmaxForward,
-            ("logits", logits),
-            None,
-            rows,
-            classes,
-        )
-        .await
+    pub async fn softmax_async(&self, logits: &[f32], rows: usize, classes: usize) -> Result<Vec<f32>> {
+        row_op_slice(self, Kernel::SoftmaxForward, ("logits", logits), None, rows, classes).await
     }
 
     /// The gradient of log-softmax from its `output` and the upstream `grad_output`.
