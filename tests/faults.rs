@@ -1,0 +1,36 @@
+//! Faults: a lost device and an impatient readback give `Err`, never a panic or a hang.
+
+use std::time::Duration;
+
+use wgpu_loss::{CrossEntropyOptions, Error, Gpu, GpuOptions};
+
+/// A destroyed device: every op returns `Err` (no panic, no hang).
+#[test]
+fn lost_device_gives_err() {
+    let gpu = Gpu::new().unwrap();
+    let x = vec![0.5f32; 64 * 10];
+    let targets = vec![1i32; 64];
+    assert!(gpu.cross_entropy(&x, &targets, 64, 10, &CrossEntropyOptions::default()).is_ok());
+    gpu.device().destroy();
+    let err = gpu.cross_entropy(&x, &targets, 64, 10, &CrossEntropyOptions::default()).unwrap_err();
+    eprintln!("after destroy: {err}");
+    assert!(matches!(err, Error::Device(_) | Error::Readback(_)), "{err:?}");
+    assert!(gpu.log_softmax(&x, 64, 10).is_err());
+}
+
+/// A readback that cannot finish within the caller's timeout returns `Err(Readback)` (or,
+/// on an adapter that finished in time, the right answer); the `Gpu` stays usable.
+#[test]
+fn readback_timeout_gives_err_or_the_answer() {
+    let mut opts = GpuOptions::default();
+    opts.readback_timeout = Duration::ZERO;
+    let gpu = Gpu::with_options(opts).unwrap();
+    let (rows, classes) = (2048, 4096);
+    let x = vec![0.25f32; rows * classes];
+    match gpu.log_softmax(&x, rows, classes) {
+        Ok(lp) => assert!(lp.iter().all(|&v| (v + (classes as f32).ln()).abs() < 1e-5)),
+        Err(e) => assert!(matches!(e, Error::Readback(_)), "{e:?}"),
+    }
+    let small = gpu.softmax(&[1.0, 1.0], 1, 2);
+    assert!(matches!(small, Ok(ref p) if p == &[0.5, 0.5]) || matches!(small, Err(Error::Readback(_))));
+}
