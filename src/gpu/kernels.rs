@@ -49,10 +49,14 @@ pub(crate) enum Kernel {
     TargetWeightTotal,
     ReduceLosses,
     RecordBadTargetValue,
+    ElementwiseForward,
+    ElementwiseForwardBackward,
+    ElementwiseBackward,
+    ElementwiseReduce,
 }
 
 impl Kernel {
-    const ALL: [Kernel; 11] = [
+    const ALL: [Kernel; 15] = [
         Kernel::LogSoftmaxForward,
         Kernel::SoftmaxForward,
         Kernel::LogSoftmaxBackward,
@@ -64,6 +68,10 @@ impl Kernel {
         Kernel::TargetWeightTotal,
         Kernel::ReduceLosses,
         Kernel::RecordBadTargetValue,
+        Kernel::ElementwiseForward,
+        Kernel::ElementwiseForwardBackward,
+        Kernel::ElementwiseBackward,
+        Kernel::ElementwiseReduce,
     ];
 
     fn family(self) -> Family {
@@ -75,6 +83,10 @@ impl Kernel {
             Kernel::CrossEntropyForward | Kernel::CrossEntropyForwardBackward => Family::CrossEntropy,
             Kernel::NllForward | Kernel::NllBackward => Family::Nll,
             Kernel::TargetWeightTotal | Kernel::ReduceLosses | Kernel::RecordBadTargetValue => Family::Reduce,
+            Kernel::ElementwiseForward
+            | Kernel::ElementwiseForwardBackward
+            | Kernel::ElementwiseBackward
+            | Kernel::ElementwiseReduce => Family::Elementwise,
         }
     }
 
@@ -91,6 +103,10 @@ impl Kernel {
             Kernel::TargetWeightTotal => "target_weight_total",
             Kernel::ReduceLosses => "reduce_losses",
             Kernel::RecordBadTargetValue => "record_bad_target_value",
+            Kernel::ElementwiseForward => "elementwise_forward",
+            Kernel::ElementwiseForwardBackward => "elementwise_forward_backward",
+            Kernel::ElementwiseBackward => "elementwise_backward",
+            Kernel::ElementwiseReduce => "elementwise_reduce",
         }
     }
 
@@ -98,6 +114,7 @@ impl Kernel {
         match self.family() {
             Family::Softmax => Layout::Row,
             Family::CrossEntropy | Family::Nll | Family::Reduce => Layout::ClassIndex,
+            Family::Elementwise => Layout::ClassIndex,
         }
     }
 }

@@ -37,6 +37,10 @@ pub struct GpuOptions {
     /// How long a slice-API call waits for its results before returning
     /// [`Error::Readback`] (default 120 s).
     pub readback_timeout: Duration,
+    /// Caps the bytes of one `rows × classes` storage binding below the device's
+    /// `max_storage_buffer_binding_size` (default `None`: the device's limit). Larger
+    /// batches are recorded as row chunks either way; a cap bounds each dispatch's range.
+    pub max_binding_size: Option<u64>,
 }
 
 impl Default for GpuOptions {
@@ -44,6 +48,7 @@ impl Default for GpuOptions {
         Self {
             subgroups: true,
             readback_timeout: Duration::from_secs(120),
+            max_binding_size: None,
         }
     }
 }
@@ -69,6 +74,7 @@ pub struct Gpu {
     /// Bound where an op has no buffer for a read-only slot (no weight, scalar grad_output).
     placeholder: wgpu::Buffer,
     readback_timeout: Duration,
+    max_binding_size: u64,
     slice_pool: Mutex<Vec<SliceScratch>>,
 }
 
@@ -171,6 +177,7 @@ impl Gpu {
             kernels,
             placeholder,
             readback_timeout: options.readback_timeout,
+            max_binding_size: options.max_binding_size.unwrap_or(u64::MAX),
             slice_pool: Mutex::new(Vec::new()),
         }
     }
@@ -217,6 +224,12 @@ impl Gpu {
 
     pub(crate) fn kernels(&self) -> &Kernels {
         &self.kernels
+    }
+
+    /// The most bytes one row chunk of a `rows × classes` matrix may bind.
+    pub(crate) fn max_binding_size(&self) -> u64 {
+        self.max_binding_size
+            .min(self.device.limits().max_storage_buffer_binding_size)
     }
 
     pub(crate) fn placeholder(&self) -> &wgpu::Buffer {

@@ -24,4 +24,6 @@ pub(crate) struct LossParams {
     pub row_loss_off: u32,
     pub grad_off: u32,
     pub loss_out_off: u32,
+    pub row_base: u32,
+    pub pad: [u32; 3],
 }

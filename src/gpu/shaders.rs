@@ -10,6 +10,7 @@ const SOFTMAX: &str = include_str!("../../shaders/softmax.wgsl");
 const CROSS_ENTROPY: &str = include_str!("../../shaders/cross_entropy.wgsl");
 const NLL: &str = include_str!("../../shaders/nll.wgsl");
 const REDUCE: &str = include_str!("../../shaders/reduce.wgsl");
+const ELEMENTWISE: &str = include_str!("../../shaders/elementwise.wgsl");
 
 /// How a row-wise kernel combines the partial results of one row's invocations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -27,10 +28,17 @@ pub(crate) enum Family {
     CrossEntropy,
     Nll,
     Reduce,
+    Elementwise,
 }
 
 impl Family {
-    pub(crate) const ALL: [Family; 4] = [Family::Softmax, Family::CrossEntropy, Family::Nll, Family::Reduce];
+    pub(crate) const ALL: [Family; 5] = [
+        Family::Softmax,
+        Family::CrossEntropy,
+        Family::Nll,
+        Family::Reduce,
+        Family::Elementwise,
+    ];
 
     /// Whether the family's kernels reduce along rows (and so take the `WG` override).
     pub(crate) fn is_row_wise(self) -> bool {
@@ -48,6 +56,7 @@ impl Family {
             Family::CrossEntropy => &[COMMON, row_reduce, ROW_STATS, CLASS_INDEX, CROSS_ENTROPY],
             Family::Nll => &[COMMON, CLASS_INDEX, NLL],
             Family::Reduce => &[COMMON, CLASS_INDEX, REDUCE],
+            Family::Elementwise => &[COMMON, ELEMENTWISE],
         };
         parts.join("\n")
     }

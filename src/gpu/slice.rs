@@ -144,7 +144,9 @@ impl Gpu {
             .map(|(b, &bytes)| b.slice(..bytes.max(4)))
             .collect();
         record(&mut encoder, &mut scratch.workspace, &input_slices, &output_slices)?;
-        let sources = output_buffers.iter().chain(read_status.then(|| scratch.workspace.status_buffer()));
+        let sources = output_buffers
+            .iter()
+            .chain(read_status.then(|| scratch.workspace.status_buffer()));
         for ((buffer, &bytes), &at) in sources.zip(&output_bytes).zip(&placements) {
             encoder.copy_buffer_to_buffer(buffer, 0, &staging, at, bytes);
         }

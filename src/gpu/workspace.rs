@@ -21,8 +21,11 @@ pub(crate) fn status_to_result(state: &[f32], classes: usize) -> Result<()> {
         classes,
     })
 }
-/// Bind groups a workspace keeps for reuse (a training loop needs one per op).
+/// Bind groups a workspace keeps for reuse beyond those of its last recording.
 const BIND_GROUP_CACHE: usize = 8;
+/// Stride of the parameter slots in the params buffer (WebGPU's largest uniform-offset
+/// alignment, so any device accepts it).
+const PARAMS_SLOT: u64 = 256;
 
 /// Scratch for recording ops with the encode API: the parameter block, partial sums and
 /// cached bind groups of one op recording.
@@ -39,8 +42,9 @@ const BIND_GROUP_CACHE: usize = 8;
 /// ```
 #[derive(Debug)]
 pub struct Workspace {
+    /// One slot of [`LossParams`] per dispatch group (the batch, then each row chunk).
     params: wgpu::Buffer,
-    written: Option<LossParams>,
+    written: Vec<LossParams>,
     /// The batch state of the last class-index op: mean's divisor and the first
     /// out-of-range target (`BatchState` in shaders/class_index.wgsl).
     batch: wgpu::Buffer,
@@ -57,6 +61,15 @@ pub struct Workspace {
 }
 
 type BindKey = (Layout, Vec<(u32, wgpu::Buffer, u64, u64)>);
+
+fn params_buffer(device: &wgpu::Device, slots: usize) -> wgpu::Buffer {
+    device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("wgpu-loss params"),
+        size: slots.max(1) as u64 * PARAMS_SLOT,
+        usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    })
+}
 
 fn storage_buffer(device: &wgpu::Device, label: &str, bytes: u64, extra: wgpu::BufferUsages) -> wgpu::Buffer {
     device.create_buffer(&wgpu::BufferDescriptor {
@@ -78,13 +91,8 @@ impl Workspace {
         let device = gpu.device();
         let none = wgpu::BufferUsages::empty();
         Self {
-            params: device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("wgpu-loss params"),
-                size: std::mem::size_of::<LossParams>() as u64,
-                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            }),
-            written: None,
+            params: params_buffer(device, 1),
+            written: Vec::new(),
             batch: storage_buffer(
                 device,
                 "wgpu-loss batch state",
@@ -125,11 +133,31 @@ impl Workspace {
         }
     }
 
-    /// Writes the parameter block unless it already holds exactly these values.
-    pub(crate) fn set_params(&mut self, gpu: &Gpu, params: LossParams) {
-        if self.written != Some(params) {
-            gpu.queue().write_buffer(&self.params, 0, bytemuck::bytes_of(&params));
-            self.written = Some(params);
+    /// Writes one parameter slot per dispatch group, unless the slots already hold exactly
+    /// these values (a training loop recording the same op writes nothing).
+    pub(crate) fn set_params(&mut self, gpu: &Gpu, params: &[LossParams]) {
+        if self.written == params {
+            return;
+        }
+        if self.params.size() < params.len() as u64 * PARAMS_SLOT {
+            self.params = params_buffer(gpu.device(), params.len());
+            self.bind_groups.clear();
+        }
+        let mut bytes = vec![0u8; params.len() * PARAMS_SLOT as usize];
+        for (slot, p) in bytes.chunks_mut(PARAMS_SLOT as usize).zip(params) {
+            slot[..std::mem::size_of::<LossParams>()].copy_from_slice(bytemuck::bytes_of(p));
+        }
+        gpu.queue().write_buffer(&self.params, 0, &bytes);
+        self.written = params.to_vec();
+    }
+
+    /// The binding of parameter slot `slot` (binding 0 of every layout).
+    pub(crate) fn params(&self, slot: usize) -> Binding {
+        Binding {
+            buffer: self.params.clone(),
+            offset: slot as u64 * PARAMS_SLOT,
+            size: std::mem::size_of::<LossParams>() as u64,
+            element_offset: 0,
         }
     }
 
@@ -195,7 +223,7 @@ impl Workspace {
         encoder.copy_buffer_to_buffer(&self.batch, 0, &staging, 0, BATCH_STATE_BYTES);
         let submission = gpu.queue().submit([encoder.finish()]);
         let state = gpu.read_back(&staging, BATCH_STATE_BYTES, submission).await?;
-        let classes = self.written.map_or(0, |p| p.classes as usize);
+        let classes = self.written.first().map_or(0, |p| p.classes as usize);
         status_to_result(&state, classes)
     }
 
@@ -219,8 +247,8 @@ impl Workspace {
         }
     }
 
-    /// The bind group for these bindings (binding 0, the parameters, is implied), reused
-    /// when the same buffers were bound before.
+    /// The bind group for these bindings (binding 0 is a [`Workspace::params`] slot),
+    /// reused when the same buffers were bound before.
     pub(crate) fn bind_group(&mut self, gpu: &Gpu, layout: Layout, entries: &[(u32, Binding)]) -> wgpu::BindGroup {
         let key: BindKey = (
             layout,
@@ -232,24 +260,24 @@ impl Workspace {
         if let Some((_, group)) = self.bind_groups.iter().find(|(k, _)| *k == key) {
             return group.clone();
         }
-        let mut wgpu_entries = vec![wgpu::BindGroupEntry {
-            binding: 0,
-            resource: self.params.as_entire_binding(),
-        }];
-        wgpu_entries.extend(key.1.iter().map(|(slot, buffer, offset, size)| wgpu::BindGroupEntry {
-            binding: *slot,
-            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                buffer,
-                offset: *offset,
-                size: wgpu::BufferSize::new(*size),
-            }),
-        }));
+        let wgpu_entries: Vec<_> = key
+            .1
+            .iter()
+            .map(|(slot, buffer, offset, size)| wgpu::BindGroupEntry {
+                binding: *slot,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer,
+                    offset: *offset,
+                    size: wgpu::BufferSize::new(*size),
+                }),
+            })
+            .collect();
         let group = gpu.device().create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some("wgpu-loss bind group"),
             layout: gpu.kernels().layout(layout),
             entries: &wgpu_entries,
         });
-        if self.bind_groups.len() == BIND_GROUP_CACHE {
+        if self.bind_groups.len() >= BIND_GROUP_CACHE + self.written.len() {
             self.bind_groups.remove(0);
         }
         self.bind_groups.push((key, group.clone()));
@@ -286,11 +314,18 @@ impl Binding {
     /// Checks that `slice` holds `elements` 4-byte values at a 4-byte-aligned offset, has
     /// `STORAGE` usage, and that its binding fits the device's limits.
     pub(crate) fn of(gpu: &Gpu, argument: &'static str, slice: &wgpu::BufferSlice<'_>, elements: u64) -> Result<Self> {
-        let buffer = slice.buffer().clone();
-        if !buffer.usage().contains(wgpu::BufferUsages::STORAGE) {
+        Self::check(argument, slice, elements)?;
+        Self::range(gpu, argument, slice, 0, elements)
+    }
+
+    /// Checks that `slice` holds `elements` 4-byte values at a 4-byte-aligned offset and
+    /// has `STORAGE` usage.
+    pub(crate) fn check(argument: &'static str, slice: &wgpu::BufferSlice<'_>, elements: u64) -> Result<()> {
+        let usage = slice.buffer().usage();
+        if !usage.contains(wgpu::BufferUsages::STORAGE) {
             return Err(Error::InvalidArgument {
                 argument,
-                message: format!("the buffer needs STORAGE usage, it has {:?}", buffer.usage()),
+                message: format!("the buffer needs STORAGE usage, it has {usage:?}"),
             });
         }
         if slice.offset() % F32 != 0 {
@@ -306,10 +341,23 @@ impl Binding {
                 actual: (slice.size() / F32) as usize,
             });
         }
+        Ok(())
+    }
+
+    /// Binds `elements` values from element `first` of a [`Binding::check`]ed `slice`
+    /// (offsets in 64 bits, so ranges past 4 GiB into a buffer work where the device has them).
+    pub(crate) fn range(
+        gpu: &Gpu,
+        argument: &'static str,
+        slice: &wgpu::BufferSlice<'_>,
+        first: u64,
+        elements: u64,
+    ) -> Result<Self> {
         let limits = gpu.device().limits();
+        let start = slice.offset() + first * F32;
         let align = u64::from(limits.min_storage_buffer_offset_alignment);
-        let offset = slice.offset() - slice.offset() % align;
-        let size = slice.offset() - offset + elements * F32;
+        let offset = start - start % align;
+        let size = start - offset + elements * F32;
         let limit = limits.max_storage_buffer_binding_size;
         if size > limit {
             return Err(Error::TooLarge {
@@ -319,19 +367,46 @@ impl Binding {
             });
         }
         Ok(Self {
-            buffer,
+            buffer: slice.buffer().clone(),
             offset,
             size,
-            element_offset: ((slice.offset() - offset) / F32) as u32,
+            element_offset: ((start - offset) / F32) as u32,
         })
     }
 }
 
-/// One compute dispatch of an op: the kernel and how many workgroups.
+/// Splits `rows` rows of `row_bytes` into runs `(first row, rows)` whose binding fits
+/// `max_binding` bytes from any offset rounded down to `align`. All in 64 bits.
+pub(crate) fn plan_row_chunks(rows: u64, row_bytes: u64, align: u64, max_binding: u64) -> Result<Vec<(u64, u64)>> {
+    let per_chunk = max_binding.saturating_sub(align - F32) / row_bytes;
+    if per_chunk == 0 {
+        return Err(Error::TooLarge {
+            argument: "classes",
+            bytes: row_bytes + align - F32,
+            limit: max_binding,
+        });
+    }
+    Ok((0..rows.div_ceil(per_chunk))
+        .map(|k| (k * per_chunk, per_chunk.min(rows - k * per_chunk)))
+        .collect())
+}
+
+impl Gpu {
+    /// The row chunks of a `rows × classes` matrix on this device (one chunk when the whole
+    /// batch fits one storage binding).
+    pub(crate) fn row_chunks(&self, rows: usize, classes: usize) -> Result<Vec<(u64, u64)>> {
+        let align = u64::from(self.device().limits().min_storage_buffer_offset_alignment);
+        plan_row_chunks(rows as u64, classes as u64 * F32, align, self.max_binding_size())
+    }
+}
+
+/// One compute dispatch of an op: the kernel, how many workgroups, and which of the op's
+/// bind groups (the batch's, or a row chunk's).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Dispatch {
     pub kernel: Kernel,
     pub workgroups: u64,
+    pub group: usize,
 }
 
 impl Gpu {
@@ -347,12 +422,12 @@ impl Gpu {
         Ok(())
     }
 
-    /// Records `dispatches` in order into one compute pass on `encoder`, all with
-    /// `bind_group`. wgpu orders the dispatches' buffer accesses.
+    /// Records `dispatches` in order into one compute pass on `encoder`, each with its bind
+    /// group from `groups`. wgpu orders the dispatches' buffer accesses.
     pub(crate) fn record(
         &self,
         encoder: &mut wgpu::CommandEncoder,
-        bind_group: &wgpu::BindGroup,
+        groups: &[wgpu::BindGroup],
         dispatches: &[Dispatch],
     ) {
         let max = u64::from(self.device().limits().max_compute_workgroups_per_dimension);
@@ -360,12 +435,47 @@ impl Gpu {
             label: Some("wgpu-loss"),
             timestamp_writes: None,
         });
-        pass.set_bind_group(0, bind_group, &[]);
         for d in dispatches {
             let x = d.workgroups.clamp(1, max);
             let y = d.workgroups.div_ceil(x);
+            pass.set_bind_group(0, &groups[d.group], &[]);
             pass.set_pipeline(self.kernels().pipeline(d.kernel));
             pass.dispatch_workgroups(x as u32, y as u32, 1);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plan_row_chunks;
+
+    /// The chunk arithmetic is 64-bit: batches far past 2^32 elements split correctly.
+    #[test]
+    fn row_chunks_cover_huge_batches_exactly() {
+        let (align, max) = (256, 128 << 20);
+        for (rows, classes) in [
+            (1u64, 1u64),
+            (2048, 32000),
+            (5_000_000, 1000),
+            (3, 1_000_000),
+            (1 << 33, 1),
+        ] {
+            let row_bytes = classes * 4;
+            let chunks = plan_row_chunks(rows, row_bytes, align, max).unwrap();
+            let mut next = 0;
+            for &(first, n) in &chunks {
+                assert_eq!(first, next);
+                assert!(
+                    n > 0 && n * row_bytes + align - 4 <= max,
+                    "{rows}x{classes}: chunk of {n} rows"
+                );
+                next = first + n;
+            }
+            assert_eq!(next, rows, "{rows}x{classes}");
+        }
+        assert!(
+            plan_row_chunks(1, 64 << 20, 256, 32 << 20).is_err(),
+            "a row longer than a binding"
+        );
     }
 }

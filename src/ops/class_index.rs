@@ -119,6 +119,7 @@ pub(crate) enum ClassIndexOp {
 }
 
 /// Validates and records an NLL or cross-entropy op (see [`LossBuffers`]).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn encode_class_index(
     gpu: &Gpu,
     encoder: &mut wgpu::CommandEncoder,
@@ -142,7 +143,7 @@ pub(crate) fn encode_class_index(
     }
     let reads_input = op == ClassIndexOp::CrossEntropy || wants_loss;
     let input = match (buffers.input, reads_input) {
-        (Some(s), true) => Some(Binding::of(gpu, "input", &s, elements)?),
+        (Some(s), true) => Some(s),
         (None, true) => {
             return Err(Error::InvalidArgument {
                 argument: "input",
@@ -151,26 +152,26 @@ pub(crate) fn encode_class_index(
         }
         (_, false) => None,
     };
+    if let Some(s) = &input {
+        Binding::check("input", s, elements)?;
+    }
+    if let Some(s) = &buffers.grad {
+        Binding::check("grad", s, elements)?;
+    }
     let targets = Binding::of(gpu, "targets", &buffers.targets, rows_u)?;
     let loss_len = opts.grad_output_len(rows) as u64;
     let loss = buffers
         .loss
         .map(|s| Binding::of(gpu, "loss", &s, loss_len))
         .transpose()?;
-    let grad = buffers
-        .grad
-        .map(|s| Binding::of(gpu, "grad", &s, elements))
-        .transpose()?;
     let grad_output = buffers
         .grad_output
         .map(|s| Binding::of(gpu, "grad_output", &s, loss_len))
         .transpose()?;
-    let workgroups_per_row = match op {
-        ClassIndexOp::CrossEntropy => rows_u,
-        ClassIndexOp::Nll => rows_u.div_ceil(256),
-    };
-    gpu.check_workgroups("rows", workgroups_per_row)?;
-    gpu.check_workgroups("rows × classes", elements.div_ceil(256))?;
+    let chunks = gpu.row_chunks(rows, classes)?;
+    let largest = chunks.iter().map(|c| c.1).max().unwrap_or(0);
+    gpu.check_workgroups("rows", largest)?;
+    gpu.check_workgroups("rows × classes", (largest * classes as u64).div_ceil(256))?;
 
     let per_row_loss = opts.reduction == Reduction::None && wants_loss;
     ws.prepare(gpu, if per_row_loss { 0 } else { rows_u }, opts.weight.as_deref());
@@ -195,7 +196,7 @@ pub(crate) fn encode_class_index(
         flags |= FLAG_EMPTY_ZERO;
     }
     let offset = |b: &Option<Binding>| b.as_ref().map_or(0, |b| b.element_offset);
-    let params = LossParams {
+    let batch = LossParams {
         rows: rows as u32,
         classes: classes as u32,
         ignore_index: opts.ignore_index,
@@ -205,70 +206,100 @@ pub(crate) fn encode_class_index(
             ClassIndexOp::Nll => 0.0,
         },
         grad_scale: 1.0,
-        input_off: offset(&input),
         target_off: targets.element_offset,
         grad_output_off: offset(&grad_output),
         row_loss_off: offset(&row_loss),
-        grad_off: offset(&grad),
         loss_out_off: offset(&loss_out),
+        ..Default::default()
     };
-    ws.set_params(gpu, params);
-    let placeholder = Binding::placeholder(gpu);
-    let entries = [
-        (1, input.unwrap_or_else(|| placeholder.clone())),
-        (2, targets),
-        (3, ws.weight(gpu, opts.weight.is_some())),
-        (4, grad_output.unwrap_or(placeholder)),
-        (5, ws.batch()),
-        (6, row_loss.unwrap_or_else(|| ws.row_losses())),
-        (7, grad.unwrap_or_else(|| ws.spare_grad())),
-        (8, loss_out.unwrap_or_else(|| ws.spare_loss())),
-    ];
-    let bind_group = ws.bind_group(gpu, Layout::ClassIndex, &entries);
-
-    let mut dispatches = Vec::with_capacity(4);
-    if opts.reduction == Reduction::Mean {
-        dispatches.push(Dispatch {
-            kernel: Kernel::TargetWeightTotal,
-            workgroups: 1,
+    // Parameter slot 0 and bind group 0 serve the batch-wide kernels; slot and group k + 1
+    // serve row chunk k, with the matrices bound from the chunk's first row and the per-row
+    // offsets moved on by it.
+    let mut params = vec![batch];
+    let mut matrices = Vec::with_capacity(chunks.len());
+    for &(first, n) in &chunks {
+        let input = input
+            .map(|s| Binding::range(gpu, "input", &s, first * classes as u64, n * classes as u64))
+            .transpose()?;
+        let grad = buffers
+            .grad
+            .map(|s| Binding::range(gpu, "grad", &s, first * classes as u64, n * classes as u64))
+            .transpose()?;
+        let per_row_grad_output = if opts.reduction == Reduction::None {
+            first as u32
+        } else {
+            0
+        };
+        params.push(LossParams {
+            rows: n as u32,
+            row_base: first as u32,
+            input_off: offset(&input),
+            grad_off: offset(&grad),
+            target_off: batch.target_off + first as u32,
+            row_loss_off: batch.row_loss_off + first as u32,
+            grad_output_off: batch.grad_output_off + per_row_grad_output,
+            ..batch
         });
+        matrices.push((input, grad));
     }
-    match op {
-        ClassIndexOp::CrossEntropy => dispatches.push(Dispatch {
-            kernel: if wants_grad {
-                Kernel::CrossEntropyForwardBackward
-            } else {
-                Kernel::CrossEntropyForward
-            },
-            workgroups: rows_u,
-        }),
-        ClassIndexOp::Nll => {
-            if wants_loss {
-                dispatches.push(Dispatch {
-                    kernel: Kernel::NllForward,
-                    workgroups: rows_u.div_ceil(256),
-                });
+    ws.set_params(gpu, &params);
+    let placeholder = Binding::placeholder(gpu);
+    let weight = ws.weight(gpu, opts.weight.is_some());
+    let groups: Vec<wgpu::BindGroup> = std::iter::once(&matrices[0])
+        .chain(&matrices)
+        .enumerate()
+        .map(|(slot, (input, grad))| {
+            let entries = [
+                (0, ws.params(slot)),
+                (1, input.clone().unwrap_or_else(|| placeholder.clone())),
+                (2, targets.clone()),
+                (3, weight.clone()),
+                (4, grad_output.clone().unwrap_or_else(|| placeholder.clone())),
+                (5, ws.batch()),
+                (6, row_loss.clone().unwrap_or_else(|| ws.row_losses())),
+                (7, grad.clone().unwrap_or_else(|| ws.spare_grad())),
+                (8, loss_out.clone().unwrap_or_else(|| ws.spare_loss())),
+            ];
+            ws.bind_group(gpu, Layout::ClassIndex, &entries)
+        })
+        .collect();
+
+    let batch_dispatch = |kernel| Dispatch {
+        kernel,
+        workgroups: 1,
+        group: 0,
+    };
+    let mut dispatches = Vec::with_capacity(3 + 2 * chunks.len());
+    if opts.reduction == Reduction::Mean {
+        dispatches.push(batch_dispatch(Kernel::TargetWeightTotal));
+    }
+    for (k, &(_, n)) in chunks.iter().enumerate() {
+        let per_chunk = |kernel, workgroups| Dispatch {
+            kernel,
+            workgroups,
+            group: k + 1,
+        };
+        match op {
+            ClassIndexOp::CrossEntropy if wants_grad => {
+                dispatches.push(per_chunk(Kernel::CrossEntropyForwardBackward, n))
             }
-            if wants_grad {
-                dispatches.push(Dispatch {
-                    kernel: Kernel::NllBackward,
-                    workgroups: elements.div_ceil(256),
-                });
+            ClassIndexOp::CrossEntropy => dispatches.push(per_chunk(Kernel::CrossEntropyForward, n)),
+            ClassIndexOp::Nll => {
+                if wants_loss {
+                    dispatches.push(per_chunk(Kernel::NllForward, n.div_ceil(256)));
+                }
+                if wants_grad {
+                    dispatches.push(per_chunk(Kernel::NllBackward, (n * classes as u64).div_ceil(256)));
+                }
             }
         }
     }
     if wants_loss && opts.reduction != Reduction::None {
-        dispatches.push(Dispatch {
-            kernel: Kernel::ReduceLosses,
-            workgroups: 1,
-        });
+        dispatches.push(batch_dispatch(Kernel::ReduceLosses));
     }
-    dispatches.push(Dispatch {
-        kernel: Kernel::RecordBadTargetValue,
-        workgroups: 1,
-    });
+    dispatches.push(batch_dispatch(Kernel::RecordBadTargetValue));
     ws.clear_batch(encoder);
-    gpu.record(encoder, &bind_group, &dispatches);
+    gpu.record(encoder, &groups, &dispatches);
     Ok(())
 }
 

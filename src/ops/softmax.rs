@@ -20,35 +20,59 @@ fn encode_row_op(
 ) -> Result<()> {
     check_matrix(input.0, rows.saturating_mul(classes), rows, classes)?;
     let elements = rows as u64 * classes as u64;
-    let input = Binding::of(gpu, input.0, input.1, elements)?;
-    let aux = aux.map(|s| Binding::of(gpu, "grad_output", s, elements)).transpose()?;
-    let output = Binding::of(gpu, output.0, output.1, elements)?;
-    gpu.check_workgroups("rows", rows as u64)?;
-    ws.set_params(
-        gpu,
-        LossParams {
-            rows: rows as u32,
+    Binding::check(input.0, input.1, elements)?;
+    if let Some(aux) = aux {
+        Binding::check("grad_output", aux, elements)?;
+    }
+    Binding::check(output.0, output.1, elements)?;
+    let chunks = gpu.row_chunks(rows, classes)?;
+    gpu.check_workgroups("rows", chunks.iter().map(|c| c.1).max().unwrap_or(0))?;
+    // One parameter slot and bind group per row chunk (one chunk unless the batch is
+    // larger than one storage binding).
+    let mut params = Vec::with_capacity(chunks.len());
+    let mut bindings = Vec::with_capacity(chunks.len());
+    for &(first, n) in &chunks {
+        let (start, len) = (first * classes as u64, n * classes as u64);
+        let x = Binding::range(gpu, input.0, input.1, start, len)?;
+        let dy = aux
+            .map(|s| Binding::range(gpu, "grad_output", s, start, len))
+            .transpose()?;
+        let y = Binding::range(gpu, output.0, output.1, start, len)?;
+        params.push(LossParams {
+            rows: n as u32,
             classes: classes as u32,
-            input_off: input.element_offset,
-            grad_output_off: aux.as_ref().map_or(0, |a| a.element_offset),
-            grad_off: output.element_offset,
+            row_base: first as u32,
+            input_off: x.element_offset,
+            grad_output_off: dy.as_ref().map_or(0, |a| a.element_offset),
+            grad_off: y.element_offset,
             ..Default::default()
-        },
-    );
-    let entries = [
-        (1, input),
-        (4, aux.unwrap_or_else(|| Binding::placeholder(gpu))),
-        (7, output),
-    ];
-    let bind_group = ws.bind_group(gpu, Layout::Row, &entries);
-    gpu.record(
-        encoder,
-        &bind_group,
-        &[Dispatch {
+        });
+        bindings.push((x, dy, y));
+    }
+    ws.set_params(gpu, &params);
+    let groups: Vec<wgpu::BindGroup> = bindings
+        .into_iter()
+        .enumerate()
+        .map(|(slot, (x, dy, y))| {
+            let entries = [
+                (0, ws.params(slot)),
+                (1, x),
+                (4, dy.unwrap_or_else(|| Binding::placeholder(gpu))),
+                (7, y),
+            ];
+            ws.bind_group(gpu, Layout::Row, &entries)
+        })
+        .collect();
+    let dispatches: Vec<Dispatch> = chunks
+        .iter()
+        .enumerate()
+        .map(|(group, &(_, n))| Dispatch {
             kernel,
-            workgroups: rows as u64,
-        }],
-    );
+            workgroups: n,
+            group,
+        })
+        .collect();
+    gpu.record(encoder, &groups, &dispatches);
     Ok(())
 }
 

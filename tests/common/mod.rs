@@ -83,10 +83,7 @@ pub fn assert_close(what: &str, gpu: &[f32], cpu: &[f32], abs: f32, rel: f32) {
     for (i, (&g, &c)) in gpu.iter().zip(cpu).enumerate() {
         if !c.is_finite() || !g.is_finite() {
             let same = (c.is_nan() && g.is_nan()) || c == g;
-            assert!(
-                same,
-                "{what}[{i}]: gpu {g} vs cpu {c} (non-finite must match exactly)"
-            );
+            assert!(same, "{what}[{i}]: gpu {g} vs cpu {c} (non-finite must match exactly)");
             continue;
         }
         let tol = abs + rel * c.abs();
@@ -108,23 +105,13 @@ pub fn assert_elementwise(what: &str, gpu: &[f32], cpu: &[f32], inputs: &[f32]) 
 /// Gradients: `1e-5·max|grad| + 1e-4·|expected|`: each element is g·(p·S - q), with p
 /// correct to a few ulps, so the error is relative to the largest gradient of the batch.
 pub fn assert_gradient(what: &str, gpu: &[f32], cpu: &[f32]) {
-    let max = cpu
-        .iter()
-        .filter(|v| v.is_finite())
-        .fold(0.0f32, |m, v| m.max(v.abs()));
+    let max = cpu.iter().filter(|v| v.is_finite()).fold(0.0f32, |m, v| m.max(v.abs()));
     assert_close(what, gpu, cpu, 1e-5 * max, 1e-4);
 }
 
 /// Reduced losses (sum or mean) and per-row losses: the elementwise tolerance of one
 /// row, scaled by the largest |weight| and, for sums, by how many rows were added.
-pub fn assert_loss(
-    what: &str,
-    gpu: &[f32],
-    cpu: &[f32],
-    logits: &[f32],
-    rows: usize,
-    opts: &CrossEntropyOptions,
-) {
+pub fn assert_loss(what: &str, gpu: &[f32], cpu: &[f32], logits: &[f32], rows: usize, opts: &CrossEntropyOptions) {
     let w = opts.weight.as_ref().map_or(1.0, |w| scale_of(w));
     let added = match opts.reduction {
         Reduction::None => 1.0,
@@ -206,23 +193,15 @@ pub fn adversarial_rows(classes: usize) -> Vec<Vec<f32>> {
     let mut rows = vec![
         vec![1e4; c],
         vec![-1e4; c],
-        (0..c)
-            .map(|i| if i % 2 == 0 { 1e4 } else { -1e4 })
-            .collect(),
+        (0..c).map(|i| if i % 2 == 0 { 1e4 } else { -1e4 }).collect(),
         vec![0.0; c],
-        (0..c)
-            .map(|i| if i == c / 2 { 50.0 } else { -50.0 })
-            .collect(),
+        (0..c).map(|i| if i == c / 2 { 50.0 } else { -50.0 }).collect(),
         (0..c)
             .map(|i| if i % 3 == 1 { ninf } else { i as f32 * 0.01 })
             .collect(),
         (0..c).map(|i| if i == 0 { 3.0 } else { ninf }).collect(),
-        (0..c)
-            .map(|i| if i == c - 1 { ninf } else { 1e4 - i as f32 })
-            .collect(),
-        (0..c)
-            .map(|i| if i % 2 == 0 { 1e-40 } else { -1e-38 })
-            .collect(),
+        (0..c).map(|i| if i == c - 1 { ninf } else { 1e4 - i as f32 }).collect(),
+        (0..c).map(|i| if i % 2 == 0 { 1e-40 } else { -1e-38 }).collect(),
     ];
     if c > 1 {
         rows.push((0..c).map(|i| if i == 0 { ninf } else { 1.0 }).collect());
@@ -235,13 +214,7 @@ pub fn adversarial_rows(classes: usize) -> Vec<Vec<f32>> {
 pub fn targets_for(opts: &CrossEntropyOptions, targets: &[i32]) -> Vec<i32> {
     targets
         .iter()
-        .map(|&t| {
-            if t == -100 && opts.ignore_index != -100 {
-                0
-            } else {
-                t
-            }
-        })
+        .map(|&t| if t == -100 && opts.ignore_index != -100 { 0 } else { t })
         .collect()
 }
 
@@ -269,6 +242,5 @@ pub fn download(gpu: &Gpu, buffer: &wgpu::Buffer, offset: u64, len: usize) -> Ve
     gpu.queue().submit([encoder.finish()]);
     staging.slice(..).map_async(wgpu::MapMode::Read, |r| r.expect("map"));
     gpu.device().poll(wgpu::PollType::wait_indefinitely()).expect("poll");
-    let values = bytemuck::cast_slice::<u8, f32>(&staging.slice(..).get_mapped_range().expect("mapped")).to_vec();
-    values
+    bytemuck::cast_slice::<u8, f32>(&staging.slice(..).get_mapped_range().expect("mapped")).to_vec()
 }
