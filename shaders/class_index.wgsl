@@ -49,7 +49,7 @@ fn target_kind(t: i32) -> u32 {
 
 // Notes an out-of-range target in the batch state (the first row wins).
 fn report_bad_target(row: u32) {
-    atomicMax(&batch.bad_row_key, 0xffffffffu - row);
+    atomicMax(&batch.bad_row_key, 0xffffffffu - (params.row_base + row));
 }
 
 fn empty_gives_zero() -> bool {

@@ -21,6 +21,13 @@ struct Params {
     row_loss_off: u32,
     grad_off: u32,
     loss_out_off: u32,
+    // First row of this dispatch in the whole batch (batches larger than one binding are
+    // recorded as row chunks; the host folds row_base into the per-row offsets above, so
+    // kernels need it only to report absolute rows).
+    row_base: u32,
+    pad0: u32,
+    pad1: u32,
+    pad2: u32,
 }
 
 const FLAG_WEIGHT: u32 = 1u;       // a class-weight buffer is bound
