@@ -20,6 +20,8 @@ struct BatchState {
     // That row's target (written by record_bad_target_value).
     bad_value: i32,
     pad: u32,
+    // Log-sum-exp partials of split or sharded rows (see row_stats.wgsl), two vec4 each.
+    partials: array<vec4<f32>>,
 }
 @group(0) @binding(5) var<storage, read_write> batch: BatchState;
 // One loss per row, from params.row_loss_off.
@@ -41,7 +43,7 @@ fn target_kind(t: i32) -> u32 {
     if t == params.ignore_index {
         return TARGET_IGNORED;
     }
-    if t < 0 || u32(t) >= params.classes {
+    if t < 0 || u32(t) >= params.total_classes {
         return TARGET_INVALID;
     }
     return TARGET_VALID;

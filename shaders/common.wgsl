@@ -25,6 +25,14 @@ struct Params {
     // recorded as row chunks; the host folds row_base into the per-row offsets above, so
     // kernels need it only to report absolute rows).
     row_base: u32,
+    // Split rows: each row's classes in `segments` segments of `seg_len` (1 and `classes`
+    // for rows held by one workgroup).
+    seg_len: u32,
+    segments: u32,
+    // A shard of a row's classes: memory holds classes [class_offset, class_offset +
+    // classes) of `total_classes` (0 and `classes` unless the classes are sharded).
+    class_offset: u32,
+    total_classes: u32,
     pad0: u32,
     pad1: u32,
     pad2: u32,

@@ -98,3 +98,48 @@ fn row_log_prob(t: RowTotals, x: f32) -> f32 {
 fn row_prob(t: RowTotals, x: f32) -> f32 {
     return exp(x - t.m) / t.sum_exp;
 }
+
+// A row's statistics over part of its classes, as stored between the passes of split rows
+// (and handed between shards): two vec4, (m, sum_exp, wx, w_finite) and
+// (w_all, flags bits, target logit, 1 if the target logit is in this part else 0).
+// load_partial / store_partial are defined by the module that includes this file.
+fn store_partial_totals(i: u32, t: RowTotals, target_logit: f32, has_target: bool) {
+    store_partial(2u * i, vec4<f32>(t.m, t.sum_exp, t.wx, t.w_finite));
+    store_partial(2u * i + 1u, vec4<f32>(t.w_all, bitcast<f32>(t.flags), target_logit, select(0.0, 1.0, has_target)));
+}
+
+struct MergedRow {
+    totals: RowTotals,
+    target_logit: f32,
+}
+
+// Merges `count` partials from index `first` exactly (online log-sum-exp: the max first,
+// then each part's sums rescaled to it), in a fixed order so every invocation and every
+// run gets the same bits.
+fn merge_partials(first: u32, count: u32) -> MergedRow {
+    var m = -MAX_FINITE;
+    for (var i = 0u; i < count; i++) {
+        let a = load_partial(2u * (first + i));
+        if a.y > 0.0 {
+            m = max(m, a.x);
+        }
+    }
+    var t = RowTotals(m, 0.0, 0.0, 0.0, 0.0, 0u);
+    var target_logit = 0.0;
+    for (var i = 0u; i < count; i++) {
+        let a = load_partial(2u * (first + i));
+        let b = load_partial(2u * (first + i) + 1u);
+        if a.y > 0.0 {
+            let d = a.x - m;
+            t.sum_exp += a.y * exp(d);
+            t.wx += a.z + d * a.w;
+        }
+        t.w_finite += a.w;
+        t.w_all += b.x;
+        t.flags |= bitcast<u32>(b.y);
+        if b.w != 0.0 {
+            target_logit = b.z;
+        }
+    }
+    return MergedRow(t, target_logit);
+}

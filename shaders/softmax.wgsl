@@ -2,6 +2,10 @@
 // backward passes. One workgroup (WG invocations) per row; rows beyond 65535 workgroups
 // fold into the dispatch's y dimension.
 //
+// Rows longer than one workgroup should hold are split into params.segments segments of
+// params.seg_len classes: softmax_partials writes each segment's log-sum-exp partial and
+// the merged kernels merge a row's partials exactly before writing their segment.
+//
 // Layout: input / grad_output / output are rows × classes, row-major, starting at
 // params.input_off / grad_output_off / grad_off elements into their bindings.
 // Passes: forward reads the row twice (online log-sum-exp, then write) and writes it
@@ -11,24 +15,30 @@
 
 @group(0) @binding(1) var<storage, read> input: array<f32>;
 @group(0) @binding(4) var<storage, read> grad_output: array<f32>;
+// The workspace's batch state: a 16-byte header (unused here), then the partials of split
+// rows (see row_stats.wgsl), two vec4 each.
+@group(0) @binding(5) var<storage, read_write> partials: array<vec4<f32>>;
 @group(0) @binding(7) var<storage, read_write> output: array<f32>;
 
-fn softmax_row(row: u32, lid: u32, log_space: bool) {
-    let classes = params.classes;
-    let base = params.input_off + row * classes;
-    var s = stats_empty();
-    for (var c = lid; c < classes; c += WG) {
-        stats_push(&s, input[base + c], 1.0);
-    }
-    let t = row_totals(s, lid);
-    let out = params.grad_off + row * classes;
+fn load_partial(i: u32) -> vec4<f32> {
+    return partials[1u + i];
+}
+
+fn store_partial(i: u32, v: vec4<f32>) {
+    partials[1u + i] = v;
+}
+
+// Writes classes [begin, end) of a row's log-softmax (or softmax) from its statistics.
+fn write_softmax_segment(row: u32, t: RowTotals, begin: u32, end: u32, lid: u32, log_space: bool) {
+    let base = params.input_off + row * params.classes;
+    let out = params.grad_off + row * params.classes;
     if row_is_poisoned(t) {
-        for (var c = lid; c < classes; c += WG) {
+        for (var c = begin + lid; c < end; c += WG) {
             output[out + c] = nan_f32();
         }
         return;
     }
-    for (var c = lid; c < classes; c += WG) {
+    for (var c = begin + lid; c < end; c += WG) {
         let x = input[base + c];
         var v: f32;
         if is_neg_inf(x) {
@@ -40,6 +50,81 @@ fn softmax_row(row: u32, lid: u32, log_space: bool) {
         }
         output[out + c] = v;
     }
+}
+
+// The statistics of classes [begin, end) of a row.
+fn softmax_stats(row: u32, begin: u32, end: u32, lid: u32) -> RowTotals {
+    let base = params.input_off + row * params.classes;
+    var s = stats_empty();
+    for (var c = begin + lid; c < end; c += WG) {
+        stats_push(&s, input[base + c], 1.0);
+    }
+    return row_totals(s, lid);
+}
+
+fn softmax_row(row: u32, lid: u32, log_space: bool) {
+    let t = softmax_stats(row, 0u, params.classes, lid);
+    write_softmax_segment(row, t, 0u, params.classes, lid, log_space);
+}
+
+// (row, segment) of a split-row workgroup, and its classes.
+fn split_segment(index: u32) -> vec4<u32> {
+    let row = index / params.segments;
+    let seg = index % params.segments;
+    let begin = seg * params.seg_len;
+    return vec4<u32>(row, begin, min(begin + params.seg_len, params.classes), (params.row_base + row) * params.segments + seg);
+}
+
+// Pass 1 of split rows: one workgroup per (row, segment) writes the segment's partial.
+@compute @workgroup_size(WG)
+fn softmax_partials(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let index = workgroup_index(wid, nwg);
+    if index >= params.rows * params.segments {
+        return;
+    }
+    let s = split_segment(index);
+    let t = softmax_stats(s.x, s.y, s.z, lid);
+    if lid == 0u {
+        store_partial_totals(s.w, t, 0.0, false);
+    }
+}
+
+// Pass 2 of split rows: each (row, segment) workgroup merges the row's partials and writes
+// its segment.
+fn softmax_merged(index: u32, lid: u32, log_space: bool) {
+    let s = split_segment(index);
+    let merged = merge_partials((params.row_base + s.x) * params.segments, params.segments);
+    write_softmax_segment(s.x, merged.totals, s.y, s.z, lid, log_space);
+}
+
+@compute @workgroup_size(WG)
+fn log_softmax_merged_forward(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let index = workgroup_index(wid, nwg);
+    if index >= params.rows * params.segments {
+        return;
+    }
+    softmax_merged(index, lid, true);
+}
+
+@compute @workgroup_size(WG)
+fn softmax_merged_forward(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let index = workgroup_index(wid, nwg);
+    if index >= params.rows * params.segments {
+        return;
+    }
+    softmax_merged(index, lid, false);
 }
 
 @compute @workgroup_size(WG)

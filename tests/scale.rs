@@ -143,3 +143,98 @@ fn batch_larger_than_a_binding() {
     assert_loss("loss", &loss, &want_loss, &x, rows, &opts);
     assert_gradient("grad", &grad, &want_grad);
 }
+
+/// A `Gpu` on the shared device that splits rows longer than `2 × segment` classes.
+fn splitting(segment: u32) -> Gpu {
+    let mut opts = GpuOptions::default();
+    opts.segment_classes = segment;
+    Gpu::from_device_with_options(gpu().device().clone(), gpu().queue().clone(), opts)
+}
+
+/// Split rows (partials per segment, merged exactly) match the CPU: ordinary rows, rows
+/// whose segments are entirely -inf, NaN in one segment, ±1e4, all options.
+#[test]
+fn split_rows_match_cpu() {
+    let mut rng = Rng::new(24);
+    let split = splitting(7);
+    for (rows, classes) in [(5, 15), (3, 33), (4, 100), (2, 1000), (1, 4097)] {
+        let mut x = rng.logits(rows * classes, 10.0);
+        let mut rows_x: Vec<Vec<f32>> = x.chunks(classes).map(<[f32]>::to_vec).collect();
+        for row in &mut rows_x[1..] {
+            row.iter_mut().take(classes / 2).for_each(|v| *v = f32::NEG_INFINITY);
+        }
+        if rows > 2 {
+            rows_x[2][classes - 1] = 1e4;
+            rows_x[rows - 1][classes / 3] = f32::NAN;
+        }
+        x = rows_x.concat();
+        let targets: Vec<i32> = (0..rows).map(|r| ((r * 7 + classes - 1) % classes) as i32).collect();
+        for opts in common::option_sets(classes, targets[0]) {
+            let g = common::grad_output(&mut rng, rows, &opts);
+            let (loss, grad) = split
+                .cross_entropy_with_grad(&x, &targets, rows, classes, &opts, &g)
+                .unwrap();
+            let (want_loss, want_grad) = cpu::cross_entropy_with_grad(&x, &targets, rows, classes, &opts, &g).unwrap();
+            assert_loss(
+                &format!("split loss {rows}x{classes} {opts:?}"),
+                &loss,
+                &want_loss,
+                &x,
+                rows,
+                &opts,
+            );
+            assert_gradient(&format!("split grad {rows}x{classes} {opts:?}"), &grad, &want_grad);
+            let loss_only = split.cross_entropy(&x, &targets, rows, classes, &opts).unwrap();
+            assert_loss("split loss only", &loss_only, &want_loss, &x, rows, &opts);
+        }
+        let lp = split.log_softmax(&x, rows, classes).unwrap();
+        assert_elementwise(
+            "split log_softmax",
+            &lp,
+            &cpu::log_softmax(&x, rows, classes).unwrap(),
+            &x,
+        );
+        let p = split.softmax(&x, rows, classes).unwrap();
+        assert_elementwise("split softmax", &p, &cpu::softmax(&x, rows, classes).unwrap(), &x);
+    }
+}
+
+/// Split rows and row chunks together.
+#[test]
+fn split_rows_in_chunks() {
+    let mut opts = GpuOptions::default();
+    opts.segment_classes = 100;
+    opts.max_binding_size = Some(16 << 10);
+    let both = Gpu::from_device_with_options(gpu().device().clone(), gpu().queue().clone(), opts);
+    let mut rng = Rng::new(25);
+    let (rows, classes) = (9, 1500);
+    let x = rng.logits(rows * classes, 6.0);
+    let targets = rng.targets(rows, classes);
+    let mut ce = CrossEntropyOptions::default();
+    ce.reduction = Reduction::None;
+    let (loss, grad) = both
+        .cross_entropy_with_grad(&x, &targets, rows, classes, &ce, &[1.0; 9])
+        .unwrap();
+    let (want_loss, want_grad) = cpu::cross_entropy_with_grad(&x, &targets, rows, classes, &ce, &[1.0; 9]).unwrap();
+    assert_loss("loss", &loss, &want_loss, &x, rows, &ce);
+    assert_gradient("grad", &grad, &want_grad);
+    let lp = both.log_softmax(&x, rows, classes).unwrap();
+    assert_elementwise("log_softmax", &lp, &cpu::log_softmax(&x, rows, classes).unwrap(), &x);
+}
+
+/// Extreme classification: 1,000,000 classes per row.
+#[test]
+fn a_million_classes_per_row() {
+    let mut rng = Rng::new(26);
+    let (rows, classes) = (3, 1_000_000);
+    let x = rng.logits(rows * classes, 10.0);
+    let targets = vec![0, 999_999, 123_456];
+    let mut opts = CrossEntropyOptions::default();
+    opts.label_smoothing = 0.1;
+    let (loss, grad) = gpu()
+        .cross_entropy_with_grad(&x, &targets, rows, classes, &opts, &[1.0])
+        .unwrap();
+    let (want_loss, want_grad) = cpu::cross_entropy_with_grad(&x, &targets, rows, classes, &opts, &[1.0]).unwrap();
+    assert_loss("loss", &loss, &want_loss, &x, rows, &opts);
+    assert_gradient("grad", &grad, &want_grad);
+}

@@ -9,7 +9,7 @@ use super::shaders::{Family, RowReduce};
 /// dispatches of an op.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Layout {
-    /// 0 params, 1 input (read), 4 grad_output (read), 7 output (read-write).
+    /// 0 params, 1 input (read), 4 grad_output (read), 5 partials, 7 output (read-write).
     Row,
     /// 0 params, 1 input, 2 targets, 3 weight, 4 grad_output (read), 5 batch state, 6 row_loss,
     /// 7 grad, 8 loss_out (read-write).
@@ -20,7 +20,7 @@ impl Layout {
     /// `(binding, read_only)` of each storage binding, in binding order.
     pub(crate) fn storage_bindings(self) -> &'static [(u32, bool)] {
         match self {
-            Layout::Row => &[(1, true), (4, true), (7, false)],
+            Layout::Row => &[(1, true), (4, true), (5, false), (7, false)],
             Layout::ClassIndex => &[
                 (1, true),
                 (2, true),
@@ -44,6 +44,12 @@ pub(crate) enum Kernel {
     SoftmaxBackward,
     CrossEntropyForward,
     CrossEntropyForwardBackward,
+    CrossEntropyPartials,
+    CrossEntropyMergedForward,
+    CrossEntropyMergedForwardBackward,
+    SoftmaxPartials,
+    LogSoftmaxMergedForward,
+    SoftmaxMergedForward,
     NllForward,
     NllBackward,
     TargetWeightTotal,
@@ -56,13 +62,19 @@ pub(crate) enum Kernel {
 }
 
 impl Kernel {
-    const ALL: [Kernel; 15] = [
+    const ALL: [Kernel; 21] = [
         Kernel::LogSoftmaxForward,
         Kernel::SoftmaxForward,
         Kernel::LogSoftmaxBackward,
         Kernel::SoftmaxBackward,
         Kernel::CrossEntropyForward,
         Kernel::CrossEntropyForwardBackward,
+        Kernel::CrossEntropyPartials,
+        Kernel::CrossEntropyMergedForward,
+        Kernel::CrossEntropyMergedForwardBackward,
+        Kernel::SoftmaxPartials,
+        Kernel::LogSoftmaxMergedForward,
+        Kernel::SoftmaxMergedForward,
         Kernel::NllForward,
         Kernel::NllBackward,
         Kernel::TargetWeightTotal,
@@ -79,8 +91,15 @@ impl Kernel {
             Kernel::LogSoftmaxForward
             | Kernel::SoftmaxForward
             | Kernel::LogSoftmaxBackward
-            | Kernel::SoftmaxBackward => Family::Softmax,
-            Kernel::CrossEntropyForward | Kernel::CrossEntropyForwardBackward => Family::CrossEntropy,
+            | Kernel::SoftmaxBackward
+            | Kernel::SoftmaxPartials
+            | Kernel::LogSoftmaxMergedForward
+            | Kernel::SoftmaxMergedForward => Family::Softmax,
+            Kernel::CrossEntropyForward
+            | Kernel::CrossEntropyForwardBackward
+            | Kernel::CrossEntropyPartials
+            | Kernel::CrossEntropyMergedForward
+            | Kernel::CrossEntropyMergedForwardBackward => Family::CrossEntropy,
             Kernel::NllForward | Kernel::NllBackward => Family::Nll,
             Kernel::TargetWeightTotal | Kernel::ReduceLosses | Kernel::RecordBadTargetValue => Family::Reduce,
             Kernel::ElementwiseForward
@@ -98,6 +117,12 @@ impl Kernel {
             Kernel::SoftmaxBackward => "softmax_backward",
             Kernel::CrossEntropyForward => "cross_entropy_forward",
             Kernel::CrossEntropyForwardBackward => "cross_entropy_forward_backward",
+            Kernel::CrossEntropyPartials => "cross_entropy_partials",
+            Kernel::CrossEntropyMergedForward => "cross_entropy_merged_forward",
+            Kernel::CrossEntropyMergedForwardBackward => "cross_entropy_merged_forward_backward",
+            Kernel::SoftmaxPartials => "softmax_partials",
+            Kernel::LogSoftmaxMergedForward => "log_softmax_merged_forward",
+            Kernel::SoftmaxMergedForward => "softmax_merged_forward",
             Kernel::NllForward => "nll_forward",
             Kernel::NllBackward => "nll_backward",
             Kernel::TargetWeightTotal => "target_weight_total",

@@ -41,6 +41,10 @@ pub struct GpuOptions {
     /// `max_storage_buffer_binding_size` (default `None`: the device's limit). Larger
     /// batches are recorded as row chunks either way; a cap bounds each dispatch's range.
     pub max_binding_size: Option<u64>,
+    /// Rows of more than twice this many classes are split into segments of this many
+    /// classes, one workgroup each, whose log-sum-exp partials are merged exactly (default
+    /// 16384). Results do not depend on it beyond f32 rounding.
+    pub segment_classes: u32,
 }
 
 impl Default for GpuOptions {
@@ -49,6 +53,7 @@ impl Default for GpuOptions {
             subgroups: true,
             readback_timeout: Duration::from_secs(120),
             max_binding_size: None,
+            segment_classes: 16384,
         }
     }
 }
@@ -75,6 +80,7 @@ pub struct Gpu {
     placeholder: wgpu::Buffer,
     readback_timeout: Duration,
     max_binding_size: u64,
+    segment_classes: u32,
     slice_pool: Mutex<Vec<SliceScratch>>,
 }
 
@@ -178,6 +184,7 @@ impl Gpu {
             placeholder,
             readback_timeout: options.readback_timeout,
             max_binding_size: options.max_binding_size.unwrap_or(u64::MAX),
+            segment_classes: options.segment_classes.max(1),
             slice_pool: Mutex::new(Vec::new()),
         }
     }
@@ -224,6 +231,17 @@ impl Gpu {
 
     pub(crate) fn kernels(&self) -> &Kernels {
         &self.kernels
+    }
+
+    /// `(segment length, segments per row)` for rows of `classes`: one segment unless the
+    /// rows are longer than twice [`GpuOptions::segment_classes`].
+    pub(crate) fn row_segments(&self, classes: usize) -> (u32, u32) {
+        let seg = self.segment_classes as usize;
+        if classes <= 2 * seg {
+            (classes as u32, 1)
+        } else {
+            (seg as u32, classes.div_ceil(seg) as u32)
+        }
     }
 
     /// The most bytes one row chunk of a `rows × classes` matrix may bind.

@@ -25,5 +25,9 @@ pub(crate) struct LossParams {
     pub grad_off: u32,
     pub loss_out_off: u32,
     pub row_base: u32,
+    pub seg_len: u32,
+    pub segments: u32,
+    pub class_offset: u32,
+    pub total_classes: u32,
     pub pad: [u32; 3],
 }

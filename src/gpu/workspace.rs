@@ -6,8 +6,10 @@ use super::{Gpu, Kernel, Layout, LossParams};
 use crate::error::{Error, Result};
 
 const F32: u64 = 4;
-/// Size of `BatchState` in shaders/class_index.wgsl.
+/// Size of `BatchState` in shaders/class_index.wgsl, before its partials.
 pub(crate) const BATCH_STATE_BYTES: u64 = 16;
+/// Size of one row partial (two vec4, see shaders/row_stats.wgsl).
+pub(crate) const PARTIAL_BYTES: u64 = 32;
 
 /// `Err(InvalidTarget)` when the batch state (read back as four 32-bit words) names a row.
 pub(crate) fn status_to_result(state: &[f32], classes: usize) -> Result<()> {
@@ -96,7 +98,7 @@ impl Workspace {
             batch: storage_buffer(
                 device,
                 "wgpu-loss batch state",
-                BATCH_STATE_BYTES,
+                BATCH_STATE_BYTES + PARTIAL_BYTES,
                 wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
             ),
             status_staging: None,
@@ -105,6 +107,16 @@ impl Workspace {
             spare_grad: storage_buffer(device, "wgpu-loss spare", 16, none),
             spare_loss: storage_buffer(device, "wgpu-loss spare", 16, none),
             bind_groups: Vec::new(),
+        }
+    }
+
+    /// Makes sure the batch state holds `partials` row partials (split or sharded rows).
+    pub(crate) fn reserve_partials(&mut self, gpu: &Gpu, partials: u64) {
+        let bytes = BATCH_STATE_BYTES + partials * PARTIAL_BYTES;
+        if self.batch.size() < bytes {
+            let usage = wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC;
+            self.batch = storage_buffer(gpu.device(), "wgpu-loss batch state", bytes.next_power_of_two(), usage);
+            self.bind_groups.clear();
         }
     }
 
@@ -167,7 +179,7 @@ impl Workspace {
 
     /// Records the reset of the batch state (no divisor, no bad target) into `encoder`.
     pub(crate) fn clear_batch(&self, encoder: &mut wgpu::CommandEncoder) {
-        encoder.clear_buffer(&self.batch, 0, None);
+        encoder.clear_buffer(&self.batch, 0, Some(BATCH_STATE_BYTES));
     }
 
     /// The batch state of the last NLL / cross-entropy op recorded with this workspace:

@@ -175,6 +175,14 @@ pub(crate) fn encode_class_index(
 
     let per_row_loss = opts.reduction == Reduction::None && wants_loss;
     ws.prepare(gpu, if per_row_loss { 0 } else { rows_u }, opts.weight.as_deref());
+    let (seg_len, segments) = match op {
+        ClassIndexOp::CrossEntropy => gpu.row_segments(classes),
+        ClassIndexOp::Nll => (classes as u32, 1),
+    };
+    if segments > 1 {
+        ws.reserve_partials(gpu, rows_u * u64::from(segments));
+        gpu.check_workgroups("rows × segments", largest * u64::from(segments))?;
+    }
     let (row_loss, loss_out) = if per_row_loss {
         (loss, None)
     } else {
@@ -210,6 +218,9 @@ pub(crate) fn encode_class_index(
         grad_output_off: offset(&grad_output),
         row_loss_off: offset(&row_loss),
         loss_out_off: offset(&loss_out),
+        seg_len,
+        segments,
+        total_classes: classes as u32,
         ..Default::default()
     };
     // Parameter slot 0 and bind group 0 serve the batch-wide kernels; slot and group k + 1
@@ -279,7 +290,15 @@ pub(crate) fn encode_class_index(
             workgroups,
             group: k + 1,
         };
+        let split = u64::from(segments);
         match op {
+            ClassIndexOp::CrossEntropy if split > 1 => {
+                dispatches.push(per_chunk(Kernel::CrossEntropyPartials, n * split));
+                dispatches.push(match wants_grad {
+                    true => per_chunk(Kernel::CrossEntropyMergedForwardBackward, n * split),
+                    false => per_chunk(Kernel::CrossEntropyMergedForward, n),
+                });
+            }
             ClassIndexOp::CrossEntropy if wants_grad => {
                 dispatches.push(per_chunk(Kernel::CrossEntropyForwardBackward, n))
             }

@@ -26,7 +26,23 @@ fn encode_row_op(
     }
     Binding::check(output.0, output.1, elements)?;
     let chunks = gpu.row_chunks(rows, classes)?;
-    gpu.check_workgroups("rows", chunks.iter().map(|c| c.1).max().unwrap_or(0))?;
+    let largest = chunks.iter().map(|c| c.1).max().unwrap_or(0);
+    gpu.check_workgroups("rows", largest)?;
+    // Long rows of the forward kernels are split into segments (partials, then merged).
+    let merged_kernel = match kernel {
+        Kernel::LogSoftmaxForward => Some(Kernel::LogSoftmaxMergedForward),
+        Kernel::SoftmaxForward => Some(Kernel::SoftmaxMergedForward),
+        _ => None,
+    };
+    let (seg_len, segments) = match merged_kernel {
+        Some(_) => gpu.row_segments(classes),
+        None => (classes as u32, 1),
+    };
+    let split = u64::from(segments);
+    if split > 1 {
+        ws.reserve_partials(gpu, rows as u64 * split);
+        gpu.check_workgroups("rows × segments", largest * split)?;
+    }
     // One parameter slot and bind group per row chunk (one chunk unless the batch is
     // larger than one storage binding).
     let mut params = Vec::with_capacity(chunks.len());
@@ -45,6 +61,9 @@ fn encode_row_op(
             input_off: x.element_offset,
             grad_output_off: dy.as_ref().map_or(0, |a| a.element_offset),
             grad_off: y.element_offset,
+            seg_len,
+            segments,
+            total_classes: classes as u32,
             ..Default::default()
         });
         bindings.push((x, dy, y));
@@ -58,20 +77,34 @@ fn encode_row_op(
                 (0, ws.params(slot)),
                 (1, x),
                 (4, dy.unwrap_or_else(|| Binding::placeholder(gpu))),
+                (5, ws.batch()),
                 (7, y),
             ];
             ws.bind_group(gpu, Layout::Row, &entries)
         })
         .collect();
-    let dispatches: Vec<Dispatch> = chunks
-        .iter()
-        .enumerate()
-        .map(|(group, &(_, n))| Dispatch {
-            kernel,
-            workgroups: n,
-            group,
-        })
-        .collect();
+    let mut dispatches = Vec::with_capacity(2 * chunks.len());
+    for (group, &(_, n)) in chunks.iter().enumerate() {
+        match merged_kernel {
+            Some(merged) if split > 1 => {
+                dispatches.push(Dispatch {
+                    kernel: Kernel::SoftmaxPartials,
+                    workgroups: n * split,
+                    group,
+                });
+                dispatches.push(Dispatch {
+                    kernel: merged,
+                    workgroups: n * split,
+                    group,
+                });
+            }
+            _ => dispatches.push(Dispatch {
+                kernel,
+                workgroups: n,
+                group,
+            }),
+        }
+    }
     gpu.record(encoder, &groups, &dispatches);
     Ok(())
 }
