@@ -219,6 +219,9 @@ fn cross_entropy_partials(
     if lid == 0u {
         let here = target_in_memory(t) && local_target(t) >= s.begin && local_target(t) < s.end;
         store_partial_totals(s.partial, tot, target_logit(s.row, t), here);
+        if s.begin == 0u && target_kind(t) == TARGET_INVALID {
+            report_bad_target(s.row);
+        }
     }
 }
 

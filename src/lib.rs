@@ -13,14 +13,19 @@
 //! # Ok::<(), wgpu_loss::Error>(())
 //! ```
 
+mod elementwise_options;
 mod error;
 mod gpu;
 mod ops;
 mod options;
+mod partials;
 
 pub mod cpu;
 
+pub use elementwise_options::{BceOptions, KlDivOptions, KlDivReduction};
 pub use error::{Error, Result};
 pub use gpu::{Gpu, GpuOptions, Workspace};
+pub use ops::ElementwiseBuffers;
 pub use ops::LossBuffers;
 pub use options::{CrossEntropyOptions, EmptyPolicy, Reduction};
+pub use partials::{ClassShard, RowPartial, cross_entropy_from_partials, merge_row_partials};

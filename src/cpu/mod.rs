@@ -19,12 +19,21 @@
 //! ```
 
 mod cross_entropy;
+mod elementwise;
 mod nll;
 mod reduce;
 mod softmax;
 
 pub use cross_entropy::{cross_entropy, cross_entropy_grad, cross_entropy_with_grad};
+pub use elementwise::{
+    binary_cross_entropy, binary_cross_entropy_grad, binary_cross_entropy_with_grad, binary_cross_entropy_with_logits,
+    binary_cross_entropy_with_logits_grad, binary_cross_entropy_with_logits_with_grad, huber_loss, huber_loss_grad,
+    huber_loss_with_grad, kl_div, kl_div_grad, kl_div_with_grad, l1_loss, l1_loss_grad, l1_loss_with_grad, mse_loss,
+    mse_loss_grad, mse_loss_with_grad, rmse_loss, rmse_loss_grad, rmse_loss_with_grad, smooth_l1_loss,
+    smooth_l1_loss_grad, smooth_l1_loss_with_grad,
+};
 pub use nll::{nll_loss, nll_loss_grad};
+pub(crate) use reduce::class_index_reduce;
 pub use softmax::{log_softmax, log_softmax_backward, softmax, softmax_backward};
 
 fn to_f64(x: &[f32]) -> Vec<f64> {

@@ -74,3 +74,13 @@ impl Targets<'_> {
         grad
     }
 }
+
+/// Per-row f64 losses `row_loss(row, target)` (0 for ignored rows) reduced as
+/// `opts.reduction` says, with the mean's divisor and `EmptyPolicy` of the CPU twins.
+pub(crate) fn class_index_reduce(
+    targets: &[i32],
+    opts: &CrossEntropyOptions,
+    row_loss: impl Fn(usize, usize) -> f64,
+) -> Vec<f64> {
+    Targets { targets, opts }.reduced_loss(row_loss)
+}

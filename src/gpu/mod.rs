@@ -14,7 +14,7 @@ use std::time::Duration;
 pub(crate) use kernels::{Kernel, Layout};
 pub(crate) use params::{FLAG_EMPTY_ZERO, FLAG_GRAD_BUFFER, FLAG_MEAN, FLAG_SUM, FLAG_WEIGHT, LossParams};
 pub use workspace::Workspace;
-pub(crate) use workspace::{Binding, Dispatch, status_to_result};
+pub(crate) use workspace::{BATCH_STATE_BYTES, Binding, Dispatch, PARTIAL_BYTES, status_to_result};
 
 use crate::error::{Error, Result};
 use kernels::{Kernels, RowShape};

@@ -59,13 +59,14 @@ fn ensure_nth(
 impl Gpu {
     /// Uploads `inputs`, lets `record` encode the op on them with output buffers of
     /// `output_lens` f32 values, then reads every output back, followed (when
-    /// `read_status`) by the workspace's batch state as a last output. Validation and
+    /// `batch_bytes > 0`) by that many bytes of the workspace's batch state (status, then
+    /// partials) as a last output. Validation and
     /// out-of-memory errors of everything submitted here come back as `Err`.
     pub(crate) async fn run_slice(
         &self,
         inputs: &[&[u8]],
         output_lens: &[usize],
-        read_status: bool,
+        batch_bytes: u64,
         record: impl FnOnce(
             &mut wgpu::CommandEncoder,
             &mut Workspace,
@@ -112,7 +113,7 @@ impl Gpu {
             })
             .collect();
         // Everything read back, in order: the outputs, then the batch state.
-        let status_bytes = read_status.then_some(super::workspace::BATCH_STATE_BYTES);
+        let status_bytes = (batch_bytes > 0).then_some(batch_bytes);
         let output_bytes: Vec<u64> = output_lens.iter().map(|&n| n as u64 * 4).chain(status_bytes).collect();
         let placements: Vec<u64> = output_bytes
             .iter()
@@ -146,7 +147,7 @@ impl Gpu {
         record(&mut encoder, &mut scratch.workspace, &input_slices, &output_slices)?;
         let sources = output_buffers
             .iter()
-            .chain(read_status.then(|| scratch.workspace.status_buffer()));
+            .chain((batch_bytes > 0).then(|| scratch.workspace.status_buffer()));
         for ((buffer, &bytes), &at) in sources.zip(&output_bytes).zip(&placements) {
             encoder.copy_buffer_to_buffer(buffer, 0, &staging, at, bytes);
         }

@@ -120,6 +120,12 @@ impl Workspace {
         }
     }
 
+    /// Writes row partials (eight words each) at the start of the batch state's partials.
+    pub(crate) fn write_partials(&self, gpu: &Gpu, words: &[f32]) {
+        gpu.queue()
+            .write_buffer(&self.batch, BATCH_STATE_BYTES, bytemuck::cast_slice(words));
+    }
+
     /// Makes sure the scratch holds `rows` per-row losses and `weight` is uploaded.
     pub(crate) fn prepare(&mut self, gpu: &Gpu, rows: u64, weight: Option<&[f32]>) {
         if self.row_losses.size() < rows * F32 {

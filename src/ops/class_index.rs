@@ -2,9 +2,10 @@
 //! dispatch sequence (mean's divisor → per-row kernel(s) → batch reduction).
 
 use crate::error::{Error, Result};
-use crate::gpu::{Binding, Dispatch, Gpu, Kernel, Layout, LossParams, Workspace, status_to_result};
+use crate::gpu::{BATCH_STATE_BYTES, Binding, Dispatch, Gpu, Kernel, Layout, LossParams, Workspace, status_to_result};
 use crate::gpu::{FLAG_EMPTY_ZERO, FLAG_GRAD_BUFFER, FLAG_MEAN, FLAG_SUM, FLAG_WEIGHT};
 use crate::options::{CrossEntropyOptions, EmptyPolicy, Reduction};
+use crate::partials::ClassShard;
 
 /// The caller's buffers for recording an NLL or cross-entropy op with the encode API.
 ///
@@ -111,11 +112,15 @@ impl<'a> LossBuffers<'a> {
     }
 }
 
-/// Which class-index family is recorded.
+/// Which class-index op is recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ClassIndexOp {
     Nll,
     CrossEntropy,
+    /// The log-sum-exp partials of a shard of each row's classes, into the batch state.
+    ShardPartials(ClassShard),
+    /// A shard's gradient from merged partials already written to the batch state.
+    ShardGrad(ClassShard),
 }
 
 /// Validates and records an NLL or cross-entropy op (see [`LossBuffers`]).
@@ -131,17 +136,22 @@ pub(crate) fn encode_class_index(
     opts: &CrossEntropyOptions,
 ) -> Result<()> {
     crate::options::check_matrix("input", rows.saturating_mul(classes), rows, classes)?;
-    opts.check(classes)?;
+    let (total_classes, class_offset) = match op {
+        ClassIndexOp::ShardPartials(s) | ClassIndexOp::ShardGrad(s) => (s.total_classes, s.offset),
+        ClassIndexOp::Nll | ClassIndexOp::CrossEntropy => (classes, 0),
+    };
+    opts.check(total_classes)?;
+    let is_shard = matches!(op, ClassIndexOp::ShardPartials(_) | ClassIndexOp::ShardGrad(_));
     let (rows_u, elements) = (rows as u64, rows as u64 * classes as u64);
     let wants_loss = buffers.loss.is_some();
     let wants_grad = buffers.grad.is_some();
-    if !wants_loss && !wants_grad {
+    if !wants_loss && !wants_grad && !matches!(op, ClassIndexOp::ShardPartials(_)) {
         return Err(Error::InvalidArgument {
             argument: "buffers",
             message: "neither `loss` nor `grad` was given: nothing to compute".into(),
         });
     }
-    let reads_input = op == ClassIndexOp::CrossEntropy || wants_loss;
+    let reads_input = op != ClassIndexOp::Nll || wants_loss;
     let input = match (buffers.input, reads_input) {
         (Some(s), true) => Some(s),
         (None, true) => {
@@ -177,9 +187,9 @@ pub(crate) fn encode_class_index(
     ws.prepare(gpu, if per_row_loss { 0 } else { rows_u }, opts.weight.as_deref());
     let (seg_len, segments) = match op {
         ClassIndexOp::CrossEntropy => gpu.row_segments(classes),
-        ClassIndexOp::Nll => (classes as u32, 1),
+        ClassIndexOp::Nll | ClassIndexOp::ShardPartials(_) | ClassIndexOp::ShardGrad(_) => (classes as u32, 1),
     };
-    if segments > 1 {
+    if segments > 1 || is_shard {
         ws.reserve_partials(gpu, rows_u * u64::from(segments));
         gpu.check_workgroups("rows × segments", largest * u64::from(segments))?;
     }
@@ -210,8 +220,8 @@ pub(crate) fn encode_class_index(
         ignore_index: opts.ignore_index,
         flags,
         label_smoothing: match op {
-            ClassIndexOp::CrossEntropy => opts.label_smoothing,
             ClassIndexOp::Nll => 0.0,
+            _ => opts.label_smoothing,
         },
         grad_scale: 1.0,
         target_off: targets.element_offset,
@@ -220,7 +230,8 @@ pub(crate) fn encode_class_index(
         loss_out_off: offset(&loss_out),
         seg_len,
         segments,
-        total_classes: classes as u32,
+        total_classes: total_classes as u32,
+        class_offset: class_offset as u32,
         ..Default::default()
     };
     // Parameter slot 0 and bind group 0 serve the batch-wide kernels; slot and group k + 1
@@ -292,6 +303,8 @@ pub(crate) fn encode_class_index(
         };
         let split = u64::from(segments);
         match op {
+            ClassIndexOp::ShardPartials(_) => dispatches.push(per_chunk(Kernel::CrossEntropyPartials, n)),
+            ClassIndexOp::ShardGrad(_) => dispatches.push(per_chunk(Kernel::CrossEntropyMergedForwardBackward, n)),
             ClassIndexOp::CrossEntropy if split > 1 => {
                 dispatches.push(per_chunk(Kernel::CrossEntropyPartials, n * split));
                 dispatches.push(match wants_grad {
@@ -357,16 +370,21 @@ pub(crate) async fn class_index_slice(
         output_lens.push(rows * classes);
     }
     let mut outputs = gpu
-        .run_slice(&uploads, &output_lens, true, |encoder, ws, inputs, outputs| {
-            let mut inputs = inputs.iter().copied();
-            let mut outputs = outputs.iter().copied();
-            let mut buffers = LossBuffers::new(inputs.next().expect("targets are always uploaded"));
-            buffers.input = input.1.and_then(|_| inputs.next());
-            buffers.grad_output = grad_output.and_then(|_| inputs.next());
-            buffers.loss = if wanted.loss { outputs.next() } else { None };
-            buffers.grad = if wanted.grad { outputs.next() } else { None };
-            encode_class_index(gpu, encoder, ws, op, &buffers, rows, classes, opts)
-        })
+        .run_slice(
+            &uploads,
+            &output_lens,
+            BATCH_STATE_BYTES,
+            |encoder, ws, inputs, outputs| {
+                let mut inputs = inputs.iter().copied();
+                let mut outputs = outputs.iter().copied();
+                let mut buffers = LossBuffers::new(inputs.next().expect("targets are always uploaded"));
+                buffers.input = input.1.and_then(|_| inputs.next());
+                buffers.grad_output = grad_output.and_then(|_| inputs.next());
+                buffers.loss = if wanted.loss { outputs.next() } else { None };
+                buffers.grad = if wanted.grad { outputs.next() } else { None };
+                encode_class_index(gpu, encoder, ws, op, &buffers, rows, classes, opts)
+            },
+        )
         .await?
         .into_iter();
     let loss = if wanted.loss {

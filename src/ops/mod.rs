@@ -4,7 +4,10 @@
 
 mod class_index;
 mod cross_entropy;
+mod elementwise;
 mod nll;
 mod softmax;
 
 pub use class_index::LossBuffers;
+pub(crate) use class_index::{ClassIndexOp, encode_class_index};
+pub use elementwise::ElementwiseBuffers;

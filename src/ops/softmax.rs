@@ -125,7 +125,7 @@ async fn row_op_slice(
     let mut uploads: Vec<&[u8]> = vec![bytemuck::cast_slice(input.1)];
     uploads.extend(aux.map(bytemuck::cast_slice));
     let outputs = gpu
-        .run_slice(&uploads, &[rows * classes], false, |encoder, ws, inputs, outputs| {
+        .run_slice(&uploads, &[rows * classes], 0, |encoder, ws, inputs, outputs| {
             let aux = inputs.get(1);
             encode_row_op(
                 gpu,
