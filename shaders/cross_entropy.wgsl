@@ -1,8 +1,10 @@
 // Cross-entropy from raw logits with class-index targets, fused: log-sum-exp, target
 // gather and label-smoothing sum in one read of the row; no rows × classes intermediate.
 //
-// Rows up to SPLIT classes: one workgroup (WG invocations) per row (cross_entropy_forward,
-// cross_entropy_forward_backward). Longer rows are split into params.segments segments of
+// Short rows (params.classes ≤ SOLO_CLASSES): one invocation per row, SOLO_WG rows per
+// workgroup, no cross-invocation reduction (cross_entropy_forward_solo,
+// cross_entropy_forward_backward_solo). Longer rows: one workgroup (WG invocations) per row
+// (cross_entropy_forward, cross_entropy_forward_backward). Longer rows are split into params.segments segments of
 // params.seg_len classes, one workgroup each: cross_entropy_partials writes each segment's
 // log-sum-exp partial, and the merged kernels merge a row's partials exactly (online
 // log-sum-exp) before the loss and the segment's gradient. The same partials serve rows
@@ -113,20 +115,21 @@ fn write_row_loss(row: u32, kind: u32, loss: Ext) {
     }
 }
 
-// Writes the gradient of classes [begin, end) of a row.
-fn write_segment_grad(row: u32, t: i32, tot: RowTotals, begin: u32, end: u32, lid: u32) {
+// Writes the gradient of classes [begin, end) of a row: invocation `first` of `stride`
+// writes every stride-th class (the whole workgroup, or one invocation per row).
+fn write_segment_grad(row: u32, t: i32, tot: RowTotals, begin: u32, end: u32, first: u32, stride: u32) {
     let kind = target_kind(t);
     let base = params.input_off + row * params.classes;
     let out = params.grad_off + row * params.classes;
     let g = upstream_grad(row);
     if kind == TARGET_IGNORED || (kind == TARGET_VALID && row_is_empty_zero(tot)) {
-        for (var c = begin + lid; c < end; c += WG) {
+        for (var c = begin + first; c < end; c += stride) {
             grad[out + c] = 0.0;
         }
         return;
     }
     if kind == TARGET_INVALID || row_is_poisoned(tot) || g.k != EXT_FINITE {
-        for (var c = begin + lid; c < end; c += WG) {
+        for (var c = begin + first; c < end; c += stride) {
             grad[out + c] = nan_f32();
         }
         return;
@@ -137,7 +140,7 @@ fn write_segment_grad(row: u32, t: i32, tot: RowTotals, begin: u32, end: u32, li
     let q_sum = q_target + eps_per_class * tot.w_all;
     // Out of this memory when the target lies in another shard.
     let target_here = local_target(t);
-    for (var c = begin + lid; c < end; c += WG) {
+    for (var c = begin + first; c < end; c += stride) {
         let x = input[base + c];
         var p = 0.0;
         if !is_neg_inf(x) {
@@ -197,7 +200,7 @@ fn cross_entropy_forward_backward(
         let kind = target_kind(t);
         write_row_loss(row, kind, row_loss_of(kind, tot, target_logit(row, t), class_weight(u32(t))));
     }
-    write_segment_grad(row, t, tot, 0u, params.classes, lid);
+    write_segment_grad(row, t, tot, 0u, params.classes, lid, WG);
 }
 
 // Pass 1 of split rows and shards: one workgroup per (row, segment) writes the segment's
@@ -261,5 +264,41 @@ fn cross_entropy_merged_forward_backward(
         let kind = target_kind(t);
         write_row_loss(s.row, kind, row_loss_of(kind, merged.totals, merged.target_logit, class_weight(u32(t))));
     }
-    write_segment_grad(s.row, t, merged.totals, s.begin, s.end, lid);
+    write_segment_grad(s.row, t, merged.totals, s.begin, s.end, lid, WG);
+}
+
+// One invocation per short row: the row's statistics without any cross-invocation step.
+fn solo_row(row: u32) -> RowTotals {
+    let base = params.input_off + row * params.classes;
+    let end = select(0u, params.classes, target_kind(row_target(row)) == TARGET_VALID);
+    var s = stats_empty();
+    for (var c = 0u; c < end; c++) {
+        stats_push(&s, input[base + c], class_weight(c));
+    }
+    return solo_totals(s);
+}
+
+@compute @workgroup_size(SOLO_WG)
+fn cross_entropy_forward_solo(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let row = solo_row_index(gid, nwg);
+    if row >= params.rows {
+        return;
+    }
+    let tot = solo_row(row);
+    let t = row_target(row);
+    let kind = target_kind(t);
+    write_row_loss(row, kind, row_loss_of(kind, tot, target_logit(row, t), class_weight(u32(t))));
+}
+
+@compute @workgroup_size(SOLO_WG)
+fn cross_entropy_forward_backward_solo(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let row = solo_row_index(gid, nwg);
+    if row >= params.rows {
+        return;
+    }
+    let tot = solo_row(row);
+    let t = row_target(row);
+    let kind = target_kind(t);
+    write_row_loss(row, kind, row_loss_of(kind, tot, target_logit(row, t), class_weight(u32(t))));
+    write_segment_grad(row, t, tot, 0u, params.classes, 0u, 1u);
 }

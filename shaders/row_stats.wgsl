@@ -143,3 +143,16 @@ fn merge_partials(first: u32, count: u32) -> MergedRow {
     }
     return MergedRow(t, target_logit);
 }
+
+// Short rows are handled one per invocation, SOLO_WG rows per workgroup.
+const SOLO_WG: u32 = 64u;
+
+// The row of a one-invocation-per-row kernel (workgroups folded into x and y).
+fn solo_row_index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return gid.y * nwg.x * SOLO_WG + gid.x;
+}
+
+// The totals of a row one invocation saw whole.
+fn solo_totals(s: RowStats) -> RowTotals {
+    return RowTotals(select(-MAX_FINITE, s.m, s.sum_exp > 0.0), s.sum_exp, s.wx, s.w_finite, s.w_all, s.flags);
+}

@@ -2,7 +2,8 @@
 // backward passes. One workgroup (WG invocations) per row; rows beyond 65535 workgroups
 // fold into the dispatch's y dimension.
 //
-// Rows longer than one workgroup should hold are split into params.segments segments of
+// Short rows (classes ≤ SOLO_CLASSES) take one invocation each, SOLO_WG rows per
+// workgroup (the *_solo kernels). Rows longer than one workgroup should hold are split into params.segments segments of
 // params.seg_len classes: softmax_partials writes each segment's log-sum-exp partial and
 // the merged kernels merge a row's partials exactly before writing their segment.
 //
@@ -28,17 +29,18 @@ fn store_partial(i: u32, v: vec4<f32>) {
     partials[1u + i] = v;
 }
 
-// Writes classes [begin, end) of a row's log-softmax (or softmax) from its statistics.
-fn write_softmax_segment(row: u32, t: RowTotals, begin: u32, end: u32, lid: u32, log_space: bool) {
+// Writes classes [begin, end) of a row's log-softmax (or softmax) from its statistics:
+// invocation `first` of `stride` writes every stride-th class.
+fn write_softmax_segment(row: u32, t: RowTotals, begin: u32, end: u32, first: u32, stride: u32, log_space: bool) {
     let base = params.input_off + row * params.classes;
     let out = params.grad_off + row * params.classes;
     if row_is_poisoned(t) {
-        for (var c = begin + lid; c < end; c += WG) {
+        for (var c = begin + first; c < end; c += stride) {
             output[out + c] = nan_f32();
         }
         return;
     }
-    for (var c = begin + lid; c < end; c += WG) {
+    for (var c = begin + first; c < end; c += stride) {
         let x = input[base + c];
         var v: f32;
         if is_neg_inf(x) {
@@ -64,7 +66,7 @@ fn softmax_stats(row: u32, begin: u32, end: u32, lid: u32) -> RowTotals {
 
 fn softmax_row(row: u32, lid: u32, log_space: bool) {
     let t = softmax_stats(row, 0u, params.classes, lid);
-    write_softmax_segment(row, t, 0u, params.classes, lid, log_space);
+    write_softmax_segment(row, t, 0u, params.classes, lid, WG, log_space);
 }
 
 // (row, segment) of a split-row workgroup, and its classes.
@@ -98,7 +100,7 @@ fn softmax_partials(
 fn softmax_merged(index: u32, lid: u32, log_space: bool) {
     let s = split_segment(index);
     let merged = merge_partials((params.row_base + s.x) * params.segments, params.segments);
-    write_softmax_segment(s.x, merged.totals, s.y, s.z, lid, log_space);
+    write_softmax_segment(s.x, merged.totals, s.y, s.z, lid, WG, log_space);
 }
 
 @compute @workgroup_size(WG)
@@ -218,4 +220,29 @@ fn softmax_backward(
         return;
     }
     softmax_backward_row(row, lid, false);
+}
+
+fn softmax_solo(row: u32, log_space: bool) {
+    let base = params.input_off + row * params.classes;
+    var s = stats_empty();
+    for (var c = 0u; c < params.classes; c++) {
+        stats_push(&s, input[base + c], 1.0);
+    }
+    write_softmax_segment(row, solo_totals(s), 0u, params.classes, 0u, 1u, log_space);
+}
+
+@compute @workgroup_size(SOLO_WG)
+fn log_softmax_forward_solo(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let row = solo_row_index(gid, nwg);
+    if row < params.rows {
+        softmax_solo(row, true);
+    }
+}
+
+@compute @workgroup_size(SOLO_WG)
+fn softmax_forward_solo(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let row = solo_row_index(gid, nwg);
+    if row < params.rows {
+        softmax_solo(row, false);
+    }
 }

@@ -44,6 +44,10 @@ pub(crate) enum Kernel {
     SoftmaxBackward,
     CrossEntropyForward,
     CrossEntropyForwardBackward,
+    CrossEntropyForwardSolo,
+    CrossEntropyForwardBackwardSolo,
+    LogSoftmaxForwardSolo,
+    SoftmaxForwardSolo,
     CrossEntropyPartials,
     CrossEntropyMergedForward,
     CrossEntropyMergedForwardBackward,
@@ -62,13 +66,17 @@ pub(crate) enum Kernel {
 }
 
 impl Kernel {
-    const ALL: [Kernel; 21] = [
+    const ALL: [Kernel; 25] = [
         Kernel::LogSoftmaxForward,
         Kernel::SoftmaxForward,
         Kernel::LogSoftmaxBackward,
         Kernel::SoftmaxBackward,
         Kernel::CrossEntropyForward,
         Kernel::CrossEntropyForwardBackward,
+        Kernel::CrossEntropyForwardSolo,
+        Kernel::CrossEntropyForwardBackwardSolo,
+        Kernel::LogSoftmaxForwardSolo,
+        Kernel::SoftmaxForwardSolo,
         Kernel::CrossEntropyPartials,
         Kernel::CrossEntropyMergedForward,
         Kernel::CrossEntropyMergedForwardBackward,
@@ -93,10 +101,14 @@ impl Kernel {
             | Kernel::LogSoftmaxBackward
             | Kernel::SoftmaxBackward
             | Kernel::SoftmaxPartials
+            | Kernel::LogSoftmaxForwardSolo
+            | Kernel::SoftmaxForwardSolo
             | Kernel::LogSoftmaxMergedForward
             | Kernel::SoftmaxMergedForward => Family::Softmax,
             Kernel::CrossEntropyForward
             | Kernel::CrossEntropyForwardBackward
+            | Kernel::CrossEntropyForwardSolo
+            | Kernel::CrossEntropyForwardBackwardSolo
             | Kernel::CrossEntropyPartials
             | Kernel::CrossEntropyMergedForward
             | Kernel::CrossEntropyMergedForwardBackward => Family::CrossEntropy,
@@ -117,6 +129,10 @@ impl Kernel {
             Kernel::SoftmaxBackward => "softmax_backward",
             Kernel::CrossEntropyForward => "cross_entropy_forward",
             Kernel::CrossEntropyForwardBackward => "cross_entropy_forward_backward",
+            Kernel::CrossEntropyForwardSolo => "cross_entropy_forward_solo",
+            Kernel::CrossEntropyForwardBackwardSolo => "cross_entropy_forward_backward_solo",
+            Kernel::LogSoftmaxForwardSolo => "log_softmax_forward_solo",
+            Kernel::SoftmaxForwardSolo => "softmax_forward_solo",
             Kernel::CrossEntropyPartials => "cross_entropy_partials",
             Kernel::CrossEntropyMergedForward => "cross_entropy_merged_forward",
             Kernel::CrossEntropyMergedForwardBackward => "cross_entropy_merged_forward_backward",
@@ -143,6 +159,11 @@ impl Kernel {
         }
     }
 }
+
+/// Rows of at most this many classes take one invocation each (the `*_solo` kernels),
+/// `SOLO_WG` = 64 rows per workgroup.
+pub(crate) const SOLO_CLASSES: usize = 32;
+pub(crate) const SOLO_ROWS_PER_WORKGROUP: u64 = 64;
 
 /// How the row-wise kernels are shaped on this device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

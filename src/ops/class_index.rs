@@ -2,7 +2,10 @@
 //! dispatch sequence (mean's divisor → per-row kernel(s) → batch reduction).
 
 use crate::error::{Error, Result};
-use crate::gpu::{BATCH_STATE_BYTES, Binding, Dispatch, Gpu, Kernel, Layout, LossParams, Workspace, status_to_result};
+use crate::gpu::{
+    BATCH_STATE_BYTES, Binding, Dispatch, Gpu, Kernel, Layout, LossParams, SOLO_CLASSES, SOLO_ROWS_PER_WORKGROUP,
+    Workspace, status_to_result,
+};
 use crate::gpu::{FLAG_EMPTY_ZERO, FLAG_GRAD_BUFFER, FLAG_MEAN, FLAG_SUM, FLAG_WEIGHT};
 use crate::options::{CrossEntropyOptions, EmptyPolicy, Reduction};
 use crate::partials::ClassShard;
@@ -312,6 +315,14 @@ pub(crate) fn encode_class_index(
                     false => per_chunk(Kernel::CrossEntropyMergedForward, n),
                 });
             }
+            ClassIndexOp::CrossEntropy if classes <= SOLO_CLASSES => dispatches.push(per_chunk(
+                if wants_grad {
+                    Kernel::CrossEntropyForwardBackwardSolo
+                } else {
+                    Kernel::CrossEntropyForwardSolo
+                },
+                n.div_ceil(SOLO_ROWS_PER_WORKGROUP),
+            )),
             ClassIndexOp::CrossEntropy if wants_grad => {
                 dispatches.push(per_chunk(Kernel::CrossEntropyForwardBackward, n))
             }

@@ -1,7 +1,9 @@
 //! Row-wise log-softmax and softmax and their backward passes (shaders/softmax.wgsl).
 
 use crate::error::Result;
-use crate::gpu::{Binding, Dispatch, Gpu, Kernel, Layout, LossParams, Workspace};
+use crate::gpu::{
+    Binding, Dispatch, Gpu, Kernel, Layout, LossParams, SOLO_CLASSES, SOLO_ROWS_PER_WORKGROUP, Workspace,
+};
 use crate::options::check_matrix;
 
 /// Validates and records one row-wise kernel: `input` (and `aux`, the upstream gradient of
@@ -98,10 +100,21 @@ fn encode_row_op(
                     group,
                 });
             }
-            _ => dispatches.push(Dispatch {
-                kernel,
-                workgroups: n,
-                group,
+            _ => dispatches.push(match (kernel, classes <= SOLO_CLASSES) {
+                (Kernel::LogSoftmaxForward, true) | (Kernel::SoftmaxForward, true) => Dispatch {
+                    kernel: if kernel == Kernel::LogSoftmaxForward {
+                        Kernel::LogSoftmaxForwardSolo
+                    } else {
+                        Kernel::SoftmaxForwardSolo
+                    },
+                    workgroups: n.div_ceil(SOLO_ROWS_PER_WORKGROUP),
+                    group,
+                },
+                _ => Dispatch {
+                    kernel,
+                    workgroups: n,
+                    group,
+                },
             }),
         }
     }
