@@ -42,6 +42,7 @@ const FLAG_WEIGHT: u32 = 1u;       // a class-weight buffer is bound
 const FLAG_MEAN: u32 = 2u;         // reduction = mean
 const FLAG_SUM: u32 = 4u;          // reduction = sum (neither bit: none)
 const FLAG_GRAD_BUFFER: u32 = 8u;  // grad_output comes from a buffer, not grad_scale
+const FLAG_IN_PLACE: u32 = 32u;    // the gradient overwrites the logits (bound as grad)
 const FLAG_EMPTY_ZERO: u32 = 16u;  // EmptyPolicy::Zero: 0 instead of NaN for empty rows / means
 
 @group(0) @binding(0) var<uniform> params: Params;

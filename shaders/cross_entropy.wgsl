@@ -21,6 +21,17 @@
 // under smoothing). Gradient: g·(softmax·S - q), q[c] = (1-ε)·w[t]·[c=t] + (ε/C)·w[c],
 // S = Σ_c q[c].
 
+// A logit. With FLAG_IN_PLACE the logits are bound as `grad` (same range, same offsets)
+// and the gradient overwrites them: every invocation reads an element before it writes it,
+// and the target logit is read before the row's reduction, so nothing is read after it
+// was overwritten.
+fn logit(i: u32) -> f32 {
+    if (params.flags & FLAG_IN_PLACE) != 0u {
+        return grad[i];
+    }
+    return input[i];
+}
+
 // Partials are two vec4 each in batch.partials (see row_stats.wgsl).
 fn load_partial(i: u32) -> vec4<f32> {
     return batch.partials[i];
@@ -53,7 +64,7 @@ fn segment_stats(row: u32, begin: u32, end: u32, lid: u32) -> RowTotals {
     let base = params.input_off + row * params.classes;
     var s = stats_empty();
     for (var c = begin + lid; c < end; c += WG) {
-        stats_push(&s, input[base + c], class_weight(params.class_offset + c));
+        stats_push(&s, logit(base + c), class_weight(params.class_offset + c));
     }
     return row_totals(s, lid);
 }
@@ -141,7 +152,7 @@ fn write_segment_grad(row: u32, t: i32, tot: RowTotals, begin: u32, end: u32, fi
     // Out of this memory when the target lies in another shard.
     let target_here = local_target(t);
     for (var c = begin + first; c < end; c += stride) {
-        let x = input[base + c];
+        let x = logit(base + c);
         var p = 0.0;
         if !is_neg_inf(x) {
             p = row_prob(tot, x);
@@ -161,7 +172,7 @@ fn whole_row(row: u32, lid: u32) -> RowTotals {
 
 fn target_logit(row: u32, t: i32) -> f32 {
     if target_in_memory(t) {
-        return input[params.input_off + row * params.classes + local_target(t)];
+        return logit(params.input_off + row * params.classes + local_target(t));
     }
     return 0.0;
 }
@@ -194,11 +205,13 @@ fn cross_entropy_forward_backward(
     if row >= params.rows {
         return;
     }
-    let tot = whole_row(row, lid);
     let t = row_target(row);
+    // Read before the row's reduction: in place, the gradient overwrites it afterwards.
+    let x_target = target_logit(row, t);
+    let tot = whole_row(row, lid);
     if lid == 0u {
         let kind = target_kind(t);
-        write_row_loss(row, kind, row_loss_of(kind, tot, target_logit(row, t), class_weight(u32(t))));
+        write_row_loss(row, kind, row_loss_of(kind, tot, x_target, class_weight(u32(t))));
     }
     write_segment_grad(row, t, tot, 0u, params.classes, lid, WG);
 }
@@ -273,7 +286,7 @@ fn solo_row(row: u32) -> RowTotals {
     let end = select(0u, params.classes, target_kind(row_target(row)) == TARGET_VALID);
     var s = stats_empty();
     for (var c = 0u; c < end; c++) {
-        stats_push(&s, input[base + c], class_weight(c));
+        stats_push(&s, logit(base + c), class_weight(c));
     }
     return solo_totals(s);
 }

@@ -238,3 +238,68 @@ fn a_million_classes_per_row() {
     assert_loss("loss", &loss, &want_loss, &x, rows, &opts);
     assert_gradient("grad", &grad, &want_grad);
 }
+
+/// The gradient written in place over the logits equals the separate-buffer gradient, on
+/// every kernel path (short rows, whole rows, split rows, row chunks), and the loss is
+/// computed from the logits before they are overwritten.
+#[test]
+fn gradient_in_place_over_the_logits() {
+    let mut rng = Rng::new(27);
+    let mut opts = GpuOptions::default();
+    opts.segment_classes = 64;
+    opts.max_binding_size = Some(64 << 10);
+    let odd = Gpu::from_device_with_options(gpu().device().clone(), gpu().queue().clone(), opts);
+    for (device, rows, classes) in [(gpu(), 50, 10), (gpu(), 9, 1000), (&odd, 9, 1000), (&odd, 40, 300)] {
+        let x = rng.logits(rows * classes, 7.0);
+        let targets = rng.targets(rows, classes);
+        let mut ce = CrossEntropyOptions::default();
+        ce.label_smoothing = 0.05;
+        let logits = upload(device, &x);
+        let target_buf = upload(device, &targets);
+        let loss = upload(device, &[0.0f32]);
+        let mut enc = device.device().create_command_encoder(&Default::default());
+        let buffers = LossBuffers::new(target_buf.slice(..))
+            .input(logits.slice(..))
+            .loss(loss.slice(..))
+            .grad_in_place();
+        device
+            .encode_cross_entropy(&mut enc, &mut Workspace::new(device), &buffers, rows, classes, &ce)
+            .unwrap();
+        device.queue().submit([enc.finish()]);
+        let (want_loss, want_grad) = cpu::cross_entropy_with_grad(&x, &targets, rows, classes, &ce, &[1.0]).unwrap();
+        assert_loss(
+            "in-place loss",
+            &download(device, &loss, 0, 1),
+            &want_loss,
+            &x,
+            rows,
+            &ce,
+        );
+        assert_gradient(
+            &format!("in-place grad {rows}x{classes}"),
+            &download(device, &logits, 0, rows * classes),
+            &want_grad,
+        );
+    }
+    let one_target = upload(gpu(), &[0i32]);
+    let nll = LossBuffers::new(one_target.slice(..)).grad_in_place();
+    let mut enc = gpu().device().create_command_encoder(&Default::default());
+    let err = gpu().encode_nll_loss(
+        &mut enc,
+        &mut Workspace::new(gpu()),
+        &nll,
+        1,
+        1,
+        &CrossEntropyOptions::default(),
+    );
+    assert!(
+        matches!(
+            err,
+            Err(wgpu_loss::Error::InvalidArgument {
+                argument: "grad_in_place",
+                ..
+            })
+        ),
+        "{err:?}"
+    );
+}

@@ -7,6 +7,7 @@ pub(crate) const FLAG_MEAN: u32 = 2;
 pub(crate) const FLAG_SUM: u32 = 4;
 pub(crate) const FLAG_GRAD_BUFFER: u32 = 8;
 pub(crate) const FLAG_EMPTY_ZERO: u32 = 16;
+pub(crate) const FLAG_IN_PLACE: u32 = 32;
 
 /// Mirrors `Params` in shaders/common.wgsl field for field.
 #[repr(C)]

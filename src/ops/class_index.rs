@@ -6,7 +6,7 @@ use crate::gpu::{
     BATCH_STATE_BYTES, Binding, Dispatch, Gpu, Kernel, Layout, LossParams, SOLO_CLASSES, SOLO_ROWS_PER_WORKGROUP,
     Workspace, status_to_result,
 };
-use crate::gpu::{FLAG_EMPTY_ZERO, FLAG_GRAD_BUFFER, FLAG_MEAN, FLAG_SUM, FLAG_WEIGHT};
+use crate::gpu::{FLAG_EMPTY_ZERO, FLAG_GRAD_BUFFER, FLAG_IN_PLACE, FLAG_MEAN, FLAG_SUM, FLAG_WEIGHT};
 use crate::options::{CrossEntropyOptions, EmptyPolicy, Reduction};
 use crate::partials::ClassShard;
 
@@ -40,6 +40,7 @@ pub struct LossBuffers<'a> {
     pub(crate) loss: Option<wgpu::BufferSlice<'a>>,
     pub(crate) grad: Option<wgpu::BufferSlice<'a>>,
     pub(crate) grad_output: Option<wgpu::BufferSlice<'a>>,
+    pub(crate) in_place: bool,
 }
 
 impl<'a> LossBuffers<'a> {
@@ -58,6 +59,7 @@ impl<'a> LossBuffers<'a> {
             loss: None,
             grad: None,
             grad_output: None,
+            in_place: false,
         }
     }
 
@@ -98,6 +100,21 @@ impl<'a> LossBuffers<'a> {
     /// ```
     pub fn grad(mut self, grad: wgpu::BufferSlice<'a>) -> Self {
         self.grad = Some(grad);
+        self
+    }
+
+    /// Writes the cross-entropy gradient over the logits (`input`), saving a second
+    /// `rows × classes` buffer: afterwards the logits are gone. The loss is still computed
+    /// from the logits before they are overwritten. Cross-entropy only.
+    ///
+    /// ```
+    /// # let gpu = wgpu_loss::Gpu::new().unwrap();
+    /// # let b = gpu.device().create_buffer(&wgpu::BufferDescriptor { label: None, size: 16,
+    /// #     usage: wgpu::BufferUsages::STORAGE, mapped_at_creation: false });
+    /// let buffers = wgpu_loss::LossBuffers::new(b.slice(..4)).input(b.slice(4..)).grad_in_place();
+    /// ```
+    pub fn grad_in_place(mut self) -> Self {
+        self.in_place = true;
         self
     }
 
@@ -147,6 +164,17 @@ pub(crate) fn encode_class_index(
     let is_shard = matches!(op, ClassIndexOp::ShardPartials(_) | ClassIndexOp::ShardGrad(_));
     let (rows_u, elements) = (rows as u64, rows as u64 * classes as u64);
     let wants_loss = buffers.loss.is_some();
+    let mut buffers = *buffers;
+    if buffers.in_place {
+        if op != ClassIndexOp::CrossEntropy || buffers.grad.is_some() {
+            return Err(Error::InvalidArgument {
+                argument: "grad_in_place",
+                message: "only for cross-entropy, and not together with a separate `grad` buffer".into(),
+            });
+        }
+        buffers.grad = buffers.input;
+    }
+    let in_place = buffers.in_place;
     let wants_grad = buffers.grad.is_some();
     if !wants_loss && !wants_grad && !matches!(op, ClassIndexOp::ShardPartials(_)) {
         return Err(Error::InvalidArgument {
@@ -216,6 +244,9 @@ pub(crate) fn encode_class_index(
     if opts.empty == EmptyPolicy::Zero {
         flags |= FLAG_EMPTY_ZERO;
     }
+    if in_place {
+        flags |= FLAG_IN_PLACE;
+    }
     let offset = |b: &Option<Binding>| b.as_ref().map_or(0, |b| b.element_offset);
     let batch = LossParams {
         rows: rows as u32,
@@ -244,6 +275,7 @@ pub(crate) fn encode_class_index(
     let mut matrices = Vec::with_capacity(chunks.len());
     for &(first, n) in &chunks {
         let input = input
+            .filter(|_| !in_place)
             .map(|s| Binding::range(gpu, "input", &s, first * classes as u64, n * classes as u64))
             .transpose()?;
         let grad = buffers
@@ -258,7 +290,7 @@ pub(crate) fn encode_class_index(
         params.push(LossParams {
             rows: n as u32,
             row_base: first as u32,
-            input_off: offset(&input),
+            input_off: if in_place { offset(&grad) } else { offset(&input) },
             grad_off: offset(&grad),
             target_off: batch.target_off + first as u32,
             row_loss_off: batch.row_loss_off + first as u32,
