@@ -171,6 +171,8 @@ pub(crate) struct RowShape {
     pub reduce: RowReduce,
     /// Invocations per row (a power of two ≤ 256; the subgroup size for `Subgroup`).
     pub workgroup_size: u32,
+    /// The fixed subgroup size (`Subgroup` only; `workgroup_size` is a multiple of it).
+    pub subgroup_size: u32,
 }
 
 /// All pipelines and layouts of one device.
@@ -196,7 +198,14 @@ impl Kernels {
                 (family, module)
             })
             .collect();
-        let row_constants = [("WG", f64::from(row.workgroup_size))];
+        let sized = [
+            ("WG", f64::from(row.workgroup_size)),
+            ("SG", f64::from(row.subgroup_size)),
+        ];
+        let row_constants = match row.reduce {
+            RowReduce::Subgroup => &sized[..],
+            RowReduce::Workgroup => &sized[..1],
+        };
         let pipelines = Kernel::ALL
             .into_iter()
             .map(|kernel| {
@@ -206,7 +215,7 @@ impl Kernels {
                     immediate_size: 0,
                 });
                 let constants: &[(&str, f64)] = if kernel.family().is_row_wise() {
-                    &row_constants
+                    row_constants
                 } else {
                     &[]
                 };

@@ -12,7 +12,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 pub(crate) use kernels::{Kernel, Layout, SOLO_CLASSES, SOLO_ROWS_PER_WORKGROUP};
-pub(crate) use params::{FLAG_EMPTY_ZERO, FLAG_GRAD_BUFFER, FLAG_IN_PLACE, FLAG_MEAN, FLAG_SUM, FLAG_WEIGHT, LossParams};
+pub(crate) use params::{
+    FLAG_EMPTY_ZERO, FLAG_GRAD_BUFFER, FLAG_IN_PLACE, FLAG_MEAN, FLAG_SUM, FLAG_WEIGHT, LossParams,
+};
 pub use workspace::Workspace;
 pub(crate) use workspace::{BATCH_STATE_BYTES, Binding, Dispatch, PARTIAL_BYTES, status_to_result};
 
@@ -45,6 +47,10 @@ pub struct GpuOptions {
     /// classes, one workgroup each, whose log-sum-exp partials are merged exactly (default
     /// 16384). Results do not depend on it beyond f32 rounding.
     pub segment_classes: u32,
+    /// Invocations per row in the row-wise kernels (default `None`: chosen from the
+    /// adapter — one subgroup on CPU adapters, 256 on GPUs). Rounded down to a power of two
+    /// within the device's limits and, with subgroups, to at least one subgroup.
+    pub row_workgroup_size: Option<u32>,
 }
 
 impl Default for GpuOptions {
@@ -54,6 +60,7 @@ impl Default for GpuOptions {
             readback_timeout: Duration::from_secs(120),
             max_binding_size: None,
             segment_classes: 16384,
+            row_workgroup_size: None,
         }
     }
 }
@@ -283,30 +290,34 @@ async fn pick_adapter(instance: &wgpu::Instance) -> Result<wgpu::Adapter> {
         })
 }
 
-/// One subgroup per row where the device has subgroups of one fixed size; otherwise a
+/// Subgroup operations where the device has subgroups of one fixed size; otherwise a
 /// workgroup-memory tree, small on CPU adapters (where each barrier switches threads) and
 /// 256 wide on GPUs.
 fn choose_row_shape(device: &wgpu::Device, info: &wgpu::AdapterInfo, options: &GpuOptions) -> RowShape {
+    let limits = device.limits();
+    let limit = prev_power_of_two(
+        limits
+            .max_compute_invocations_per_workgroup
+            .min(limits.max_compute_workgroup_size_x),
+    );
+    let cpu = info.device_type == wgpu::DeviceType::Cpu;
     let size = info.subgroup_min_size;
     let fixed_subgroup = size == info.subgroup_max_size && size.is_power_of_two() && (4..=256).contains(&size);
-    if options.subgroups && device.features().contains(wgpu::Features::SUBGROUP) && fixed_subgroup {
+    if options.subgroups && device.features().contains(wgpu::Features::SUBGROUP) && fixed_subgroup && size <= limit {
+        // CPU adapters: one subgroup per row (barriers switch threads there); GPUs: up to
+        // 256 invocations per row, at most 64 subgroups.
+        let preferred = options.row_workgroup_size.unwrap_or(if cpu { size } else { 256 });
+        let workgroup_size = prev_power_of_two(preferred).min(limit).min(64 * size).max(size);
         return RowShape {
             reduce: RowReduce::Subgroup,
-            workgroup_size: size,
+            workgroup_size,
+            subgroup_size: size,
         };
     }
-    let preferred = if info.device_type == wgpu::DeviceType::Cpu {
-        16
-    } else {
-        256
-    };
-    let limit = device
-        .limits()
-        .max_compute_invocations_per_workgroup
-        .min(device.limits().max_compute_workgroup_size_x);
     RowShape {
         reduce: RowReduce::Workgroup,
-        workgroup_size: preferred.min(prev_power_of_two(limit)),
+        workgroup_size: prev_power_of_two(options.row_workgroup_size.unwrap_or(if cpu { 16 } else { 256 })).min(limit),
+        subgroup_size: 0,
     }
 }
 

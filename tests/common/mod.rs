@@ -12,18 +12,25 @@ pub fn gpu() -> &'static Gpu {
     GPU.get_or_init(|| Gpu::new().unwrap_or_else(|e| panic!("no GPU for the tests: {e}")))
 }
 
-/// Every row-reduction path the adapter has: the default, plus the workgroup-memory
-/// fallback when the default uses subgroups.
+/// Every row-reduction path the adapter has, on the shared device: the default; 32
+/// invocations per row (several subgroups per row where the default is one, or another
+/// tree size); and the workgroup-memory fallback when the default uses subgroups.
 pub fn gpus() -> Vec<&'static Gpu> {
-    static FALLBACK: OnceLock<Option<Gpu>> = OnceLock::new();
-    let fallback = FALLBACK.get_or_init(|| {
-        gpu().uses_subgroups().then(|| {
+    static OTHERS: OnceLock<Vec<Gpu>> = OnceLock::new();
+    let others = OTHERS.get_or_init(|| {
+        let with = |subgroups: bool, row_workgroup_size: Option<u32>| {
             let mut opts = GpuOptions::default();
-            opts.subgroups = false;
+            opts.subgroups = subgroups;
+            opts.row_workgroup_size = row_workgroup_size;
             Gpu::from_device_with_options(gpu().device().clone(), gpu().queue().clone(), opts)
-        })
+        };
+        let mut others = vec![with(true, Some(32))];
+        if gpu().uses_subgroups() {
+            others.push(with(false, None));
+        }
+        others
     });
-    std::iter::once(gpu()).chain(fallback.as_ref()).collect()
+    std::iter::once(gpu()).chain(others).collect()
 }
 
 /// A small deterministic generator (xorshift64*), so every run tests the same values.
