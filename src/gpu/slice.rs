@@ -75,6 +75,20 @@ impl Gpu {
         ) -> Result<()>,
     ) -> Result<Vec<Vec<f32>>> {
         let device = self.device();
+        // Buffers the device cannot create are refused before anything is allocated.
+        let max_buffer = device.limits().max_buffer_size;
+        let largest = inputs
+            .iter()
+            .map(|d| d.len() as u64)
+            .chain(output_lens.iter().map(|&n| n as u64 * 4))
+            .max();
+        if let Some(bytes) = largest.filter(|&b| b > max_buffer) {
+            return Err(Error::TooLarge {
+                argument: "batch",
+                bytes,
+                limit: max_buffer,
+            });
+        }
         let mut scratch = self
             .slice_pool
             .lock()
