@@ -16,9 +16,10 @@ fn check(gpu: &Gpu, rows: usize, classes: usize, x: &[f32], targets: &[i32], opt
     let grad = gpu.cross_entropy_grad(x, targets, rows, classes, opts, g).unwrap();
     assert_gradient(&format!("cross_entropy_grad {what}"), &grad, &want_grad);
     let (loss2, grad2) = gpu.cross_entropy_with_grad(x, targets, rows, classes, opts, g).unwrap();
-    assert_eq!(loss2.len(), loss.len());
-    assert!(loss2.iter().zip(&loss).all(|(a, b)| a.to_bits() == b.to_bits()), "{what}: fused loss differs from loss alone");
-    assert!(grad2.iter().zip(&grad).all(|(a, b)| a.to_bits() == b.to_bits()), "{what}: fused grad differs from grad alone");
+    // The fused kernel is another kernel: a GPU compiler may contract its multiply-adds
+    // differently, so it is held to the same tolerances, not to the same bits.
+    assert_loss(&format!("fused loss {what}"), &loss2, &want_loss, x, rows, opts);
+    assert_gradient(&format!("fused grad {what}"), &grad2, &want_grad);
 }
 
 #[test]
