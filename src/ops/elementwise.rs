@@ -1,0 +1,548 @@
+//! The elementwise losses (shaders/elementwise.wgsl): MSE, L1, RMSE, smooth L1, Huber,
+//! binary cross-entropy on probabilities and on logits, KL divergence.
+//!
+//! Every loss has the same seven methods on [`Gpu`]: `encode_<loss>` (record into the
+//! caller's encoder), `<loss>`, `<loss>_grad` and `<loss>_with_grad` (slice API, blocking,
+//! native only) and their `_async` forms. Their arguments are those of the CPU twins in
+//! [`crate::cpu`]: `input` and `target` of `n` elements each, the loss's own arguments, and
+//! for gradients `grad_output` (`n` values for reduction `none`, else one).
+
+use super::class_index::Wanted;
+use crate::elementwise_options::{Combine, Elementwise, Pointwise};
+use crate::error::{Error, Result};
+use crate::gpu::{Binding, Dispatch, Gpu, Kernel, Layout, LossParams, Workspace};
+use crate::gpu::{FLAG_GRAD_BUFFER, FLAG_MEAN, FLAG_SUM, FLAG_WEIGHT};
+use crate::{BceOptions, KlDivOptions, Reduction};
+
+// Mirror the constants of shaders/elementwise.wgsl.
+const EW_POS_WEIGHT: u32 = 0x1_0000;
+const EW_LOG_TARGET: u32 = 0x2_0000;
+const EW_BATCHMEAN: u32 = 0x4_0000;
+const EW_ROOT: u32 = 0x8_0000;
+const LOSS_SHIFT: u32 = 24;
+/// Elements per workgroup (`EW_TILE`), and so per partial sum.
+const TILE: u64 = 256 * 8;
+
+/// The caller's buffers for recording an elementwise loss with the encode API.
+///
+/// `input` and `target` hold `n` f32 values each. Ask for the loss, the gradient, or both:
+/// `loss` receives `n` values for reduction `none` and one value otherwise; `grad` receives
+/// `n` values; `grad_output` (`n` values for `none`, else one) is the upstream gradient,
+/// 1.0 when absent. Every buffer needs `STORAGE` usage and a 4-byte-aligned offset.
+///
+/// ```
+/// # let gpu = wgpu_loss::Gpu::new().unwrap();
+/// use wgpu::util::DeviceExt;
+/// let (d, usage) = (gpu.device(), wgpu::BufferUsages::STORAGE);
+/// let init = |data: &[f32]| d.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+///     label: None, contents: bytemuck::cast_slice(data), usage });
+/// let (x, y, loss) = (init(&[1.0, 2.0]), init(&[0.0, 2.0]), init(&[0.0]));
+/// let buffers = wgpu_loss::ElementwiseBuffers::new(x.slice(..), y.slice(..)).loss(loss.slice(..));
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct ElementwiseBuffers<'a> {
+    input: wgpu::BufferSlice<'a>,
+    target: wgpu::BufferSlice<'a>,
+    loss: Option<wgpu::BufferSlice<'a>>,
+    grad: Option<wgpu::BufferSlice<'a>>,
+    grad_output: Option<wgpu::BufferSlice<'a>>,
+}
+
+impl<'a> ElementwiseBuffers<'a> {
+    /// Starts from the `n` inputs and the `n` targets.
+    ///
+    /// ```
+    /// # let gpu = wgpu_loss::Gpu::new().unwrap();
+    /// # let b = gpu.device().create_buffer(&wgpu::BufferDescriptor { label: None, size: 16,
+    /// #     usage: wgpu::BufferUsages::STORAGE, mapped_at_creation: false });
+    /// let buffers = wgpu_loss::ElementwiseBuffers::new(b.slice(..8), b.slice(8..));
+    /// ```
+    pub fn new(input: wgpu::BufferSlice<'a>, target: wgpu::BufferSlice<'a>) -> Self {
+        Self {
+            input,
+            target,
+            loss: None,
+            grad: None,
+            grad_output: None,
+        }
+    }
+
+    /// Where the loss goes (`n` values for reduction `none`, else one).
+    ///
+    /// ```
+    /// # let gpu = wgpu_loss::Gpu::new().unwrap();
+    /// # let b = gpu.device().create_buffer(&wgpu::BufferDescriptor { label: None, size: 16,
+    /// #     usage: wgpu::BufferUsages::STORAGE, mapped_at_creation: false });
+    /// let buffers = wgpu_loss::ElementwiseBuffers::new(b.slice(..4), b.slice(4..8)).loss(b.slice(8..12));
+    /// ```
+    pub fn loss(mut self, loss: wgpu::BufferSlice<'a>) -> Self {
+        self.loss = Some(loss);
+        self
+    }
+
+    /// Where the gradient with respect to the input goes (`n` values).
+    ///
+    /// ```
+    /// # let gpu = wgpu_loss::Gpu::new().unwrap();
+    /// # let b = gpu.device().create_buffer(&wgpu::BufferDescriptor { label: None, size: 16,
+    /// #     usage: wgpu::BufferUsages::STORAGE, mapped_at_creation: false });
+    /// let buffers = wgpu_loss::ElementwiseBuffers::new(b.slice(..4), b.slice(4..8)).grad(b.slice(8..12));
+    /// ```
+    pub fn grad(mut self, grad: wgpu::BufferSlice<'a>) -> Self {
+        self.grad = Some(grad);
+        self
+    }
+
+    /// The upstream gradient (`n` values for reduction `none`, else one); 1.0 without it.
+    ///
+    /// ```
+    /// # let gpu = wgpu_loss::Gpu::new().unwrap();
+    /// # let b = gpu.device().create_buffer(&wgpu::BufferDescriptor { label: None, size: 16,
+    /// #     usage: wgpu::BufferUsages::STORAGE, mapped_at_creation: false });
+    /// let buffers = wgpu_loss::ElementwiseBuffers::new(b.slice(..4), b.slice(4..8)).grad_output(b.slice(8..12));
+    /// ```
+    pub fn grad_output(mut self, grad_output: wgpu::BufferSlice<'a>) -> Self {
+        self.grad_output = Some(grad_output);
+        self
+    }
+}
+
+/// The loss bits and flags of `spec` (see shaders/elementwise.wgsl).
+fn flags_of(spec: &Elementwise) -> u32 {
+    let loss = match spec.loss {
+        Pointwise::Mse => 0,
+        Pointwise::L1 => 1,
+        Pointwise::SmoothL1 { .. } => 2,
+        Pointwise::Huber { .. } => 3,
+        Pointwise::Bce => 4,
+        Pointwise::BceWithLogits => 5,
+        Pointwise::KlDiv { .. } => 6,
+    };
+    let mut flags = loss << LOSS_SHIFT;
+    flags |= match spec.combine {
+        Combine::None => 0,
+        Combine::Sum => FLAG_SUM,
+        Combine::Mean => FLAG_MEAN,
+        Combine::BatchMean => FLAG_MEAN | EW_BATCHMEAN,
+        Combine::RootMean => FLAG_MEAN | EW_ROOT,
+    };
+    if spec.weight.is_some() {
+        flags |= FLAG_WEIGHT;
+    }
+    if spec.pos_weight.is_some() {
+        flags |= EW_POS_WEIGHT;
+    }
+    if spec.loss == (Pointwise::KlDiv { log_target: true }) {
+        flags |= EW_LOG_TARGET;
+    }
+    flags
+}
+
+/// Validates and records an elementwise loss (see [`ElementwiseBuffers`]): the fused
+/// kernel where loss and gradient are both wanted, and one reduction over the
+/// per-workgroup partials when the loss is reduced. RMSE's gradient needs the reduced
+/// loss, so it is recorded after the reduction.
+pub(crate) fn encode_elementwise(
+    gpu: &Gpu,
+    encoder: &mut wgpu::CommandEncoder,
+    ws: &mut Workspace,
+    buffers: &ElementwiseBuffers<'_>,
+    n: usize,
+    spec: &Elementwise,
+) -> Result<()> {
+    spec.check_shape(n)?;
+    let (wants_loss, wants_grad) = (buffers.loss.is_some(), buffers.grad.is_some());
+    if !wants_loss && !wants_grad {
+        return Err(Error::InvalidArgument {
+            argument: "buffers",
+            message: "neither `loss` nor `grad` was given: nothing to compute".into(),
+        });
+    }
+    let elements = n as u64;
+    let output_len = spec.output_len(n) as u64;
+    let input = Binding::of(gpu, "input", &buffers.input, elements)?;
+    let target = Binding::of(gpu, "target", &buffers.target, elements)?;
+    let loss = buffers
+        .loss
+        .map(|s| Binding::of(gpu, "loss", &s, output_len))
+        .transpose()?;
+    let grad = buffers
+        .grad
+        .map(|s| Binding::of(gpu, "grad", &s, elements))
+        .transpose()?;
+    let grad_output = buffers
+        .grad_output
+        .map(|s| Binding::of(gpu, "grad_output", &s, output_len))
+        .transpose()?;
+    let workgroups = elements.div_ceil(TILE);
+    gpu.check_workgroups("n", workgroups)?;
+
+    let reduced = spec.combine != Combine::None;
+    let root = spec.combine == Combine::RootMean;
+    // Weights and pos_weight travel in one buffer, pos_weight after the n weights.
+    let weights: Option<Vec<f32>> = match (spec.weight, spec.pos_weight) {
+        (None, None) => None,
+        (w, pw) => Some([w.unwrap_or_default(), pw.unwrap_or_default()].concat()),
+    };
+    let partials = if reduced && (wants_loss || root) { workgroups } else { 0 };
+    ws.prepare(gpu, partials, weights.as_deref());
+    let (row_loss, loss_out) = if reduced { (None, loss) } else { (loss, None) };
+    let offset = |b: &Option<Binding>| b.as_ref().map_or(0, |b| b.element_offset);
+    let classes = match spec.batch_rows {
+        Some(rows) => n / rows,
+        None => spec.pos_weight_len(),
+    };
+    let parameter = match spec.loss {
+        Pointwise::SmoothL1 { beta } => beta,
+        Pointwise::Huber { delta } => delta,
+        _ => 0.0,
+    };
+    ws.set_params(
+        gpu,
+        &[LossParams {
+            rows: n as u32,
+            classes: classes as u32,
+            flags: flags_of(spec) | if grad_output.is_some() { FLAG_GRAD_BUFFER } else { 0 },
+            label_smoothing: parameter,
+            grad_scale: 1.0,
+            input_off: input.element_offset,
+            target_off: target.element_offset,
+            grad_output_off: offset(&grad_output),
+            row_loss_off: offset(&row_loss),
+            grad_off: offset(&grad),
+            loss_out_off: offset(&loss_out),
+            ..Default::default()
+        }],
+    );
+    let placeholder = Binding::placeholder(gpu);
+    let entries = [
+        (0, ws.params(0)),
+        (1, input),
+        (2, target),
+        (3, ws.weight(gpu, weights.is_some())),
+        (4, grad_output.unwrap_or_else(|| placeholder.clone())),
+        (5, ws.batch()),
+        (6, row_loss.unwrap_or_else(|| ws.row_losses())),
+        (7, grad.unwrap_or_else(|| ws.spare_grad())),
+        (8, loss_out.unwrap_or_else(|| ws.spare_loss())),
+    ];
+    let bind_group = ws.bind_group(gpu, Layout::ClassIndex, &entries);
+
+    let per_element = |kernel| Dispatch {
+        kernel,
+        workgroups,
+        group: 0,
+    };
+    let reduce = Dispatch {
+        kernel: Kernel::ElementwiseReduce,
+        workgroups: 1,
+        group: 0,
+    };
+    let mut dispatches = Vec::with_capacity(3);
+    if wants_grad && !root {
+        dispatches.push(per_element(if wants_loss {
+            Kernel::ElementwiseForwardBackward
+        } else {
+            Kernel::ElementwiseBackward
+        }));
+        if wants_loss && reduced {
+            dispatches.push(reduce);
+        }
+    } else {
+        dispatches.push(per_element(Kernel::ElementwiseForward));
+        if reduced {
+            dispatches.push(reduce);
+        }
+        if wants_grad {
+            dispatches.push(per_element(Kernel::ElementwiseBackward));
+        }
+    }
+    gpu.record(encoder, &[bind_group], &dispatches);
+    Ok(())
+}
+
+/// The slice API: checks every argument on the host (as the CPU twins do), uploads, records
+/// with [`encode_elementwise`] and reads back what is wanted.
+async fn elementwise_slice(
+    gpu: &Gpu,
+    spec: &Elementwise<'_>,
+    (input, target, n): (&[f32], &[f32], usize),
+    grad_output: Option<&[f32]>,
+    wanted: Wanted,
+) -> Result<(Vec<f32>, Vec<f32>)> {
+    spec.check(input, target, n, grad_output)?;
+    let mut uploads: Vec<&[u8]> = vec![bytemuck::cast_slice(input), bytemuck::cast_slice(target)];
+    uploads.extend(grad_output.map(bytemuck::cast_slice));
+    let mut output_lens = Vec::new();
+    if wanted.loss {
+        output_lens.push(spec.output_len(n));
+    }
+    if wanted.grad {
+        output_lens.push(n);
+    }
+    let mut outputs = gpu
+        .run_slice(&uploads, &output_lens, 0, |encoder, ws, inputs, outputs| {
+            let mut buffers = ElementwiseBuffers::new(inputs[0], inputs[1]);
+            buffers.grad_output = inputs.get(2).copied();
+            let mut outputs = outputs.iter().copied();
+            buffers.loss = if wanted.loss { outputs.next() } else { None };
+            buffers.grad = if wanted.grad { outputs.next() } else { None };
+            encode_elementwise(gpu, encoder, ws, &buffers, n, spec)
+        })
+        .await?
+        .into_iter();
+    let loss = if wanted.loss {
+        outputs.next().unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let grad = if wanted.grad {
+        outputs.next().unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    Ok((loss, grad))
+}
+
+const LOSS: Wanted = Wanted {
+    loss: true,
+    grad: false,
+};
+const GRAD: Wanted = Wanted {
+    loss: false,
+    grad: true,
+};
+const BOTH: Wanted = Wanted { loss: true, grad: true };
+
+/// Defines the seven methods of each loss from the loss's own arguments and the
+/// `Elementwise` they describe; `example` is those arguments in a call.
+macro_rules! gpu_elementwise_ops {
+    ($(
+        $(#[doc = $doc:expr])*
+        fn $loss:ident, $loss_async:ident, $grad:ident, $grad_async:ident, $with_grad:ident,
+            $with_grad_async:ident, $encode:ident($($arg:ident: $ty:ty),*) = $spec:expr;
+        example($example:literal);
+    )*) => {
+        impl Gpu {$(
+            #[doc = concat!("Records [`Gpu::", stringify!($loss), "`] into the caller's encoder: the loss, its")]
+            #[doc = "gradient with respect to the input, or both (one fused kernel), as [`ElementwiseBuffers`]"]
+            #[doc = "says. Nothing is submitted or read back. Arguments are checked before anything is"]
+            #[doc = "recorded; the values live on the device and are not checked (an out-of-domain value"]
+            #[doc = "gives NaN)."]
+            #[doc = ""]
+            #[doc = "```"]
+            #[doc = "use wgpu::util::DeviceExt;"]
+            #[doc = "let gpu = wgpu_loss::Gpu::new()?;"]
+            #[doc = "let (d, usage) = (gpu.device(), wgpu::BufferUsages::STORAGE);"]
+            #[doc = "let init = |data: &[f32]| d.create_buffer_init(&wgpu::util::BufferInitDescriptor {"]
+            #[doc = "    label: None, contents: bytemuck::cast_slice(data), usage });"]
+            #[doc = "let (x, y) = (init(&[0.25, 0.75, 0.5]), init(&[0.0, 1.0, 0.5]));"]
+            #[doc = "let (loss, grad) = (init(&[0.0]), init(&[0.0; 3]));"]
+            #[doc = "let buffers = wgpu_loss::ElementwiseBuffers::new(x.slice(..), y.slice(..))"]
+            #[doc = "    .loss(loss.slice(..))"]
+            #[doc = "    .grad(grad.slice(..));"]
+            #[doc = "let mut ws = wgpu_loss::Workspace::new(&gpu);"]
+            #[doc = "let mut encoder = d.create_command_encoder(&Default::default());"]
+            #[doc = concat!("gpu.", stringify!($encode), "(&mut encoder, &mut ws, &buffers, 3", $example, ")?;")]
+            #[doc = "gpu.queue().submit([encoder.finish()]);"]
+            #[doc = "# Ok::<(), wgpu_loss::Error>(())"]
+            #[doc = "```"]
+            pub fn $encode(
+                &self,
+                encoder: &mut wgpu::CommandEncoder,
+                workspace: &mut Workspace,
+                buffers: &ElementwiseBuffers<'_>,
+                n: usize
+                $(, $arg: $ty)*
+            ) -> Result<()> {
+                encode_elementwise(self, encoder, workspace, buffers, n, &$spec)
+            }
+
+            $(#[doc = $doc])*
+            #[doc = ""]
+            #[doc = "```"]
+            #[doc = "let gpu = wgpu_loss::Gpu::new()?;"]
+            #[doc = "let (input, target) = ([0.25, 0.75, 0.5], [0.0, 1.0, 0.5]);"]
+            #[doc = concat!("let loss = gpu.", stringify!($loss), "(&input, &target, 3", $example, ")?;")]
+            #[doc = concat!("let want = wgpu_loss::cpu::", stringify!($loss), "(&input, &target, 3", $example, ")?;")]
+            #[doc = "assert!((loss[0] - want[0]).abs() <= 1e-6 * want[0].abs().max(1.0));"]
+            #[doc = "# Ok::<(), wgpu_loss::Error>(())"]
+            #[doc = "```"]
+            #[cfg(not(target_arch = "wasm32"))]
+            pub fn $loss(&self, input: &[f32], target: &[f32], n: usize $(, $arg: $ty)*) -> Result<Vec<f32>> {
+                pollster::block_on(self.$loss_async(input, target, n $(, $arg)*))
+            }
+
+            #[doc = concat!("The async form of [`Gpu::", stringify!($loss), "`].")]
+            #[doc = ""]
+            #[doc = "```"]
+            #[doc = "let gpu = wgpu_loss::Gpu::new()?;"]
+            #[doc = "let (input, target) = ([0.25, 0.75, 0.5], [0.0, 1.0, 0.5]);"]
+            #[doc = concat!("let loss = pollster::block_on(gpu.", stringify!($loss_async), "(&input, &target, 3", $example, "))?;")]
+            #[doc = "assert_eq!(loss.len(), 1);"]
+            #[doc = "# Ok::<(), wgpu_loss::Error>(())"]
+            #[doc = "```"]
+            pub async fn $loss_async(&self, input: &[f32], target: &[f32], n: usize $(, $arg: $ty)*) -> Result<Vec<f32>> {
+                let (loss, _) = elementwise_slice(self, &$spec, (input, target, n), None, LOSS).await?;
+                Ok(loss)
+            }
+
+            #[doc = concat!("The gradient of [`Gpu::", stringify!($loss), "`] with respect to `input` (`n` values), given")]
+            #[doc = "`grad_output` (`n` values for reduction `none`, else one; a mean's divisor is applied"]
+            #[doc = concat!("here), as [`cpu::", stringify!($grad), "`](crate::cpu::", stringify!($grad), "). Blocking; native only.")]
+            #[doc = ""]
+            #[doc = "```"]
+            #[doc = "let gpu = wgpu_loss::Gpu::new()?;"]
+            #[doc = "let (input, target) = ([0.25, 0.75, 0.5], [0.0, 1.0, 0.5]);"]
+            #[doc = concat!("let grad = gpu.", stringify!($grad), "(&input, &target, 3", $example, ", &[1.0])?;")]
+            #[doc = concat!("let want = wgpu_loss::cpu::", stringify!($grad), "(&input, &target, 3", $example, ", &[1.0])?;")]
+            #[doc = "assert!(grad.iter().zip(&want).all(|(g, w)| (g - w).abs() <= 1e-6 * w.abs().max(1.0)));"]
+            #[doc = "# Ok::<(), wgpu_loss::Error>(())"]
+            #[doc = "```"]
+            #[cfg(not(target_arch = "wasm32"))]
+            pub fn $grad(
+                &self,
+                input: &[f32],
+                target: &[f32],
+                n: usize
+                $(, $arg: $ty)*,
+                grad_output: &[f32],
+            ) -> Result<Vec<f32>> {
+                pollster::block_on(self.$grad_async(input, target, n $(, $arg)*, grad_output))
+            }
+
+            #[doc = concat!("The async form of [`Gpu::", stringify!($grad), "`].")]
+            #[doc = ""]
+            #[doc = "```"]
+            #[doc = "let gpu = wgpu_loss::Gpu::new()?;"]
+            #[doc = "let (input, target) = ([0.25, 0.75, 0.5], [0.0, 1.0, 0.5]);"]
+            #[doc = concat!("let grad = pollster::block_on(gpu.", stringify!($grad_async), "(&input, &target, 3", $example, ", &[1.0]))?;")]
+            #[doc = "assert_eq!(grad.len(), 3);"]
+            #[doc = "# Ok::<(), wgpu_loss::Error>(())"]
+            #[doc = "```"]
+            pub async fn $grad_async(
+                &self,
+                input: &[f32],
+                target: &[f32],
+                n: usize
+                $(, $arg: $ty)*,
+                grad_output: &[f32],
+            ) -> Result<Vec<f32>> {
+                let (_, grad) = elementwise_slice(self, &$spec, (input, target, n), Some(grad_output), GRAD).await?;
+                Ok(grad)
+            }
+
+            #[doc = concat!("[`Gpu::", stringify!($loss), "`] and [`Gpu::", stringify!($grad), "`] together, from one kernel that")]
+            #[doc = "reads the data once (RMSE: a second pass after the reduction). Blocking; native only."]
+            #[doc = ""]
+            #[doc = "```"]
+            #[doc = "let gpu = wgpu_loss::Gpu::new()?;"]
+            #[doc = "let (input, target) = ([0.25, 0.75, 0.5], [0.0, 1.0, 0.5]);"]
+            #[doc = concat!("let (loss, grad) = gpu.", stringify!($with_grad), "(&input, &target, 3", $example, ", &[1.0])?;")]
+            #[doc = "assert_eq!((loss.len(), grad.len()), (1, 3));"]
+            #[doc = "# Ok::<(), wgpu_loss::Error>(())"]
+            #[doc = "```"]
+            #[cfg(not(target_arch = "wasm32"))]
+            pub fn $with_grad(
+                &self,
+                input: &[f32],
+                target: &[f32],
+                n: usize
+                $(, $arg: $ty)*,
+                grad_output: &[f32],
+            ) -> Result<(Vec<f32>, Vec<f32>)> {
+                pollster::block_on(self.$with_grad_async(input, target, n $(, $arg)*, grad_output))
+            }
+
+            #[doc = concat!("The async form of [`Gpu::", stringify!($with_grad), "`].")]
+            #[doc = ""]
+            #[doc = "```"]
+            #[doc = "let gpu = wgpu_loss::Gpu::new()?;"]
+            #[doc = "let (input, target) = ([0.25, 0.75, 0.5], [0.0, 1.0, 0.5]);"]
+            #[doc = concat!("let (loss, grad) = pollster::block_on(gpu.", stringify!($with_grad_async), "(&input, &target, 3", $example, ", &[1.0]))?;")]
+            #[doc = "assert_eq!((loss.len(), grad.len()), (1, 3));"]
+            #[doc = "# Ok::<(), wgpu_loss::Error>(())"]
+            #[doc = "```"]
+            pub async fn $with_grad_async(
+                &self,
+                input: &[f32],
+                target: &[f32],
+                n: usize
+                $(, $arg: $ty)*,
+                grad_output: &[f32],
+            ) -> Result<(Vec<f32>, Vec<f32>)> {
+                elementwise_slice(self, &$spec, (input, target, n), Some(grad_output), BOTH).await
+            }
+        )*}
+    };
+}
+
+gpu_elementwise_ops! {
+    /// Mean squared error (`torch.nn.functional.mse_loss`): `(x - y)²` per element, reduced
+    /// as `reduction` says (`Mean` divides by `n`): `n` values for `None`, else one. The
+    /// formulas are [`cpu::mse_loss`](crate::cpu::mse_loss)'s. Blocking; native only.
+    fn mse_loss, mse_loss_async, mse_loss_grad, mse_loss_grad_async, mse_loss_with_grad, mse_loss_with_grad_async,
+        encode_mse_loss(reduction: Reduction) = Elementwise::mse(reduction);
+    example(", wgpu_loss::Reduction::Mean");
+
+    /// Mean absolute error (`torch.nn.functional.l1_loss`): `|x - y|` per element, reduced as
+    /// `reduction` says; the gradient is 0 where `x == y`. The formulas are
+    /// [`cpu::l1_loss`](crate::cpu::l1_loss)'s. Blocking; native only.
+    fn l1_loss, l1_loss_async, l1_loss_grad, l1_loss_grad_async, l1_loss_with_grad, l1_loss_with_grad_async,
+        encode_l1_loss(reduction: Reduction) = Elementwise::l1(reduction);
+    example(", wgpu_loss::Reduction::Mean");
+
+    /// Root mean squared error, `sqrt(mse_loss(x, y))`: one value (RMSE has no reduction
+    /// argument; it is a mean). Its gradient is NaN when the loss is 0, as PyTorch's autograd
+    /// through `torch.sqrt` gives. The formulas are [`cpu::rmse_loss`](crate::cpu::rmse_loss)'s.
+    /// Blocking; native only.
+    fn rmse_loss, rmse_loss_async, rmse_loss_grad, rmse_loss_grad_async, rmse_loss_with_grad,
+        rmse_loss_with_grad_async, encode_rmse_loss() = Elementwise::rmse();
+    example("");
+
+    /// Smooth L1 (`torch.nn.functional.smooth_l1_loss`) with `beta` (finite, at least 0;
+    /// `beta == 0` is L1), reduced as `reduction` says. The formulas are
+    /// [`cpu::smooth_l1_loss`](crate::cpu::smooth_l1_loss)'s. Blocking; native only.
+    fn smooth_l1_loss, smooth_l1_loss_async, smooth_l1_loss_grad, smooth_l1_loss_grad_async,
+        smooth_l1_loss_with_grad, smooth_l1_loss_with_grad_async,
+        encode_smooth_l1_loss(reduction: Reduction, beta: f32) = Elementwise::smooth_l1(reduction, beta);
+    example(", wgpu_loss::Reduction::Mean, 1.0");
+
+    /// Huber loss (`torch.nn.functional.huber_loss`) with `delta` (finite, greater than 0),
+    /// reduced as `reduction` says. The formulas are
+    /// [`cpu::huber_loss`](crate::cpu::huber_loss)'s. Blocking; native only.
+    fn huber_loss, huber_loss_async, huber_loss_grad, huber_loss_grad_async, huber_loss_with_grad,
+        huber_loss_with_grad_async, encode_huber_loss(reduction: Reduction, delta: f32) =
+        Elementwise::huber(reduction, delta);
+    example(", wgpu_loss::Reduction::Mean, 1.0");
+
+    /// Binary cross-entropy on probabilities (`torch.nn.functional.binary_cross_entropy`),
+    /// each log clamped at -100 as PyTorch does, with `opts.weight` (per element) and
+    /// `opts.reduction`. `input` and `target` must lie in `[0, 1]`; `opts.pos_weight` is
+    /// refused. The formulas are
+    /// [`cpu::binary_cross_entropy`](crate::cpu::binary_cross_entropy)'s. Blocking; native only.
+    fn binary_cross_entropy, binary_cross_entropy_async, binary_cross_entropy_grad,
+        binary_cross_entropy_grad_async, binary_cross_entropy_with_grad, binary_cross_entropy_with_grad_async,
+        encode_binary_cross_entropy(opts: &BceOptions) = Elementwise::bce(opts);
+    example(", &wgpu_loss::BceOptions::default()");
+
+    /// Binary cross-entropy on logits
+    /// (`torch.nn.functional.binary_cross_entropy_with_logits`), computed stably through
+    /// softplus (logits of ±100 give exact losses), with `opts.weight` (per element),
+    /// `opts.pos_weight` (per entry of the last dimension) and `opts.reduction`. The formulas
+    /// are [`cpu::binary_cross_entropy_with_logits`](crate::cpu::binary_cross_entropy_with_logits)'s.
+    /// Blocking; native only.
+    fn binary_cross_entropy_with_logits, binary_cross_entropy_with_logits_async,
+        binary_cross_entropy_with_logits_grad, binary_cross_entropy_with_logits_grad_async,
+        binary_cross_entropy_with_logits_with_grad, binary_cross_entropy_with_logits_with_grad_async,
+        encode_binary_cross_entropy_with_logits(opts: &BceOptions) = Elementwise::bce_with_logits(opts);
+    example(", &wgpu_loss::BceOptions::default()");
+
+    /// KL divergence (`torch.nn.functional.kl_div`) of the log-probabilities `input` from
+    /// `target`, a batch of `rows` rows (`rows` must divide `n`), with `opts.reduction`
+    /// (`BatchMean` divides by `rows`, `Mean` by `n`) and `opts.log_target`. The formulas are
+    /// [`cpu::kl_div`](crate::cpu::kl_div)'s. Blocking; native only.
+    fn kl_div, kl_div_async, kl_div_grad, kl_div_grad_async, kl_div_with_grad, kl_div_with_grad_async,
+        encode_kl_div(rows: usize, opts: &KlDivOptions) = Elementwise::kl_div(rows, opts);
+    example(", 1, &wgpu_loss::KlDivOptions::default()");
+}
