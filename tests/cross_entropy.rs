@@ -3,7 +3,8 @@
 mod common;
 
 use common::{
-    adversarial_rows, all_option_combinations, assert_gradient, assert_loss, gpus, grad_output, option_sets, shapes, targets_for, Rng,
+    Rng, adversarial_rows, all_option_combinations, assert_gradient, assert_loss, gpus, grad_output, option_sets,
+    shapes, targets_for,
 };
 use wgpu_loss::{CrossEntropyOptions, EmptyPolicy, Gpu, Reduction, cpu};
 
@@ -79,7 +80,9 @@ fn adversarial_rows_match_cpu() {
 fn policies_match_pytorch() {
     for gpu in gpus() {
         let opts = CrossEntropyOptions::default();
-        let (loss, grad) = gpu.cross_entropy_with_grad(&[1.0, 2.0, 3.0, 4.0], &[-100, -100], 2, 2, &opts, &[1.0]).unwrap();
+        let (loss, grad) = gpu
+            .cross_entropy_with_grad(&[1.0, 2.0, 3.0, 4.0], &[-100, -100], 2, 2, &opts, &[1.0])
+            .unwrap();
         assert!(loss[0].is_nan());
         assert_eq!(grad, vec![0.0; 4]);
 
@@ -90,12 +93,20 @@ fn policies_match_pytorch() {
         let (loss, grad) = gpu.cross_entropy_with_grad(&x, &[2], 1, 3, &opts, &[1.0]).unwrap();
         assert_eq!(loss, vec![f32::INFINITY]);
         assert!(grad.iter().all(|g| g.is_finite()));
-        assert!((grad[0] + 0.1 / 3.0).abs() < 1e-7, "masked class gets -(ε/C)·w·g: {grad:?}");
+        assert!(
+            (grad[0] + 0.1 / 3.0).abs() < 1e-7,
+            "masked class gets -(ε/C)·w·g: {grad:?}"
+        );
 
         opts.label_smoothing = 0.0;
         let x = [0.0, f32::NEG_INFINITY, 1.0, f32::NAN, 2.0, 3.0];
-        let (loss, grad) = gpu.cross_entropy_with_grad(&x, &[0, 0, 1], 3, 2, &opts, &[1.0; 3]).unwrap();
-        assert!(loss[0].abs() < 1e-7 && grad[1] == 0.0, "-inf class: gradient exactly 0 {grad:?}");
+        let (loss, grad) = gpu
+            .cross_entropy_with_grad(&x, &[0, 0, 1], 3, 2, &opts, &[1.0; 3])
+            .unwrap();
+        assert!(
+            loss[0].abs() < 1e-7 && grad[1] == 0.0,
+            "-inf class: gradient exactly 0 {grad:?}"
+        );
         assert!(loss[1].is_nan() && grad[2].is_nan() && grad[3].is_nan());
         assert!(loss[2].is_finite() && grad[4].is_finite() && grad[5].is_finite());
     }
@@ -140,9 +151,13 @@ fn deterministic() {
     let targets = rng.targets(rows, classes);
     let opts = CrossEntropyOptions::default();
     for gpu in gpus() {
-        let first = gpu.cross_entropy_with_grad(&x, &targets, rows, classes, &opts, &[1.0]).unwrap();
+        let first = gpu
+            .cross_entropy_with_grad(&x, &targets, rows, classes, &opts, &[1.0])
+            .unwrap();
         for _ in 0..3 {
-            let again = gpu.cross_entropy_with_grad(&x, &targets, rows, classes, &opts, &[1.0]).unwrap();
+            let again = gpu
+                .cross_entropy_with_grad(&x, &targets, rows, classes, &opts, &[1.0])
+                .unwrap();
             assert_eq!(first.0[0].to_bits(), again.0[0].to_bits());
             assert!(first.1.iter().zip(&again.1).all(|(a, b)| a.to_bits() == b.to_bits()));
         }

@@ -12,12 +12,23 @@ fn opts_with(f: impl FnOnce(&mut CrossEntropyOptions)) -> CrossEntropyOptions {
     o
 }
 
+/// (what, logits, targets, rows, classes, options, grad_output)
+type Case<'a> = (
+    &'a str,
+    &'a [f32],
+    &'a [i32],
+    usize,
+    usize,
+    CrossEntropyOptions,
+    &'a [f32],
+);
+
 #[test]
 fn gpu_and_cpu_refuse_the_same_inputs() {
     let gpu = gpu();
     let x = [0.0f32; 6];
     let default = CrossEntropyOptions::default();
-    let cases: Vec<(&str, &[f32], &[i32], usize, usize, CrossEntropyOptions, &[f32])> = vec![
+    let cases: Vec<Case<'_>> = vec![
         ("rows == 0", &[], &[], 0, 3, default.clone(), &[1.0]),
         ("classes == 0", &[], &[0, 0], 2, 0, default.clone(), &[1.0]),
         ("logits too short", &x[..5], &[0, 1], 2, 3, default.clone(), &[1.0]),

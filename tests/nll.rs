@@ -3,26 +3,16 @@
 mod common;
 
 use common::{
-    all_option_combinations, assert_gradient, assert_loss, gpu, grad_output, option_sets, shapes,
-    targets_for, Rng,
+    Rng, all_option_combinations, assert_gradient, assert_loss, gpu, grad_output, option_sets, shapes, targets_for,
 };
-use wgpu_loss::{cpu, CrossEntropyOptions, Reduction};
+use wgpu_loss::{CrossEntropyOptions, Reduction, cpu};
 
-fn check(
-    rows: usize,
-    classes: usize,
-    lp: &[f32],
-    targets: &[i32],
-    opts: &CrossEntropyOptions,
-    g: &[f32],
-) {
+fn check(rows: usize, classes: usize, lp: &[f32], targets: &[i32], opts: &CrossEntropyOptions, g: &[f32]) {
     let what = format!("{rows}x{classes} {opts:?}");
     let loss = gpu().nll_loss(lp, targets, rows, classes, opts).unwrap();
     let want = cpu::nll_loss(lp, targets, rows, classes, opts).unwrap();
     assert_loss(&format!("nll_loss {what}"), &loss, &want, lp, rows, opts);
-    let grad = gpu()
-        .nll_loss_grad(targets, rows, classes, opts, g)
-        .unwrap();
+    let grad = gpu().nll_loss_grad(targets, rows, classes, opts, g).unwrap();
     let want = cpu::nll_loss_grad(targets, rows, classes, opts, g).unwrap();
     assert_gradient(&format!("nll_loss_grad {what}"), &grad, &want);
 }
@@ -68,13 +58,7 @@ fn policies() {
     );
     opts.reduction = Reduction::None;
     let loss = gpu()
-        .nll_loss(
-            &[f32::NEG_INFINITY, 0.0, -1.0, f32::NAN],
-            &[0, 0],
-            2,
-            2,
-            &opts,
-        )
+        .nll_loss(&[f32::NEG_INFINITY, 0.0, -1.0, f32::NAN], &[0, 0], 2, 2, &opts)
         .unwrap();
     assert_eq!(loss[0], f32::INFINITY);
     assert_eq!(loss[1], 1.0);

@@ -10,8 +10,15 @@ use proptest::prelude::*;
 use wgpu_loss::{CrossEntropyOptions, EmptyPolicy, Reduction, cpu};
 
 fn config() -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(12);
-    ProptestConfig { cases, failure_persistence: None, ..ProptestConfig::default() }
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(12);
+    ProptestConfig {
+        cases,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
 }
 
 /// A logit: mostly ordinary, sometimes one of the values that break naive kernels.
@@ -38,16 +45,20 @@ fn batch() -> impl Strategy<Value = (usize, usize, Vec<f32>, Vec<i32>)> {
 }
 
 fn options() -> impl Strategy<Value = CrossEntropyOptions> {
-    (0..3usize, any::<bool>(), prop_oneof![Just(0.0f32), 0.0f32..=1.0], any::<bool>()).prop_map(
-        |(reduction, weighted, eps, zero)| {
+    (
+        0..3usize,
+        any::<bool>(),
+        prop_oneof![Just(0.0f32), 0.0f32..=1.0],
+        any::<bool>(),
+    )
+        .prop_map(|(reduction, weighted, eps, zero)| {
             let mut o = CrossEntropyOptions::default();
             o.reduction = [Reduction::None, Reduction::Sum, Reduction::Mean][reduction];
             o.label_smoothing = eps;
             o.weight = weighted.then(|| (0..5000).map(|c| 0.5 + (c % 5) as f32 * 0.25).collect());
             o.empty = if zero { EmptyPolicy::Zero } else { EmptyPolicy::Nan };
             o
-        },
-    )
+        })
 }
 
 proptest! {

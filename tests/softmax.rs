@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{adversarial_rows, assert_elementwise, assert_gradient, gpus, shapes, Rng};
+use common::{Rng, adversarial_rows, assert_elementwise, assert_gradient, gpus, shapes};
 use wgpu_loss::cpu;
 
 #[test]
@@ -63,11 +63,7 @@ fn adversarial_rows_match_cpu_exactly_where_non_finite() {
                     .map(|i| if i == classes / 2 { f32::NAN } else { 1.0 })
                     .collect(),
             );
-            rows.push(
-                (0..classes)
-                    .map(|i| if i == 0 { f32::INFINITY } else { 1.0 })
-                    .collect(),
-            );
+            rows.push((0..classes).map(|i| if i == 0 { f32::INFINITY } else { 1.0 }).collect());
             let n = rows.len();
             let x: Vec<f32> = rows.concat();
             let what = format!("{n}x{classes} subgroups={}", gpu.uses_subgroups());
@@ -83,15 +79,9 @@ fn adversarial_rows_match_cpu_exactly_where_non_finite() {
             );
             // NaN rows are exactly the last three and those with no finite logit.
             for (r, row) in lp.chunks(classes).enumerate() {
-                let no_finite = x[r * classes..][..classes]
-                    .iter()
-                    .all(|v| *v == f32::NEG_INFINITY);
+                let no_finite = x[r * classes..][..classes].iter().all(|v| *v == f32::NEG_INFINITY);
                 let poisoned = r >= n - 3 || no_finite;
-                assert_eq!(
-                    row.iter().all(|v| v.is_nan()),
-                    poisoned,
-                    "{what}: row {r} = {row:?}"
-                );
+                assert_eq!(row.iter().all(|v| v.is_nan()), poisoned, "{what}: row {r} = {row:?}");
             }
             let dy = vec![0.5; n * classes];
             let g = gpu.log_softmax_backward(&want, &dy, n, classes).unwrap();

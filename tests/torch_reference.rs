@@ -4,7 +4,7 @@
 mod common;
 
 use common::{assert_close, assert_gradient, gpu};
-use wgpu_loss::{cpu, CrossEntropyOptions, Reduction};
+use wgpu_loss::{CrossEntropyOptions, Reduction, cpu};
 
 struct Case {
     name: String,
@@ -20,8 +20,12 @@ struct Case {
 }
 
 fn floats(line: &str, key: &str) -> Vec<f32> {
-    let rest = line.strip_prefix(key).unwrap_or_else(|| panic!("expected `{key}`, got {line:?}"));
-    rest.split_whitespace().map(|v| v.parse().unwrap_or_else(|_| panic!("bad number {v:?}"))).collect()
+    let rest = line
+        .strip_prefix(key)
+        .unwrap_or_else(|| panic!("expected `{key}`, got {line:?}"));
+    rest.split_whitespace()
+        .map(|v| v.parse().unwrap_or_else(|_| panic!("bad number {v:?}")))
+        .collect()
 }
 
 fn cases() -> Vec<Case> {
@@ -49,7 +53,12 @@ fn cases() -> Vec<Case> {
                 classes: head[4].parse().unwrap(),
                 opts,
                 logits: floats(c[1], "logits"),
-                targets: c[2].strip_prefix("targets").unwrap().split_whitespace().map(|v| v.parse().unwrap()).collect(),
+                targets: c[2]
+                    .strip_prefix("targets")
+                    .unwrap()
+                    .split_whitespace()
+                    .map(|v| v.parse().unwrap())
+                    .collect(),
                 grad_output: floats(c[4], "grad_output"),
                 loss: floats(c[5], "loss"),
                 grad: floats(c[6], "grad"),
@@ -66,7 +75,9 @@ fn cpu_twins_match_pytorch() {
     assert!(cases.len() >= 33, "only {} cases", cases.len());
     for c in cases {
         let (loss, grad) = match c.op.as_str() {
-            "cross_entropy" => cpu::cross_entropy_with_grad(&c.logits, &c.targets, c.rows, c.classes, &c.opts, &c.grad_output).unwrap(),
+            "cross_entropy" => {
+                cpu::cross_entropy_with_grad(&c.logits, &c.targets, c.rows, c.classes, &c.opts, &c.grad_output).unwrap()
+            }
             _ => (
                 cpu::nll_loss(&c.logits, &c.targets, c.rows, c.classes, &c.opts).unwrap(),
                 cpu::nll_loss_grad(&c.targets, c.rows, c.classes, &c.opts, &c.grad_output).unwrap(),
@@ -82,10 +93,16 @@ fn cpu_twins_match_pytorch() {
 fn gpu_matches_pytorch() {
     for c in cases() {
         let (loss, grad) = match c.op.as_str() {
-            "cross_entropy" => gpu().cross_entropy_with_grad(&c.logits, &c.targets, c.rows, c.classes, &c.opts, &c.grad_output).unwrap(),
+            "cross_entropy" => gpu()
+                .cross_entropy_with_grad(&c.logits, &c.targets, c.rows, c.classes, &c.opts, &c.grad_output)
+                .unwrap(),
             _ => (
-                gpu().nll_loss(&c.logits, &c.targets, c.rows, c.classes, &c.opts).unwrap(),
-                gpu().nll_loss_grad(&c.targets, c.rows, c.classes, &c.opts, &c.grad_output).unwrap(),
+                gpu()
+                    .nll_loss(&c.logits, &c.targets, c.rows, c.classes, &c.opts)
+                    .unwrap(),
+                gpu()
+                    .nll_loss_grad(&c.targets, c.rows, c.classes, &c.opts, &c.grad_output)
+                    .unwrap(),
             ),
         };
         common::assert_loss(&format!("{} loss", c.name), &loss, &c.loss, &c.logits, c.rows, &c.opts);
