@@ -51,7 +51,7 @@ const EXP_MASK: u32 = 0x7f800000u;
 const POS_INF_BITS: u32 = 0x7f800000u;
 const NEG_INF_BITS: u32 = 0xff800000u;
 const NAN_BITS: u32 = 0x7fc00000u;
-const MAX_FINITE: f32 = 3.4028235e38;
+const MAX_FINITE: f32 = 0x1.fffffep+127f;
 
 fn is_finite_bits(x: f32) -> bool {
     return (bitcast<u32>(x) & EXP_MASK) != EXP_MASK;
@@ -61,12 +61,19 @@ fn is_neg_inf(x: f32) -> bool {
     return bitcast<u32>(x) == NEG_INF_BITS;
 }
 
+// Non-finite values are made from bits passed as a parameter, so the bitcast is not a
+// const-expression: WGSL makes a const-expression that evaluates to NaN or ±inf a
+// shader-creation error, which browsers (Tint) enforce and naga does not.
+fn f32_from_bits(bits: u32) -> f32 {
+    return bitcast<f32>(bits);
+}
+
 fn nan_f32() -> f32 {
-    return bitcast<f32>(NAN_BITS);
+    return f32_from_bits(NAN_BITS);
 }
 
 fn neg_inf_f32() -> f32 {
-    return bitcast<f32>(NEG_INF_BITS);
+    return f32_from_bits(NEG_INF_BITS);
 }
 
 // An extended real: `v` is always finite; `k` says what the value really is:
@@ -108,8 +115,8 @@ fn ext_from(x: f32) -> Ext {
 fn ext_to_f32(e: Ext) -> f32 {
     switch e.k {
         case 0u: { return e.v; }
-        case 1u: { return bitcast<f32>(POS_INF_BITS); }
-        case 2u: { return bitcast<f32>(NEG_INF_BITS); }
+        case 1u: { return f32_from_bits(POS_INF_BITS); }
+        case 2u: { return neg_inf_f32(); }
         default: { return nan_f32(); }
     }
 }

@@ -37,7 +37,8 @@ pub struct GpuOptions {
     /// (default `true`). `false` forces the workgroup-memory path on every device.
     pub subgroups: bool,
     /// How long a slice-API call waits for its results before returning
-    /// [`Error::Readback`] (default 120 s).
+    /// [`Error::Readback`] (default 120 s). Native only: in a browser the device is polled
+    /// by the browser and awaiting a readback never blocks.
     pub readback_timeout: Duration,
     /// Caps the bytes of one `rows × classes` storage binding below the device's
     /// `max_storage_buffer_binding_size` (default `None`: the device's limit). Larger
@@ -66,7 +67,8 @@ impl Default for GpuOptions {
 }
 
 /// A device, its queue and everything built on it once: pipelines, layouts, and a pool of
-/// scratch buffers for the slice API. `Send + Sync`: share one between threads.
+/// scratch buffers for the slice API. `Send + Sync` on native targets: share one between
+/// threads (on wasm32, wgpu's types are single-threaded).
 ///
 /// ```
 /// # fn main() -> Result<(), wgpu_loss::Error> {
@@ -85,6 +87,7 @@ pub struct Gpu {
     kernels: Kernels,
     /// Bound where an op has no buffer for a read-only slot (no weight, scalar grad_output).
     placeholder: wgpu::Buffer,
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
     readback_timeout: Duration,
     max_binding_size: u64,
     segment_classes: u32,
