@@ -13,6 +13,8 @@
 //! # Ok::<(), wgpu_loss::Error>(())
 //! ```
 
+#![deny(missing_docs)]
+
 mod elementwise_options;
 mod error;
 mod gpu;
