@@ -294,6 +294,29 @@ fn mse_point(d: Ext) -> Point {
     return Point(ext_times(d, d), ext_times(ext(2.0), d));
 }
 
+// Float order as integers (for finite values; -0 and +0 equal): exact on every device,
+// since integer compares are never flushed.
+fn order_key(v: f32) -> i32 {
+    let b = bitcast<i32>(v);
+    return select(b, -(b & 0x7fffffff), b < 0);
+}
+
+// x - y whose sign survives devices that flush denormals to zero (NVIDIA's): a nonzero
+// difference that flushed is replaced by the smallest normal of its sign (an error under
+// 1.2e-38), so the L1 / smooth-L1 slope sign(x - y) stays exact.
+fn difference(x: Ext, y: Ext) -> Ext {
+    let d = ext_minus(x, y);
+    if d.k != EXT_FINITE || d.v != 0.0 || x.k != EXT_FINITE || y.k != EXT_FINITE {
+        return d;
+    }
+    let kx = order_key(x.v);
+    let ky = order_key(y.v);
+    if kx == ky {
+        return d;
+    }
+    return ext(select(-MIN_NORMAL, MIN_NORMAL, kx > ky));
+}
+
 fn l1_point(d: Ext) -> Point {
     return Point(ext_abs(d), ext_sign(d));
 }
@@ -371,16 +394,16 @@ fn element_point(i: u32) -> Point {
     var p: Point;
     switch params.flags >> LOSS_SHIFT {
         case LOSS_MSE: {
-            p = mse_point(ext_minus(x, y));
+            p = mse_point(difference(x, y));
         }
         case LOSS_L1: {
-            p = l1_point(ext_minus(x, y));
+            p = l1_point(difference(x, y));
         }
         case LOSS_SMOOTH_L1: {
-            p = smooth_l1_point(ext_minus(x, y), params.label_smoothing);
+            p = smooth_l1_point(difference(x, y), params.label_smoothing);
         }
         case LOSS_HUBER: {
-            p = huber_point(ext_minus(x, y), params.label_smoothing);
+            p = huber_point(difference(x, y), params.label_smoothing);
         }
         case LOSS_BCE: {
             p = bce_point(x, y);
