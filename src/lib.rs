@@ -29,5 +29,5 @@ pub use error::{Error, Result};
 pub use gpu::{Gpu, GpuOptions, Workspace};
 pub use ops::ElementwiseBuffers;
 pub use ops::LossBuffers;
-pub use options::{CrossEntropyOptions, EmptyPolicy, Reduction};
+pub use options::{ClassTargets, CrossEntropyOptions, EmptyPolicy, Reduction};
 pub use partials::{ClassShard, RowPartial, cross_entropy_from_partials, merge_row_partials};

@@ -188,3 +188,64 @@ pub(crate) fn check_class_index_shapes(
     }
     Ok(())
 }
+
+/// Class-index targets: `i32` (the crate's native type, what the kernels read) or `i64`
+/// (PyTorch's), as a slice, an array or a `Vec`. `i64` targets are checked on the host to fit
+/// `i32`; one that does not is [`Error::InvalidTarget`] (it cannot be `ignore_index`, which is
+/// an `i32`).
+///
+/// ```
+/// use wgpu_loss::{cpu, CrossEntropyOptions};
+/// let opts = CrossEntropyOptions::default();
+/// let a = cpu::cross_entropy(&[0.0, 1.0], &[1], 1, 2, &opts)?; // i32
+/// let b = cpu::cross_entropy(&[0.0, 1.0], &[1i64], 1, 2, &opts)?; // i64, as PyTorch's
+/// assert_eq!(a, b);
+/// let too_big = cpu::cross_entropy(&[0.0, 1.0], &[1i64 << 40], 1, 2, &opts);
+/// assert!(matches!(too_big, Err(wgpu_loss::Error::InvalidTarget { row: 0, .. })));
+/// # Ok::<(), wgpu_loss::Error>(())
+/// ```
+pub trait ClassTargets {
+    /// The targets as `i32`, borrowed when they already are (`classes` names the class
+    /// count in the error for a target that does not fit).
+    fn to_i32(&self, classes: usize) -> Result<std::borrow::Cow<'_, [i32]>>;
+}
+
+impl ClassTargets for [i32] {
+    fn to_i32(&self, _classes: usize) -> Result<std::borrow::Cow<'_, [i32]>> {
+        Ok(std::borrow::Cow::Borrowed(self))
+    }
+}
+
+impl ClassTargets for [i64] {
+    fn to_i32(&self, classes: usize) -> Result<std::borrow::Cow<'_, [i32]>> {
+        self.iter()
+            .enumerate()
+            .map(|(row, &value)| i32::try_from(value).map_err(|_| Error::InvalidTarget { row, value, classes }))
+            .collect::<Result<Vec<i32>>>()
+            .map(std::borrow::Cow::Owned)
+    }
+}
+
+impl<const N: usize> ClassTargets for [i32; N] {
+    fn to_i32(&self, classes: usize) -> Result<std::borrow::Cow<'_, [i32]>> {
+        self[..].to_i32(classes)
+    }
+}
+
+impl<const N: usize> ClassTargets for [i64; N] {
+    fn to_i32(&self, classes: usize) -> Result<std::borrow::Cow<'_, [i32]>> {
+        self[..].to_i32(classes)
+    }
+}
+
+impl ClassTargets for Vec<i32> {
+    fn to_i32(&self, classes: usize) -> Result<std::borrow::Cow<'_, [i32]>> {
+        self[..].to_i32(classes)
+    }
+}
+
+impl ClassTargets for Vec<i64> {
+    fn to_i32(&self, classes: usize) -> Result<std::borrow::Cow<'_, [i32]>> {
+        self[..].to_i32(classes)
+    }
+}

@@ -23,6 +23,7 @@
 //! # Ok::<(), wgpu_loss::Error>(())
 //! ```
 
+use crate::options::ClassTargets;
 use bytemuck::{Pod, Zeroable};
 
 use crate::cpu::class_index_reduce;
@@ -165,10 +166,11 @@ pub fn merge_row_partials(shards: &[&[RowPartial]]) -> Result<Vec<RowPartial>> {
 /// ```
 pub fn cross_entropy_from_partials(
     merged: &[RowPartial],
-    targets: &[i32],
+    targets: &(impl ClassTargets + ?Sized),
     total_classes: usize,
     opts: &CrossEntropyOptions,
 ) -> Result<Vec<f32>> {
+    let targets = &*targets.to_i32(total_classes)?;
     crate::options::check_class_index_loss(
         ("merged", merged.len() * total_classes),
         targets,
@@ -226,7 +228,7 @@ impl Gpu {
     pub fn cross_entropy_partials(
         &self,
         logits: &[f32],
-        targets: &[i32],
+        targets: &(impl ClassTargets + ?Sized),
         rows: usize,
         shard: ClassShard,
         opts: &CrossEntropyOptions,
@@ -245,11 +247,12 @@ impl Gpu {
     pub async fn cross_entropy_partials_async(
         &self,
         logits: &[f32],
-        targets: &[i32],
+        targets: &(impl ClassTargets + ?Sized),
         rows: usize,
         shard: ClassShard,
         opts: &CrossEntropyOptions,
     ) -> Result<Vec<RowPartial>> {
+        let targets = &*targets.to_i32(shard.total_classes)?;
         let (state, _) = shard_slice(
             self,
             ClassIndexOp::ShardPartials(shard),
@@ -283,7 +286,7 @@ impl Gpu {
     pub fn cross_entropy_shard_grad(
         &self,
         logits: &[f32],
-        targets: &[i32],
+        targets: &(impl ClassTargets + ?Sized),
         rows: usize,
         shard: ClassShard,
         opts: &CrossEntropyOptions,
@@ -307,13 +310,14 @@ impl Gpu {
     pub async fn cross_entropy_shard_grad_async(
         &self,
         logits: &[f32],
-        targets: &[i32],
+        targets: &(impl ClassTargets + ?Sized),
         rows: usize,
         shard: ClassShard,
         opts: &CrossEntropyOptions,
         merged: &[RowPartial],
         grad_output: &[f32],
     ) -> Result<Vec<f32>> {
+        let targets = &*targets.to_i32(shard.total_classes)?;
         check_len("merged", merged.len(), rows)?;
         crate::options::check_len("grad_output", grad_output.len(), opts.grad_output_len(rows))?;
         let (_, grad) = shard_slice(

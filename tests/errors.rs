@@ -210,3 +210,35 @@ fn a_row_longer_than_a_binding_is_an_error() {
     );
     assert_eq!(capped.softmax(&[1.0, 1.0], 1, 2).unwrap(), vec![0.5, 0.5]);
 }
+
+/// `i64` targets (PyTorch's index type) work everywhere `i32` ones do, with the same
+/// results; one that does not fit `i32` is `Err(InvalidTarget)` naming its row and value.
+#[test]
+fn i64_targets_are_accepted_and_checked() {
+    let gpu = gpu();
+    let x = [0.5f32, 1.0, -1.0, 2.0, 0.0, 0.25];
+    let mut opts = CrossEntropyOptions::default();
+    opts.label_smoothing = 0.1;
+    let narrow = gpu.cross_entropy_with_grad(&x, &[2, 0], 2, 3, &opts, &[1.0]).unwrap();
+    let wide = gpu
+        .cross_entropy_with_grad(&x, &[2i64, 0], 2, 3, &opts, &[1.0])
+        .unwrap();
+    assert_eq!(narrow, wide);
+    let v: Vec<i64> = vec![1, -100];
+    assert_eq!(
+        gpu.nll_loss(&x, &v, 2, 3, &opts).unwrap(),
+        gpu.nll_loss(&x, &[1, -100], 2, 3, &opts).unwrap()
+    );
+    assert_eq!(
+        gpu.cross_entropy(&x, &v[..], 2, 3, &opts).unwrap(),
+        cpu::cross_entropy(&x, &v, 2, 3, &opts).unwrap()
+    );
+    let big = [0i64, 1 << 33];
+    let want = Error::InvalidTarget {
+        row: 1,
+        value: 1 << 33,
+        classes: 3,
+    };
+    assert_eq!(gpu.cross_entropy(&x, &big, 2, 3, &opts).unwrap_err(), want);
+    assert_eq!(cpu::nll_loss_grad(&big, 2, 3, &opts, &[1.0]).unwrap_err(), want);
+}

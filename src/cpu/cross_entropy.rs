@@ -5,6 +5,7 @@ use super::softmax::log_softmax_row;
 use super::{to_f32, to_f64};
 use crate::CrossEntropyOptions;
 use crate::error::Result;
+use crate::options::ClassTargets;
 use crate::options::check_class_index_loss;
 
 /// The smoothed, weighted target row `q[c] = (1-ε)·w[t]·[c = t] + (ε/C)·w[c]`.
@@ -79,11 +80,12 @@ fn cross_entropy_grad_f64(logits: &[f64], targets: &Targets, classes: usize, gra
 /// ```
 pub fn cross_entropy(
     logits: &[f32],
-    targets: &[i32],
+    targets: &(impl ClassTargets + ?Sized),
     rows: usize,
     classes: usize,
     opts: &CrossEntropyOptions,
 ) -> Result<Vec<f32>> {
+    let targets = &*targets.to_i32(classes)?;
     check_class_index_loss(("logits", logits.len()), targets, rows, classes, opts, None)?;
     Ok(to_f32(&cross_entropy_f64(
         &to_f64(logits),
@@ -110,7 +112,7 @@ pub fn cross_entropy(
 /// ```
 pub fn cross_entropy_grad(
     logits: &[f32],
-    targets: &[i32],
+    targets: &(impl ClassTargets + ?Sized),
     rows: usize,
     classes: usize,
     opts: &CrossEntropyOptions,
@@ -130,12 +132,13 @@ pub fn cross_entropy_grad(
 /// ```
 pub fn cross_entropy_with_grad(
     logits: &[f32],
-    targets: &[i32],
+    targets: &(impl ClassTargets + ?Sized),
     rows: usize,
     classes: usize,
     opts: &CrossEntropyOptions,
     grad_output: &[f32],
 ) -> Result<(Vec<f32>, Vec<f32>)> {
+    let targets = &*targets.to_i32(classes)?;
     check_class_index_loss(
         ("logits", logits.len()),
         targets,

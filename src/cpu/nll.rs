@@ -4,6 +4,7 @@ use super::reduce::Targets;
 use super::{to_f32, to_f64};
 use crate::CrossEntropyOptions;
 use crate::error::Result;
+use crate::options::ClassTargets;
 use crate::options::check_class_index_loss;
 
 /// The reduced loss `l_i = -w[t_i]·x[i, t_i]` (in f64).
@@ -32,11 +33,12 @@ fn nll_loss_grad_f64(targets: &Targets, classes: usize, grad_output: &[f64]) -> 
 /// ```
 pub fn nll_loss(
     log_probs: &[f32],
-    targets: &[i32],
+    targets: &(impl ClassTargets + ?Sized),
     rows: usize,
     classes: usize,
     opts: &CrossEntropyOptions,
 ) -> Result<Vec<f32>> {
+    let targets = &*targets.to_i32(classes)?;
     check_class_index_loss(("log_probs", log_probs.len()), targets, rows, classes, opts, None)?;
     Ok(to_f32(&nll_loss_f64(
         &to_f64(log_probs),
@@ -61,12 +63,13 @@ pub fn nll_loss(
 /// # Ok::<(), wgpu_loss::Error>(())
 /// ```
 pub fn nll_loss_grad(
-    targets: &[i32],
+    targets: &(impl ClassTargets + ?Sized),
     rows: usize,
     classes: usize,
     opts: &CrossEntropyOptions,
     grad_output: &[f32],
 ) -> Result<Vec<f32>> {
+    let targets = &*targets.to_i32(classes)?;
     // There is no input matrix, only its shape to check: give it the length the shape needs
     // (a product that overflows is refused by the shape check before the length is compared).
     let shape = ("log_probs", rows.wrapping_mul(classes));
@@ -110,7 +113,7 @@ mod tests {
     fn errors() {
         let d = CrossEntropyOptions::default;
         let empty = Err(Error::EmptyBatch { rows: 0, classes: 2 });
-        assert_eq!(nll_loss_grad(&[], 0, 2, &d(), &[1.0]), empty);
+        assert_eq!(nll_loss_grad(&[0i32; 0], 0, 2, &d(), &[1.0]), empty);
         let invalid = Err(Error::InvalidTarget {
             row: 1,
             value: 2,

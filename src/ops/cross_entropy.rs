@@ -3,6 +3,7 @@
 use super::class_index::{ClassIndexOp, LossBuffers, Wanted, class_index_slice, encode_class_index};
 use crate::error::Result;
 use crate::gpu::{Gpu, Workspace};
+use crate::options::ClassTargets;
 use crate::options::CrossEntropyOptions;
 
 impl Gpu {
@@ -65,7 +66,7 @@ impl Gpu {
     pub fn cross_entropy(
         &self,
         logits: &[f32],
-        targets: &[i32],
+        targets: &(impl ClassTargets + ?Sized),
         rows: usize,
         classes: usize,
         opts: &CrossEntropyOptions,
@@ -83,11 +84,12 @@ impl Gpu {
     pub async fn cross_entropy_async(
         &self,
         logits: &[f32],
-        targets: &[i32],
+        targets: &(impl ClassTargets + ?Sized),
         rows: usize,
         classes: usize,
         opts: &CrossEntropyOptions,
     ) -> Result<Vec<f32>> {
+        let targets = &*targets.to_i32(classes)?;
         let wanted = Wanted {
             loss: true,
             grad: false,
@@ -122,7 +124,7 @@ impl Gpu {
     pub fn cross_entropy_grad(
         &self,
         logits: &[f32],
-        targets: &[i32],
+        targets: &(impl ClassTargets + ?Sized),
         rows: usize,
         classes: usize,
         opts: &CrossEntropyOptions,
@@ -141,12 +143,13 @@ impl Gpu {
     pub async fn cross_entropy_grad_async(
         &self,
         logits: &[f32],
-        targets: &[i32],
+        targets: &(impl ClassTargets + ?Sized),
         rows: usize,
         classes: usize,
         opts: &CrossEntropyOptions,
         grad_output: &[f32],
     ) -> Result<Vec<f32>> {
+        let targets = &*targets.to_i32(classes)?;
         let wanted = Wanted {
             loss: false,
             grad: true,
@@ -181,7 +184,7 @@ impl Gpu {
     pub fn cross_entropy_with_grad(
         &self,
         logits: &[f32],
-        targets: &[i32],
+        targets: &(impl ClassTargets + ?Sized),
         rows: usize,
         classes: usize,
         opts: &CrossEntropyOptions,
@@ -200,12 +203,13 @@ impl Gpu {
     pub async fn cross_entropy_with_grad_async(
         &self,
         logits: &[f32],
-        targets: &[i32],
+        targets: &(impl ClassTargets + ?Sized),
         rows: usize,
         classes: usize,
         opts: &CrossEntropyOptions,
         grad_output: &[f32],
     ) -> Result<(Vec<f32>, Vec<f32>)> {
+        let targets = &*targets.to_i32(classes)?;
         let wanted = Wanted { loss: true, grad: true };
         class_index_slice(
             self,

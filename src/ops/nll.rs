@@ -3,6 +3,7 @@
 use super::class_index::{ClassIndexOp, LossBuffers, Wanted, class_index_slice, encode_class_index};
 use crate::error::Result;
 use crate::gpu::{Gpu, Workspace};
+use crate::options::ClassTargets;
 use crate::options::CrossEntropyOptions;
 
 impl Gpu {
@@ -60,7 +61,7 @@ impl Gpu {
     pub fn nll_loss(
         &self,
         log_probs: &[f32],
-        targets: &[i32],
+        targets: &(impl ClassTargets + ?Sized),
         rows: usize,
         classes: usize,
         opts: &CrossEntropyOptions,
@@ -78,11 +79,12 @@ impl Gpu {
     pub async fn nll_loss_async(
         &self,
         log_probs: &[f32],
-        targets: &[i32],
+        targets: &(impl ClassTargets + ?Sized),
         rows: usize,
         classes: usize,
         opts: &CrossEntropyOptions,
     ) -> Result<Vec<f32>> {
+        let targets = &*targets.to_i32(classes)?;
         let wanted = Wanted {
             loss: true,
             grad: false,
@@ -114,7 +116,7 @@ impl Gpu {
     #[cfg(not(target_arch = "wasm32"))]
     pub fn nll_loss_grad(
         &self,
-        targets: &[i32],
+        targets: &(impl ClassTargets + ?Sized),
         rows: usize,
         classes: usize,
         opts: &CrossEntropyOptions,
@@ -132,12 +134,13 @@ impl Gpu {
     /// ```
     pub async fn nll_loss_grad_async(
         &self,
-        targets: &[i32],
+        targets: &(impl ClassTargets + ?Sized),
         rows: usize,
         classes: usize,
         opts: &CrossEntropyOptions,
         grad_output: &[f32],
     ) -> Result<Vec<f32>> {
+        let targets = &*targets.to_i32(classes)?;
         let wanted = Wanted {
             loss: false,
             grad: true,
