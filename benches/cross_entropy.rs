@@ -284,13 +284,16 @@ fn bench_shape(c: &mut Criterion, gpu: &Gpu, copy: &CopyKernel, data: &ShapeData
 fn loss_kernels(c: &mut Criterion) {
     let gpu = Gpu::new().expect("a GPU adapter (or Mesa's lavapipe/llvmpipe)");
     let info = gpu.adapter_info();
+    let driver = [info.driver.as_str(), info.driver_info.as_str()]
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(", ");
     eprintln!(
-        "adapter: {} ({:?}, {:?}; driver {} {}), subgroups used: {}",
+        "adapter: {} ({:?}, {:?}; {driver}), subgroups used: {}",
         info.name,
         info.backend,
         info.device_type,
-        info.driver,
-        info.driver_info,
         gpu.uses_subgroups(),
     );
     let copy = CopyKernel::new(gpu.device());
