@@ -41,23 +41,6 @@ fn store_partial(i: u32, v: vec4<f32>) {
     batch.partials[i] = v;
 }
 
-// The classes [begin, end) of a row's memory that a workgroup covers.
-struct Segment {
-    row: u32,
-    begin: u32,
-    end: u32,
-    // Index of the segment's partial in batch.partials (pairs of vec4).
-    partial: u32,
-}
-
-fn segment_of(index: u32) -> Segment {
-    let row = index / params.segments;
-    let seg = index % params.segments;
-    let begin = seg * params.seg_len;
-    let end = min(begin + params.seg_len, params.classes);
-    return Segment(row, begin, end, (params.row_base + row) * params.segments + seg);
-}
-
 // The statistics of classes [begin, end) of a row (memory-local indices; weights and
 // targets are global classes, class_offset + c).
 fn segment_stats(row: u32, begin: u32, end: u32, lid: u32) -> RowTotals {

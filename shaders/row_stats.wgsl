@@ -156,3 +156,20 @@ fn solo_row_index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
 fn solo_totals(s: RowStats) -> RowTotals {
     return RowTotals(select(-MAX_FINITE, s.m, s.sum_exp > 0.0), s.sum_exp, s.wx, s.w_finite, s.w_all, s.flags);
 }
+
+// The classes [begin, end) of a row's memory that a workgroup covers.
+struct Segment {
+    row: u32,
+    begin: u32,
+    end: u32,
+    // Index of the segment's partial in batch.partials (pairs of vec4).
+    partial: u32,
+}
+
+fn segment_of(index: u32) -> Segment {
+    let row = index / params.segments;
+    let seg = index % params.segments;
+    let begin = seg * params.seg_len;
+    let end = min(begin + params.seg_len, params.classes);
+    return Segment(row, begin, end, (params.row_base + row) * params.segments + seg);
+}

@@ -69,14 +69,6 @@ fn softmax_row(row: u32, lid: u32, log_space: bool) {
     write_softmax_segment(row, t, 0u, params.classes, lid, WG, log_space);
 }
 
-// (row, segment) of a split-row workgroup, and its classes.
-fn split_segment(index: u32) -> vec4<u32> {
-    let row = index / params.segments;
-    let seg = index % params.segments;
-    let begin = seg * params.seg_len;
-    return vec4<u32>(row, begin, min(begin + params.seg_len, params.classes), (params.row_base + row) * params.segments + seg);
-}
-
 // Pass 1 of split rows: one workgroup per (row, segment) writes the segment's partial.
 @compute @workgroup_size(WG)
 fn softmax_partials(
@@ -88,19 +80,19 @@ fn softmax_partials(
     if index >= params.rows * params.segments {
         return;
     }
-    let s = split_segment(index);
-    let t = softmax_stats(s.x, s.y, s.z, lid);
+    let s = segment_of(index);
+    let t = softmax_stats(s.row, s.begin, s.end, lid);
     if lid == 0u {
-        store_partial_totals(s.w, t, 0.0, false);
+        store_partial_totals(s.partial, t, 0.0, false);
     }
 }
 
 // Pass 2 of split rows: each (row, segment) workgroup merges the row's partials and writes
 // its segment.
 fn softmax_merged(index: u32, lid: u32, log_space: bool) {
-    let s = split_segment(index);
-    let merged = merge_partials((params.row_base + s.x) * params.segments, params.segments);
-    write_softmax_segment(s.x, merged.totals, s.y, s.z, lid, WG, log_space);
+    let s = segment_of(index);
+    let merged = merge_partials((params.row_base + s.row) * params.segments, params.segments);
+    write_softmax_segment(s.row, merged.totals, s.begin, s.end, lid, WG, log_space);
 }
 
 @compute @workgroup_size(WG)
