@@ -1,12 +1,16 @@
 // Bindings and helpers shared by the class-index families (nll, cross_entropy, reduce):
 // one bind-group layout serves every kernel of an op, so one bind group per recording.
 
-// Logits or log-probabilities, rows × classes, from params.input_off.
+// Logits or log-probabilities, rows × classes (or N × C × spatial), from params.input_off.
 @group(0) @binding(1) var<storage, read> input: array<f32>;
-// One class index per row, from params.target_off.
+// One class index per row, from params.target_off; with FLAG_PROB_TARGETS, f32
+// probabilities laid out as the input (read through soft_target).
 @group(0) @binding(2) var<storage, read> targets: array<i32>;
-// One weight per class (read only when FLAG_WEIGHT is set).
-@group(0) @binding(3) var<storage, read> weight: array<f32>;
+// The workspace's auxiliary buffer: one weight per class from 0 (read only when
+// FLAG_WEIGHT is set), then the extra outputs of cross-entropy at the params' offsets
+// (per-row log-sum-exp, per-row argmax as i32 bits, the argmax partials of split rows as
+// (order key, class) pairs, and the batch accuracy), which the host copies out.
+@group(0) @binding(3) var<storage, read_write> aux: array<f32>;
 // Upstream gradient: one per row (reduction none) or one value, from grad_output_off.
 @group(0) @binding(4) var<storage, read> grad_output: array<f32>;
 // Per-recording batch state, cleared before each op: mean's divisor and the first
@@ -60,9 +64,18 @@ fn empty_gives_zero() -> bool {
 
 fn class_weight(c: u32) -> f32 {
     if (params.flags & FLAG_WEIGHT) != 0u {
-        return weight[c];
+        return aux[c];
     }
     return 1.0;
+}
+
+fn has_prob_targets() -> bool {
+    return (params.flags & FLAG_PROB_TARGETS) != 0u;
+}
+
+// A probability target at element i of the targets matrix (same layout as the input).
+fn soft_target(i: u32) -> f32 {
+    return bitcast<f32>(targets[params.target_off + i]);
 }
 
 // The upstream gradient of a row (÷ the total target weight for mean). NaN when it is

@@ -33,9 +33,19 @@ struct Params {
     // classes) of `total_classes` (0 and `classes` unless the classes are sharded).
     class_offset: u32,
     total_classes: u32,
+    // (N, C, d1, …, dk) layouts: d1·…·dk (1 for rows × classes). Row r = n·spatial + s
+    // holds its classes at n·C·spatial + s + c·spatial (see row_start).
+    spatial: u32,
+    // Logit soft-capping cap·tanh(x / cap) when > 0 (cross-entropy only).
+    softcap: f32,
+    // z-loss: z_loss_scale · lse² added to each row's loss (cross-entropy only).
+    z_loss_scale: f32,
+    // Offsets of the extra outputs in the class-index `aux` buffer (see class_index.wgsl).
+    lse_off: u32,
+    argmax_off: u32,
+    arg_partial_off: u32,
+    accuracy_off: u32,
     pad0: u32,
-    pad1: u32,
-    pad2: u32,
 }
 
 const FLAG_WEIGHT: u32 = 1u;       // a class-weight buffer is bound
@@ -44,6 +54,9 @@ const FLAG_SUM: u32 = 4u;          // reduction = sum (neither bit: none)
 const FLAG_GRAD_BUFFER: u32 = 8u;  // grad_output comes from a buffer, not grad_scale
 const FLAG_IN_PLACE: u32 = 32u;    // the gradient overwrites the logits (bound as grad)
 const FLAG_EMPTY_ZERO: u32 = 16u;  // EmptyPolicy::Zero: 0 instead of NaN for empty rows / means
+const FLAG_PROB_TARGETS: u32 = 64u; // cross-entropy targets are rows × classes probabilities
+const FLAG_LSE: u32 = 128u;         // write each row's log-sum-exp to aux[lse_off + row]
+const FLAG_ARGMAX: u32 = 256u;      // write each row's argmax to aux[argmax_off + row]
 
 @group(0) @binding(0) var<uniform> params: Params;
 
@@ -55,6 +68,15 @@ const MAX_FINITE: f32 = 0x1.fffffep+127f;
 
 fn is_finite_bits(x: f32) -> bool {
     return (bitcast<u32>(x) & EXP_MASK) != EXP_MASK;
+}
+
+fn is_nan_bits(x: f32) -> bool {
+    let b = bitcast<u32>(x);
+    return (b & EXP_MASK) == EXP_MASK && (b & 0x007fffffu) != 0u;
+}
+
+fn has_sign_bit(x: f32) -> bool {
+    return (bitcast<u32>(x) & 0x80000000u) != 0u;
 }
 
 fn is_neg_inf(x: f32) -> bool {
@@ -157,6 +179,16 @@ fn ext_div(e: Ext, d: f32) -> Ext {
         return ext_kind(EXT_NEG_INF);
     }
     return ext_kind(EXT_NAN);
+}
+
+// Where a row's class 0 sits relative to the start of a rows × classes operand (or an
+// (N, C, d1, …) one); class c is params.spatial elements further on per class.
+fn row_start(row: u32) -> u32 {
+    if params.spatial == 1u {
+        return row * params.classes;
+    }
+    let n = row / params.spatial;
+    return n * params.classes * params.spatial + (row - n * params.spatial);
 }
 
 // Linear index of this workgroup in a dispatch folded into x and y (x ≤ 65535).

@@ -1,25 +1,33 @@
-// Cross-entropy from raw logits with class-index targets, fused: log-sum-exp, target
-// gather and label-smoothing sum in one read of the row; no rows × classes intermediate.
+// Cross-entropy from raw logits, fused: log-sum-exp, target gather and label-smoothing sum
+// in one read of the row; no rows × classes intermediate.
 //
-// Short rows (params.classes ≤ SOLO_CLASSES): one invocation per row, SOLO_WG rows per
-// workgroup, no cross-invocation reduction (cross_entropy_forward_solo,
-// cross_entropy_forward_backward_solo). Longer rows: one workgroup (WG invocations) per row
-// (cross_entropy_forward, cross_entropy_forward_backward). Longer rows are split into params.segments segments of
-// params.seg_len classes, one workgroup each: cross_entropy_partials writes each segment's
-// log-sum-exp partial, and the merged kernels merge a row's partials exactly (online
-// log-sum-exp) before the loss and the segment's gradient. The same partials serve rows
-// whose classes are sharded across buffers or devices (params.class_offset of
-// params.total_classes): the host merges the shards' partials and hands them back.
-// Rows (or row × segment pairs) fold into the dispatch's x and y.
+// Targets: one class index per row, or (FLAG_PROB_TARGETS) a rows × classes probability
+// matrix laid out as the logits. Layouts: rows × classes, or (N, C, spatial) with the
+// class dimension strided by params.spatial (row_start).
+// Short rows (params.classes ≤ SOLO_CLASSES) and every (N, C, spatial) batch: one
+// invocation per row, SOLO_WG rows per workgroup, no cross-invocation reduction (*_solo;
+// adjacent invocations read adjacent spatial positions). Longer rows: one workgroup (WG
+// invocations) per row (cross_entropy_forward, cross_entropy_forward_backward). Longer
+// rows still are split into params.segments segments of params.seg_len classes, one
+// workgroup each: cross_entropy_partials writes each segment's log-sum-exp partial, and
+// the merged kernels merge a row's partials exactly (online log-sum-exp) before the loss
+// and the segment's gradient. The same partials serve rows whose classes are sharded
+// across buffers or devices (params.class_offset of params.total_classes): the host
+// merges the shards' partials and hands them back. Rows (or row × segment pairs) fold
+// into the dispatch's x and y.
 //
-// Layout: see class_index.wgsl; partials live in batch.partials. Per-row losses go to
-// row_loss (the caller's output for reduction none, else scratch that reduce_losses folds).
+// Layout: see class_index.wgsl; partials live in batch.partials, extra outputs in aux.
+// Per-row losses go to row_loss (the caller's output for reduction none, else scratch
+// that reduce_losses folds).
 // Passes: forward reads the logits once; forward+backward reads them twice (statistics,
-// then gradient) and writes the gradient once — split or not.
+// then gradient) and writes the gradient once — split or not. Probability targets are
+// read alongside the logits.
 // Numerics: l = (1-ε)·(-w[t]·lp[t]) + (ε/C)·Σ_c(-w[c]·lp[c]) (just -w[t]·lp[t] when ε = 0),
-// lp = (x - max) - log Σ exp(x - max), -inf logits carried exactly through Ext (+inf loss
-// under smoothing). Gradient: g·(softmax·S - q), q[c] = (1-ε)·w[t]·[c=t] + (ε/C)·w[c],
-// S = Σ_c q[c].
+// or with probability targets l = Σ_c -w[c]·y'[c]·lp[c], y' = (1-ε)·y + ε/C; plus
+// z_loss_scale·lse² when set. lp = (x - max) - log Σ exp(x - max) over the (soft-capped)
+// logits, -inf logits carried exactly through Ext (+inf loss under smoothing).
+// Gradient: g·(softmax·S - q) (+ g·2z·lse·softmax), q[c] = (1-ε)·w[t]·[c=t] + (ε/C)·w[c]
+// (w[c]·y'[c] for probability targets), S = Σ_c q[c], times cap·tanh's slope when capped.
 
 // A logit. With FLAG_IN_PLACE the logits are bound as `grad` (same range, same offsets)
 // and the gradient overwrites them: every invocation reads an element before it writes it,
@@ -41,15 +49,158 @@ fn store_partial(i: u32, v: vec4<f32>) {
     batch.partials[i] = v;
 }
 
-// The statistics of classes [begin, end) of a row (memory-local indices; weights and
-// targets are global classes, class_offset + c).
-fn segment_stats(row: u32, begin: u32, end: u32, lid: u32) -> RowTotals {
-    let base = params.input_off + row * params.classes;
-    var s = stats_empty();
-    for (var c = begin + lid; c < end; c += WG) {
-        stats_push(&s, logit(base + c), class_weight(params.class_offset + c));
+// Soft-capping, cap·tanh(x / cap), for any x but NaN (±inf give ±cap). tanh is taken from
+// e = exp(-2|x|/cap) as (1 - e)/(1 + e), or from its series where that would cancel.
+fn soft_cap(x: f32) -> f32 {
+    let cap = params.softcap;
+    if !is_finite_bits(x) {
+        return select(cap, -cap, has_sign_bit(x));
     }
-    return row_totals(s, lid);
+    let a = abs(x);
+    if a / 32.0 >= cap {
+        return sign(x) * cap;
+    }
+    let u = a / cap;
+    var t: f32;
+    if u < 0.25 {
+        let u2 = u * u;
+        t = u * (1.0 + u2 * (-0.33333334 + u2 * (0.13333334 + u2 * (-0.053968254 + u2 * 0.021869488))));
+    } else {
+        let e = exp(-2.0 * u);
+        t = (1.0 - e) / (1.0 + e);
+    }
+    return sign(x) * cap * t;
+}
+
+// d/dx of cap·tanh(x / cap): 1 - tanh², as 4e/(1 + e)² where tanh is close to ±1.
+fn soft_cap_slope(x: f32) -> f32 {
+    let a = abs(x);
+    if !is_finite_bits(x) || a / 32.0 >= params.softcap {
+        return 0.0;
+    }
+    let u = a / params.softcap;
+    let e = exp(-2.0 * u);
+    if u < 0.25 {
+        let t = soft_cap(x) / params.softcap;
+        return 1.0 - t * t;
+    }
+    return 4.0 * e / ((1.0 + e) * (1.0 + e));
+}
+
+// A logit as the loss sees it (soft-capped when params.softcap > 0).
+fn seen(x: f32) -> f32 {
+    if params.softcap > 0.0 && !is_nan_bits(x) {
+        return soft_cap(x);
+    }
+    return x;
+}
+
+// A row's target: its class index and kind (probability targets are always valid).
+struct RowTarget {
+    t: i32,
+    kind: u32,
+}
+
+fn target_of(row: u32) -> RowTarget {
+    if has_prob_targets() {
+        return RowTarget(0, TARGET_VALID);
+    }
+    let t = row_target(row);
+    return RowTarget(t, target_kind(t));
+}
+
+// w[c]·y'[c], the mass a probability target puts on a class.
+fn soft_mass(w: f32, y: f32) -> f32 {
+    let eps = params.label_smoothing;
+    return w * ((1.0 - eps) * y + eps / f32(params.total_classes));
+}
+
+// The argmax of the raw logits seen so far: the first class with the largest order key
+// (NaN ranks above +inf, as torch.argmax; -0 and +0 tie).
+struct ArgMax {
+    key: u32,
+    index: u32,
+}
+
+fn order_key(x: f32) -> u32 {
+    let b = bitcast<u32>(x);
+    if is_nan_bits(x) {
+        return 0xffffffffu;
+    }
+    if (b & 0x7fffffffu) == 0u {
+        return 0x80000000u;
+    }
+    if (b & 0x80000000u) != 0u {
+        return ~b;
+    }
+    return b | 0x80000000u;
+}
+
+fn tracks_argmax() -> bool {
+    return (params.flags & FLAG_ARGMAX) != 0u;
+}
+
+// What one invocation gathers from its share of a row's classes.
+struct Gathered {
+    s: RowStats,
+    arg: ArgMax,
+}
+
+// Folds classes begin + first, begin + first + stride, … < end of a row (memory-local
+// classes; weights, argmax and targets use global classes, class_offset + c).
+fn gather(row: u32, begin: u32, end: u32, first: u32, stride: u32) -> Gathered {
+    let base = row_start(row);
+    // Separate locals, not fields of one: naga's SPIR-V writer mishandles a pointer to a
+    // field of a local passed to a function inside a loop.
+    var s = stats_empty();
+    var arg = ArgMax(0u, 0u);
+    var bad_target = 0u;
+    for (var c = begin + first; c < end; c += stride) {
+        let i = base + c * params.spatial;
+        let x = logit(params.input_off + i);
+        var w = class_weight(params.class_offset + c);
+        if has_prob_targets() {
+            let y = soft_target(i);
+            if !is_finite_bits(y) {
+                bad_target = ROW_POISON;
+                w = 0.0;
+            } else {
+                w = soft_mass(w, y);
+            }
+        }
+        stats_push(&s, seen(x), w);
+        if tracks_argmax() {
+            let k = order_key(x);
+            if k > arg.key {
+                arg = ArgMax(k, params.class_offset + c);
+            }
+        }
+    }
+    s.flags |= bad_target;
+    return Gathered(s, arg);
+}
+
+// A workgroup's share of a row combined across the workgroup (the same in every invocation).
+struct Combined {
+    tot: RowTotals,
+    arg: ArgMax,
+}
+
+fn combine(g: Gathered, lid: u32) -> Combined {
+    let tot = row_totals(g.s, lid);
+    var arg = ArgMax(0u, 0u);
+    if tracks_argmax() {
+        arg.key = row_extreme_u32(g.arg.key, lid, true);
+        arg.index = row_extreme_u32(select(0xffffffffu, g.arg.index, g.arg.key == arg.key), lid, false);
+    }
+    return Combined(tot, arg);
+}
+
+// The classes a row's statistics need: all of them, or none for an ignored or
+// out-of-range target unless an extra output wants the row.
+fn stats_end(kind: u32) -> u32 {
+    let wanted = kind == TARGET_VALID || (params.flags & (FLAG_LSE | FLAG_ARGMAX)) != 0u;
+    return select(0u, params.classes, wanted);
 }
 
 // Where a row's target sits in this row's memory, if it does.
@@ -57,8 +208,8 @@ fn local_target(t: i32) -> u32 {
     return u32(t) - params.class_offset;
 }
 
-fn target_in_memory(t: i32) -> bool {
-    return target_kind(t) == TARGET_VALID && local_target(t) < params.classes;
+fn target_in_memory(rt: RowTarget) -> bool {
+    return !has_prob_targets() && rt.kind == TARGET_VALID && local_target(rt.t) < params.classes;
 }
 
 // A row with no finite logit (and no NaN / +inf) under EmptyPolicy::Zero: loss 0, gradient 0.
@@ -66,26 +217,10 @@ fn row_is_empty_zero(t: RowTotals) -> bool {
     return empty_gives_zero() && t.sum_exp == 0.0 && (t.flags & ROW_POISON) == 0u;
 }
 
-// The row's loss from its statistics and its target logit.
-fn row_loss_of(kind: u32, tot: RowTotals, x_target: f32, w_target: f32) -> Ext {
-    if kind == TARGET_IGNORED || (kind == TARGET_VALID && row_is_empty_zero(tot)) {
-        return ext(0.0);
-    }
-    if kind != TARGET_VALID || row_is_poisoned(tot) {
-        return ext_kind(EXT_NAN);
-    }
-    var lp_target = ext_kind(EXT_NEG_INF);
-    if !is_neg_inf(x_target) {
-        lp_target = ext(row_log_prob(tot, x_target));
-    }
-    let nll = ext_scale(lp_target, -w_target);
-    let eps = params.label_smoothing;
-    if eps == 0.0 {
-        return nll;
-    }
-    // Σ_c -w[c]·lp[c] over finite logits = Σ w·(lse - m) - Σ w·(x - m); each -inf logit
-    // adds w[c]·(+inf): +inf, -inf or NaN by the sign of its weight.
-    var smoothing_sum = ext(tot.w_finite * log(tot.sum_exp) - tot.wx);
+// Σ_c -m[c]·lp[c] over the classes with mass m (the weights for label smoothing, w·y' for
+// probability targets) = Σ m·(lse - max) - Σ m·(x - max) over finite logits; each -inf
+// logit adds m[c]·(+inf): +inf, -inf or NaN by the sign of its mass.
+fn mass_sum(tot: RowTotals) -> Ext {
     var k = 0u;
     if (tot.flags & NEG_INF_W_POS) != 0u {
         k |= EXT_POS_INF;
@@ -97,65 +232,113 @@ fn row_loss_of(kind: u32, tot: RowTotals, x_target: f32, w_target: f32) -> Ext {
         k |= EXT_NAN;
     }
     if k != 0u {
-        smoothing_sum = ext_kind(k);
+        return ext_kind(k);
     }
-    return ext_add(ext_scale(nll, 1.0 - eps), ext_scale(smoothing_sum, eps / f32(params.total_classes)));
+    return ext(tot.w_finite * log(tot.sum_exp) - tot.wx);
 }
 
-fn write_row_loss(row: u32, kind: u32, loss: Ext) {
-    row_loss[params.row_loss_off + row] = ext_to_f32(loss);
-    if kind == TARGET_INVALID {
+// The row's loss from its statistics and its (seen) target logit.
+fn row_loss_of(rt: RowTarget, tot: RowTotals, x_target: f32) -> Ext {
+    let kind = rt.kind;
+    if kind == TARGET_IGNORED || (kind == TARGET_VALID && row_is_empty_zero(tot)) {
+        return ext(0.0);
+    }
+    if kind != TARGET_VALID || row_is_poisoned(tot) {
+        return ext_kind(EXT_NAN);
+    }
+    var loss: Ext;
+    if has_prob_targets() {
+        loss = mass_sum(tot);
+    } else {
+        var lp_target = ext_kind(EXT_NEG_INF);
+        if !is_neg_inf(x_target) {
+            lp_target = ext(row_log_prob(tot, x_target));
+        }
+        loss = ext_scale(lp_target, -class_weight(u32(rt.t)));
+        let eps = params.label_smoothing;
+        if eps != 0.0 {
+            loss = ext_add(ext_scale(loss, 1.0 - eps), ext_scale(mass_sum(tot), eps / f32(params.total_classes)));
+        }
+    }
+    if params.z_loss_scale != 0.0 {
+        let lse = tot.m + log(tot.sum_exp);
+        loss = ext_add(loss, ext(params.z_loss_scale * lse * lse));
+    }
+    return loss;
+}
+
+// Writes a row's loss and the extra outputs asked for.
+fn finish_row(row: u32, rt: RowTarget, tot: RowTotals, x_target: f32, argmax: u32) {
+    row_loss[params.row_loss_off + row] = ext_to_f32(row_loss_of(rt, tot, x_target));
+    if rt.kind == TARGET_INVALID {
         report_bad_target(row);
+    }
+    if (params.flags & FLAG_LSE) != 0u {
+        aux[params.lse_off + row] = ext_to_f32(row_lse(tot));
+    }
+    if tracks_argmax() {
+        aux[params.argmax_off + row] = bitcast<f32>(argmax);
     }
 }
 
 // Writes the gradient of classes [begin, end) of a row: invocation `first` of `stride`
 // writes every stride-th class (the whole workgroup, or one invocation per row).
-fn write_segment_grad(row: u32, t: i32, tot: RowTotals, begin: u32, end: u32, first: u32, stride: u32) {
-    let kind = target_kind(t);
-    let base = params.input_off + row * params.classes;
-    let out = params.grad_off + row * params.classes;
+fn write_segment_grad(row: u32, rt: RowTarget, tot: RowTotals, begin: u32, end: u32, first: u32, stride: u32) {
+    let kind = rt.kind;
+    let base = row_start(row);
+    let sp = params.spatial;
     let g = upstream_grad(row);
     if kind == TARGET_IGNORED || (kind == TARGET_VALID && row_is_empty_zero(tot)) {
         for (var c = begin + first; c < end; c += stride) {
-            grad[out + c] = 0.0;
+            grad[params.grad_off + base + c * sp] = 0.0;
         }
         return;
     }
     if kind == TARGET_INVALID || row_is_poisoned(tot) || g.k != EXT_FINITE {
         for (var c = begin + first; c < end; c += stride) {
-            grad[out + c] = nan_f32();
+            grad[params.grad_off + base + c * sp] = nan_f32();
         }
         return;
     }
     let eps = params.label_smoothing;
-    let eps_per_class = eps / f32(params.total_classes);
-    let q_target = (1.0 - eps) * class_weight(u32(t));
-    let q_sum = q_target + eps_per_class * tot.w_all;
-    // Out of this memory when the target lies in another shard.
-    let target_here = local_target(t);
+    var eps_per_class = eps / f32(params.total_classes);
+    var q_target = 0.0;
+    var q_sum = tot.w_all;
+    if !has_prob_targets() {
+        q_target = (1.0 - eps) * class_weight(u32(rt.t));
+        q_sum = q_target + eps_per_class * tot.w_all;
+    }
+    if params.z_loss_scale != 0.0 {
+        q_sum += 2.0 * params.z_loss_scale * (tot.m + log(tot.sum_exp));
+    }
+    // Out of this memory when the target lies in another shard (or there is no index).
+    let target_here = select(0xffffffffu, local_target(rt.t), target_in_memory(rt));
     for (var c = begin + first; c < end; c += stride) {
-        let x = logit(base + c);
+        let i = base + c * sp;
+        let x = logit(params.input_off + i);
+        let y = seen(x);
         var p = 0.0;
-        if !is_neg_inf(x) {
-            p = row_prob(tot, x);
+        if !is_neg_inf(y) {
+            p = row_prob(tot, y);
         }
-        let q = eps_per_class * class_weight(params.class_offset + c) + select(0.0, q_target, c == target_here);
-        grad[out + c] = g.v * (p * q_sum - q);
+        let w = class_weight(params.class_offset + c);
+        var q: f32;
+        if has_prob_targets() {
+            q = soft_mass(w, soft_target(i));
+        } else {
+            q = eps_per_class * w + select(0.0, q_target, c == target_here);
+        }
+        var d = p * q_sum - q;
+        if params.softcap > 0.0 {
+            d *= soft_cap_slope(x);
+        }
+        grad[params.grad_off + i] = g.v * d;
     }
 }
 
-// The statistics of a whole row held in one workgroup, and its target logit.
-fn whole_row(row: u32, lid: u32) -> RowTotals {
-    // Ignored and out-of-range rows need no statistics: skip the reads.
-    let t = row_target(row);
-    let end = select(0u, params.classes, target_kind(t) == TARGET_VALID);
-    return segment_stats(row, 0u, end, lid);
-}
-
-fn target_logit(row: u32, t: i32) -> f32 {
-    if target_in_memory(t) {
-        return logit(params.input_off + row * params.classes + local_target(t));
+fn target_logit(row: u32, rt: RowTarget) -> f32 {
+    if target_in_memory(rt) {
+        return seen(logit(params.input_off + row_start(row) + local_target(rt.t) * params.spatial));
     }
     return 0.0;
 }
@@ -170,11 +353,10 @@ fn cross_entropy_forward(
     if row >= params.rows {
         return;
     }
-    let tot = whole_row(row, lid);
+    let rt = target_of(row);
+    let r = combine(gather(row, 0u, stats_end(rt.kind), lid, WG), lid);
     if lid == 0u {
-        let t = row_target(row);
-        let kind = target_kind(t);
-        write_row_loss(row, kind, row_loss_of(kind, tot, target_logit(row, t), class_weight(u32(t))));
+        finish_row(row, rt, r.tot, target_logit(row, rt), r.arg.index);
     }
 }
 
@@ -188,19 +370,19 @@ fn cross_entropy_forward_backward(
     if row >= params.rows {
         return;
     }
-    let t = row_target(row);
+    let rt = target_of(row);
     // Read before the row's reduction: in place, the gradient overwrites it afterwards.
-    let x_target = target_logit(row, t);
-    let tot = whole_row(row, lid);
+    let x_target = target_logit(row, rt);
+    let r = combine(gather(row, 0u, stats_end(rt.kind), lid, WG), lid);
     if lid == 0u {
-        let kind = target_kind(t);
-        write_row_loss(row, kind, row_loss_of(kind, tot, x_target, class_weight(u32(t))));
+        finish_row(row, rt, r.tot, x_target, r.arg.index);
     }
-    write_segment_grad(row, t, tot, 0u, params.classes, lid, WG);
+    write_segment_grad(row, rt, r.tot, 0u, params.classes, lid, WG);
 }
 
 // Pass 1 of split rows and shards: one workgroup per (row, segment) writes the segment's
-// partial, with the target logit when the target falls in the segment.
+// partial, with the target logit when the target falls in the segment (and its argmax
+// candidate to aux when asked).
 @compute @workgroup_size(WG)
 fn cross_entropy_partials(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -212,16 +394,35 @@ fn cross_entropy_partials(
         return;
     }
     let s = segment_of(index);
-    let t = row_target(s.row);
-    let end = select(s.begin, s.end, target_kind(t) == TARGET_VALID);
-    let tot = segment_stats(s.row, s.begin, end, lid);
+    let rt = target_of(s.row);
+    let end = select(s.begin, s.end, stats_end(rt.kind) != 0u);
+    let g = gather(s.row, s.begin, end, lid, WG);
+    let r = combine(g, lid);
     if lid == 0u {
-        let here = target_in_memory(t) && local_target(t) >= s.begin && local_target(t) < s.end;
-        store_partial_totals(s.partial, tot, target_logit(s.row, t), here);
-        if s.begin == 0u && target_kind(t) == TARGET_INVALID {
+        let local = local_target(rt.t);
+        let here = target_in_memory(rt) && local >= s.begin && local < s.end;
+        store_partial_totals(s.partial, r.tot, target_logit(s.row, rt), here);
+        if s.begin == 0u && rt.kind == TARGET_INVALID {
             report_bad_target(s.row);
         }
+        if tracks_argmax() {
+            aux[params.arg_partial_off + 2u * s.partial] = bitcast<f32>(r.arg.key);
+            aux[params.arg_partial_off + 2u * s.partial + 1u] = bitcast<f32>(r.arg.index);
+        }
     }
+}
+
+// The argmax of a split row from its segments' candidates (segments in class order, so
+// the strict comparison keeps the first class among equal keys).
+fn merged_argmax(first: u32, count: u32) -> u32 {
+    var best = ArgMax(0u, 0u);
+    for (var i = 0u; i < count; i++) {
+        let key = bitcast<u32>(aux[params.arg_partial_off + 2u * (first + i)]);
+        if key > best.key {
+            best = ArgMax(key, bitcast<u32>(aux[params.arg_partial_off + 2u * (first + i) + 1u]));
+        }
+    }
+    return best.index;
 }
 
 // Pass 2 of split rows: merges the row's partials and writes its loss (one workgroup per row).
@@ -235,10 +436,13 @@ fn cross_entropy_merged_forward(
     if row >= params.rows || lid != 0u {
         return;
     }
-    let merged = merge_partials((params.row_base + row) * params.segments, params.segments);
-    let t = row_target(row);
-    let kind = target_kind(t);
-    write_row_loss(row, kind, row_loss_of(kind, merged.totals, merged.target_logit, class_weight(u32(t))));
+    let first = (params.row_base + row) * params.segments;
+    let merged = merge_partials(first, params.segments);
+    var argmax = 0u;
+    if tracks_argmax() {
+        argmax = merged_argmax(first, params.segments);
+    }
+    finish_row(row, target_of(row), merged.totals, merged.target_logit, argmax);
 }
 
 // Pass 2 of split rows and shards: each (row, segment) workgroup merges the row's partials,
@@ -254,47 +458,44 @@ fn cross_entropy_merged_forward_backward(
         return;
     }
     let s = segment_of(index);
-    let merged = merge_partials((params.row_base + s.row) * params.segments, params.segments);
-    let t = row_target(s.row);
+    let first = (params.row_base + s.row) * params.segments;
+    let merged = merge_partials(first, params.segments);
+    let rt = target_of(s.row);
     if lid == 0u && s.begin == 0u {
-        let kind = target_kind(t);
-        write_row_loss(s.row, kind, row_loss_of(kind, merged.totals, merged.target_logit, class_weight(u32(t))));
+        var argmax = 0u;
+        if tracks_argmax() {
+            argmax = merged_argmax(first, params.segments);
+        }
+        finish_row(s.row, rt, merged.totals, merged.target_logit, argmax);
     }
-    write_segment_grad(s.row, t, merged.totals, s.begin, s.end, lid, WG);
+    write_segment_grad(s.row, rt, merged.totals, s.begin, s.end, lid, WG);
 }
 
-// One invocation per short row: the row's statistics without any cross-invocation step.
-fn solo_row(row: u32) -> RowTotals {
-    let base = params.input_off + row * params.classes;
-    let end = select(0u, params.classes, target_kind(row_target(row)) == TARGET_VALID);
-    var s = stats_empty();
-    for (var c = 0u; c < end; c++) {
-        stats_push(&s, logit(base + c), class_weight(c));
+// One invocation per short row (or per spatial position): the row without any
+// cross-invocation step.
+fn solo_row(row: u32, backward: bool) {
+    let rt = target_of(row);
+    let x_target = target_logit(row, rt);
+    let g = gather(row, 0u, stats_end(rt.kind), 0u, 1u);
+    let tot = solo_totals(g.s);
+    finish_row(row, rt, tot, x_target, g.arg.index);
+    if backward {
+        write_segment_grad(row, rt, tot, 0u, params.classes, 0u, 1u);
     }
-    return solo_totals(s);
 }
 
 @compute @workgroup_size(SOLO_WG)
 fn cross_entropy_forward_solo(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let row = solo_row_index(gid, nwg);
-    if row >= params.rows {
-        return;
+    if row < params.rows {
+        solo_row(row, false);
     }
-    let tot = solo_row(row);
-    let t = row_target(row);
-    let kind = target_kind(t);
-    write_row_loss(row, kind, row_loss_of(kind, tot, target_logit(row, t), class_weight(u32(t))));
 }
 
 @compute @workgroup_size(SOLO_WG)
 fn cross_entropy_forward_backward_solo(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let row = solo_row_index(gid, nwg);
-    if row >= params.rows {
-        return;
+    if row < params.rows {
+        solo_row(row, true);
     }
-    let tot = solo_row(row);
-    let t = row_target(row);
-    let kind = target_kind(t);
-    write_row_loss(row, kind, row_loss_of(kind, tot, target_logit(row, t), class_weight(u32(t))));
-    write_segment_grad(row, t, tot, 0u, params.classes, 0u, 1u);
 }

@@ -3,6 +3,7 @@
 // workgroups folded into the dispatch's x and y.
 // nll_forward: one invocation per row, reads one element of the row (no row pass).
 // nll_backward: one invocation per element, writes the rows × classes gradient once.
+// (N, C, spatial) inputs: rows are (n, position) pairs, classes strided by params.spatial.
 
 const NLL_WG: u32 = 256u;
 
@@ -24,7 +25,7 @@ fn nll_forward(
     } else if kind == TARGET_INVALID {
         report_bad_target(row);
     } else {
-        let lp = ext_from(input[params.input_off + row * params.classes + u32(t)]);
+        let lp = ext_from(input[params.input_off + row_start(row) + u32(t) * params.spatial]);
         loss = ext_scale(lp, -class_weight(u32(t)));
     }
     row_loss[params.row_loss_off + row] = ext_to_f32(loss);
@@ -40,8 +41,12 @@ fn nll_backward(
     if i >= params.rows * params.classes {
         return;
     }
-    let row = i / params.classes;
-    let c = i % params.classes;
+    // Element i of an (N, C, spatial) gradient (spatial = 1: rows × classes).
+    let per_n = params.classes * params.spatial;
+    let n = i / per_n;
+    let within = i - n * per_n;
+    let c = within / params.spatial;
+    let row = n * params.spatial + (within - c * params.spatial);
     let t = row_target(row);
     let kind = target_kind(t);
     var v = 0.0;

@@ -8,9 +8,16 @@ const REDUCE_WG: u32 = 256u;
 var<workgroup> partial_value: array<f32, 256>;
 var<workgroup> partial_kind: array<u32, 256>;
 
-// batch.total_weight = Σ w[t] over the rows whose target is a valid class (mean's divisor).
+// batch.total_weight = Σ w[t] over the rows whose target is a valid class (mean's divisor;
+// the row count for probability targets, as PyTorch).
 @compute @workgroup_size(256)
 fn target_weight_total(@builtin(local_invocation_index) lid: u32) {
+    if (params.flags & FLAG_PROB_TARGETS) != 0u {
+        if lid == 0u {
+            batch.total_weight = f32(params.rows);
+        }
+        return;
+    }
     var acc = 0.0;
     for (var row = lid; row < params.rows; row += REDUCE_WG) {
         let t = row_target(row);
@@ -64,6 +71,41 @@ fn reduce_losses(@builtin(local_invocation_index) lid: u32) {
             }
         }
         loss_out[params.loss_out_off] = ext_to_f32(total);
+    }
+}
+
+var<workgroup> partial_count: array<vec2<u32>, 256>;
+
+// aux[accuracy_off] = the share of rows with a valid target whose argmax (aux[argmax_off +
+// row]) is that target; NaN (0 under EmptyPolicy::Zero) when no row counts. Counts are
+// integers, so the sum is exact in any order.
+@compute @workgroup_size(256)
+fn reduce_accuracy(@builtin(local_invocation_index) lid: u32) {
+    var acc = vec2<u32>(0u, 0u);
+    for (var row = lid; row < params.rows; row += REDUCE_WG) {
+        let t = row_target(row);
+        if target_kind(t) == TARGET_VALID {
+            acc.y += 1u;
+            if bitcast<u32>(aux[params.argmax_off + row]) == u32(t) {
+                acc.x += 1u;
+            }
+        }
+    }
+    partial_count[lid] = acc;
+    workgroupBarrier();
+    for (var stride = REDUCE_WG / 2u; stride > 0u; stride = stride / 2u) {
+        if lid < stride {
+            partial_count[lid] += partial_count[lid + stride];
+        }
+        workgroupBarrier();
+    }
+    if lid == 0u {
+        let total = partial_count[0];
+        var accuracy = ext_div(ext(f32(total.x)), f32(total.y));
+        if total.y == 0u && empty_gives_zero() {
+            accuracy = ext(0.0);
+        }
+        aux[params.accuracy_off] = ext_to_f32(accuracy);
     }
 }
 

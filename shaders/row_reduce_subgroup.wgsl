@@ -61,3 +61,21 @@ fn row_or(v: u32, lid: u32) -> u32 {
     workgroupBarrier();
     return r;
 }
+
+// The max (or the min) of an unsigned value across the row's invocations (argmax).
+fn row_extreme_u32(v: u32, lid: u32, want_max: bool) -> u32 {
+    let e = select(subgroupMin(v), subgroupMax(v), want_max);
+    if WG == SG {
+        return e;
+    }
+    if lid % SG == 0u {
+        subgroup_u32[lid / SG] = e;
+    }
+    workgroupBarrier();
+    var r = subgroup_u32[0];
+    for (var i = 1u; i < WG / SG; i++) {
+        r = select(min(r, subgroup_u32[i]), max(r, subgroup_u32[i]), want_max);
+    }
+    workgroupBarrier();
+    return r;
+}

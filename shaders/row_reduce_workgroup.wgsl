@@ -7,6 +7,7 @@ override WG: u32 = 64u;
 
 var<workgroup> tree_f32: array<vec4<f32>, 256>;
 var<workgroup> tree_flags: atomic<u32>;
+var<workgroup> tree_u32: array<u32, 256>;
 
 fn row_max(v: f32, lid: u32) -> f32 {
     tree_f32[lid].x = v;
@@ -38,4 +39,19 @@ fn row_or(v: u32, lid: u32) -> u32 {
     }
     workgroupBarrier();
     return atomicLoad(&tree_flags);
+}
+
+// The max (or the min) of an unsigned value across the row's invocations (argmax).
+fn row_extreme_u32(v: u32, lid: u32, want_max: bool) -> u32 {
+    tree_u32[lid] = v;
+    workgroupBarrier();
+    for (var stride = WG / 2u; stride > 0u; stride = stride / 2u) {
+        if lid < stride {
+            let a = tree_u32[lid];
+            let b = tree_u32[lid + stride];
+            tree_u32[lid] = select(min(a, b), max(a, b), want_max);
+        }
+        workgroupBarrier();
+    }
+    return workgroupUniformLoad(&tree_u32[0]);
 }

@@ -8,6 +8,8 @@ const ROW_POISON: u32 = 1u;       // a NaN or +inf logit: the whole row is NaN
 const NEG_INF_W_POS: u32 = 2u;    // a -inf logit at a class of weight > 0
 const NEG_INF_W_NEG: u32 = 4u;    // ... weight < 0
 const NEG_INF_W_ZERO: u32 = 8u;   // ... weight == 0
+const ROW_HAS_NAN: u32 = 16u;     // a NaN logit (set with ROW_POISON)
+const ROW_POS_INF: u32 = 32u;     // a +inf logit (set with ROW_POISON)
 
 struct RowStats {
     // Running max of the finite logits seen (meaningless while sum_exp == 0).
@@ -33,7 +35,7 @@ fn stats_push(s: ptr<function, RowStats>, x: f32, w: f32) {
         if is_neg_inf(x) {
             (*s).flags |= select(select(NEG_INF_W_ZERO, NEG_INF_W_NEG, w < 0.0), NEG_INF_W_POS, w > 0.0);
         } else {
-            (*s).flags |= ROW_POISON;
+            (*s).flags |= select(ROW_POISON | ROW_HAS_NAN, ROW_POISON | ROW_POS_INF, bitcast<u32>(x) == POS_INF_BITS);
         }
         return;
     }
@@ -92,6 +94,21 @@ fn row_is_poisoned(t: RowTotals) -> bool {
 // near the max, so large logits (±1e4) lose nothing to the rounding of lse itself.
 fn row_log_prob(t: RowTotals, x: f32) -> f32 {
     return (x - t.m) - log(t.sum_exp);
+}
+
+// The row's log-sum-exp, exactly as torch.logsumexp: NaN with a NaN logit, +inf with a
+// +inf one, -inf when every logit is -inf.
+fn row_lse(t: RowTotals) -> Ext {
+    if (t.flags & ROW_HAS_NAN) != 0u {
+        return ext_kind(EXT_NAN);
+    }
+    if (t.flags & ROW_POS_INF) != 0u {
+        return ext_kind(EXT_POS_INF);
+    }
+    if t.sum_exp == 0.0 {
+        return ext_kind(EXT_NEG_INF);
+    }
+    return ext(t.m + log(t.sum_exp));
 }
 
 // softmax of a finite logit x of the row.

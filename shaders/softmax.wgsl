@@ -2,8 +2,9 @@
 // backward passes. One workgroup (WG invocations) per row; rows beyond 65535 workgroups
 // fold into the dispatch's y dimension.
 //
-// Short rows (classes ≤ SOLO_CLASSES) take one invocation each, SOLO_WG rows per
-// workgroup (the *_solo kernels). Rows longer than one workgroup should hold are split into params.segments segments of
+// Short rows (classes ≤ SOLO_CLASSES) and every (N, C, spatial) batch take one invocation
+// per row, SOLO_WG rows per workgroup (the *_solo kernels; with spatial > 1 the class
+// dimension is strided by params.spatial and adjacent invocations read adjacent positions). Rows longer than one workgroup should hold are split into params.segments segments of
 // params.seg_len classes: softmax_partials writes each segment's log-sum-exp partial and
 // the merged kernels merge a row's partials exactly before writing their segment.
 //
@@ -32,16 +33,16 @@ fn store_partial(i: u32, v: vec4<f32>) {
 // Writes classes [begin, end) of a row's log-softmax (or softmax) from its statistics:
 // invocation `first` of `stride` writes every stride-th class.
 fn write_softmax_segment(row: u32, t: RowTotals, begin: u32, end: u32, first: u32, stride: u32, log_space: bool) {
-    let base = params.input_off + row * params.classes;
-    let out = params.grad_off + row * params.classes;
+    let base = row_start(row);
+    let sp = params.spatial;
     if row_is_poisoned(t) {
         for (var c = begin + first; c < end; c += stride) {
-            output[out + c] = nan_f32();
+            output[params.grad_off + base + c * sp] = nan_f32();
         }
         return;
     }
     for (var c = begin + first; c < end; c += stride) {
-        let x = input[base + c];
+        let x = input[params.input_off + base + c * sp];
         var v: f32;
         if is_neg_inf(x) {
             v = select(0.0, neg_inf_f32(), log_space);
@@ -50,16 +51,16 @@ fn write_softmax_segment(row: u32, t: RowTotals, begin: u32, end: u32, first: u3
         } else {
             v = row_prob(t, x);
         }
-        output[out + c] = v;
+        output[params.grad_off + base + c * sp] = v;
     }
 }
 
 // The statistics of classes [begin, end) of a row.
 fn softmax_stats(row: u32, begin: u32, end: u32, lid: u32) -> RowTotals {
-    let base = params.input_off + row * params.classes;
+    let base = params.input_off + row_start(row);
     var s = stats_empty();
     for (var c = begin + lid; c < end; c += WG) {
-        stats_push(&s, input[base + c], 1.0);
+        stats_push(&s, input[base + c * params.spatial], 1.0);
     }
     return row_totals(s, lid);
 }
@@ -150,15 +151,16 @@ fn softmax_forward(
 // dx from the forward output y and upstream dy. log_space: dx = dy - exp(y)·Σdy;
 // otherwise dx = y·(dy - Σ y·dy). A -inf y (log space only) has exp(y) = 0, so dx = dy;
 // a row with any other non-finite y or a non-finite dy is NaN.
-fn softmax_backward_row(row: u32, lid: u32, log_space: bool) {
-    let classes = params.classes;
-    let y_base = params.input_off + row * classes;
-    let dy_base = params.grad_output_off + row * classes;
+// backward_sum folds invocation `first` of `stride`'s share of Σdy (or Σ y·dy), with
+// ROW_POISON in .y's bits for a bad value; backward_write writes that share of dx.
+fn backward_sum(row: u32, first: u32, stride: u32, log_space: bool) -> vec2<f32> {
+    let base = row_start(row);
     var acc = 0.0;
     var flags = 0u;
-    for (var c = lid; c < classes; c += WG) {
-        let y = input[y_base + c];
-        let dy = grad_output[dy_base + c];
+    for (var c = first; c < params.classes; c += stride) {
+        let i = base + c * params.spatial;
+        let y = input[params.input_off + i];
+        let dy = grad_output[params.grad_output_off + i];
         let y_ok = is_finite_bits(y) || (log_space && is_neg_inf(y));
         if !is_finite_bits(dy) || !y_ok {
             flags = ROW_POISON;
@@ -168,12 +170,15 @@ fn softmax_backward_row(row: u32, lid: u32, log_space: bool) {
             acc += y * dy;
         }
     }
-    let total = row_sum4(vec4<f32>(acc, 0.0, 0.0, 0.0), lid).x;
-    let poisoned = row_or(flags, lid) != 0u;
-    let out = params.grad_off + row * classes;
-    for (var c = lid; c < classes; c += WG) {
-        let y = input[y_base + c];
-        let dy = grad_output[dy_base + c];
+    return vec2<f32>(acc, bitcast<f32>(flags));
+}
+
+fn backward_write(row: u32, first: u32, stride: u32, total: f32, poisoned: bool, log_space: bool) {
+    let base = row_start(row);
+    for (var c = first; c < params.classes; c += stride) {
+        let i = base + c * params.spatial;
+        let y = input[params.input_off + i];
+        let dy = grad_output[params.grad_output_off + i];
         var v = nan_f32();
         if !poisoned {
             if is_neg_inf(y) {
@@ -184,7 +189,35 @@ fn softmax_backward_row(row: u32, lid: u32, log_space: bool) {
                 v = y * (dy - total);
             }
         }
-        output[out + c] = v;
+        output[params.grad_off + i] = v;
+    }
+}
+
+fn softmax_backward_row(row: u32, lid: u32, log_space: bool) {
+    let part = backward_sum(row, lid, WG, log_space);
+    let total = row_sum4(vec4<f32>(part.x, 0.0, 0.0, 0.0), lid).x;
+    let poisoned = row_or(bitcast<u32>(part.y), lid) != 0u;
+    backward_write(row, lid, WG, total, poisoned, log_space);
+}
+
+fn backward_solo(row: u32, log_space: bool) {
+    let part = backward_sum(row, 0u, 1u, log_space);
+    backward_write(row, 0u, 1u, part.x, bitcast<u32>(part.y) != 0u, log_space);
+}
+
+@compute @workgroup_size(SOLO_WG)
+fn log_softmax_backward_solo(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let row = solo_row_index(gid, nwg);
+    if row < params.rows {
+        backward_solo(row, true);
+    }
+}
+
+@compute @workgroup_size(SOLO_WG)
+fn softmax_backward_solo(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let row = solo_row_index(gid, nwg);
+    if row < params.rows {
+        backward_solo(row, false);
     }
 }
 
@@ -215,10 +248,10 @@ fn softmax_backward(
 }
 
 fn softmax_solo(row: u32, log_space: bool) {
-    let base = params.input_off + row * params.classes;
+    let base = params.input_off + row_start(row);
     var s = stats_empty();
     for (var c = 0u; c < params.classes; c++) {
-        stats_push(&s, input[base + c], 1.0);
+        stats_push(&s, input[base + c * params.spatial], 1.0);
     }
     write_softmax_segment(row, solo_totals(s), 0u, params.classes, 0u, 1u, log_space);
 }

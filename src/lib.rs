@@ -28,6 +28,6 @@ pub use elementwise_options::{BceOptions, KlDivOptions, KlDivReduction};
 pub use error::{Error, Result};
 pub use gpu::{Gpu, GpuOptions, Workspace};
 pub use ops::ElementwiseBuffers;
-pub use ops::LossBuffers;
-pub use options::{ClassTargets, CrossEntropyOptions, EmptyPolicy, Reduction};
+pub use ops::{LossBuffers, SoftmaxOp};
+pub use options::{ClassTargets, CrossEntropyOptions, CrossEntropyOutputs, EmptyPolicy, Extras, Reduction};
 pub use partials::{ClassShard, RowPartial, cross_entropy_from_partials, merge_row_partials};

@@ -67,6 +67,20 @@ pub struct CrossEntropyOptions {
     pub label_smoothing: f32,
     /// What an all-`-inf` row and a mean over zero total weight give (default: NaN, as PyTorch).
     pub empty: EmptyPolicy,
+    /// `(N, C, d1, …, dk)` inputs (segmentation maps): `d1·…·dk`, 1 (the default) for
+    /// `rows × classes`. With `spatial > 1`, `rows` is N, the input is laid out as PyTorch's
+    /// (class `c` of position `s` of sample `n` at `(n·C + c)·spatial + s`: the class
+    /// dimension is strided, not contiguous), and targets, per-row losses and the
+    /// `grad_output` of `Reduction::None` have `rows × spatial` entries in `(n, s)` order.
+    pub spatial: usize,
+    /// z-loss (PaLM): `z_loss_scale · lse²` is added to each counted row's loss, and its
+    /// gradient `2·z_loss_scale·lse·softmax` to the gradient (0, the default, turns it off;
+    /// cross-entropy only). Ignored rows get neither; mean divides it like the rest of the row.
+    pub z_loss_scale: f32,
+    /// Logit soft-capping (Gemma 2): the loss sees `cap · tanh(x / cap)` instead of `x`, and
+    /// the gradient carries tanh's slope `1 - tanh²` (0, the default, turns it off;
+    /// cross-entropy only). Capped `±inf` logits become `±cap`.
+    pub logit_softcap: f32,
 }
 
 impl Default for CrossEntropyOptions {
@@ -77,8 +91,74 @@ impl Default for CrossEntropyOptions {
             ignore_index: -100,
             label_smoothing: 0.0,
             empty: EmptyPolicy::Nan,
+            spatial: 1,
+            z_loss_scale: 0.0,
+            logit_softcap: 0.0,
         }
     }
+}
+
+/// Which extra outputs [`Gpu::cross_entropy_with_extras`](crate::Gpu::cross_entropy_with_extras)
+/// (and its CPU twin) compute beside the loss. Each costs nothing when off.
+///
+/// ```
+/// use wgpu_loss::Extras;
+/// let mut extras = Extras::default(); // none
+/// extras.lse = true;
+/// assert!(!extras.argmax);
+/// assert!(Extras::all().accuracy);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct Extras {
+    /// Each row's log-sum-exp of the (soft-capped) logits, as `torch.logsumexp`.
+    pub lse: bool,
+    /// Each row's argmax over the raw logits (the first class holding the largest; a NaN
+    /// counts as largest, as `torch.argmax`).
+    pub argmax: bool,
+    /// The share of rows with a valid, non-ignored target whose argmax is that target (NaN
+    /// when no row counts, 0 under `EmptyPolicy::Zero`).
+    pub accuracy: bool,
+}
+
+impl Extras {
+    /// Every extra output.
+    ///
+    /// ```
+    /// assert!(wgpu_loss::Extras::all().lse);
+    /// ```
+    pub fn all() -> Self {
+        Self {
+            lse: true,
+            argmax: true,
+            accuracy: true,
+        }
+    }
+}
+
+/// What [`Gpu::cross_entropy_with_extras`](crate::Gpu::cross_entropy_with_extras) returns:
+/// each field empty (or `None`) unless asked for.
+///
+/// ```
+/// use wgpu_loss::{cpu, CrossEntropyOptions, Extras};
+/// let out = cpu::cross_entropy_with_extras(&[1.0, 0.0], &[0], 1, 2, &CrossEntropyOptions::default(), Extras::all(), None)?;
+/// assert_eq!((out.argmax[0], out.accuracy), (0, Some(1.0)));
+/// assert!(out.grad.is_empty());
+/// # Ok::<(), wgpu_loss::Error>(())
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct CrossEntropyOutputs {
+    /// The loss (`rows × spatial` values for `Reduction::None`, else one).
+    pub loss: Vec<f32>,
+    /// The gradient with respect to the logits, when a `grad_output` was given.
+    pub grad: Vec<f32>,
+    /// Per-row log-sum-exp.
+    pub lse: Vec<f32>,
+    /// Per-row argmax.
+    pub argmax: Vec<i32>,
+    /// Batch accuracy.
+    pub accuracy: Option<f32>,
 }
 
 /// Checks `rows`/`classes` and that `len` (the length of `argument`) is `rows × classes`.
@@ -106,8 +186,33 @@ pub(crate) fn check_len(argument: &'static str, actual: usize, expected: usize) 
 }
 
 impl CrossEntropyOptions {
-    /// Checks `weight` (length and finiteness) and `label_smoothing` against `classes`.
+    /// Checks `spatial` before anything is sized by it.
+    pub(crate) fn check_spatial(&self) -> Result<()> {
+        if self.spatial == 0 {
+            return Err(Error::InvalidArgument {
+                argument: "spatial",
+                message: "must be at least 1 (the product of the dimensions after the classes)".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks `weight` (length and finiteness), `label_smoothing`, `spatial`, `z_loss_scale`
+    /// and `logit_softcap` against `classes`.
     pub(crate) fn check(&self, classes: usize) -> Result<()> {
+        self.check_spatial()?;
+        if !self.z_loss_scale.is_finite() {
+            return Err(Error::InvalidArgument {
+                argument: "z_loss_scale",
+                message: format!("must be finite, got {}", self.z_loss_scale),
+            });
+        }
+        if !(self.logit_softcap.is_finite() && self.logit_softcap >= 0.0) {
+            return Err(Error::InvalidArgument {
+                argument: "logit_softcap",
+                message: format!("must be finite and ≥ 0 (0 turns it off), got {}", self.logit_softcap),
+            });
+        }
         if !(0.0..=1.0).contains(&self.label_smoothing) {
             return Err(Error::InvalidArgument {
                 argument: "label_smoothing",
@@ -131,10 +236,31 @@ impl CrossEntropyOptions {
         self.weight.as_ref().map_or(1.0, |w| w[c])
     }
 
-    /// How many `grad_output` values the reduction takes: `rows` for `None`, else 1.
+    /// Checks that the cross-entropy-only options are off (for `nll_loss` and shards).
+    pub(crate) fn check_plain(&self, op: &str) -> Result<()> {
+        for (argument, value) in [
+            ("z_loss_scale", self.z_loss_scale),
+            ("logit_softcap", self.logit_softcap),
+        ] {
+            if value != 0.0 {
+                return Err(Error::InvalidArgument {
+                    argument,
+                    message: format!("{op} does not take it (got {value}): cross-entropy only"),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The rows the kernels see: `rows × spatial` (saturating; checked with the input).
+    pub(crate) fn loss_rows(&self, rows: usize) -> usize {
+        rows.saturating_mul(self.spatial)
+    }
+
+    /// How many `grad_output` values the reduction takes: `rows × spatial` for `None`, else 1.
     pub(crate) fn grad_output_len(&self, rows: usize) -> usize {
         match self.reduction {
-            Reduction::None => rows,
+            Reduction::None => self.loss_rows(rows),
             Reduction::Sum | Reduction::Mean => 1,
         }
     }
@@ -167,7 +293,7 @@ pub(crate) fn check_class_index_loss(
     grad_output: Option<&[f32]>,
 ) -> Result<()> {
     check_class_index_shapes(input, targets, rows, classes, opts, grad_output)?;
-    check_targets(targets, rows, classes, opts.ignore_index)
+    check_targets(targets, opts.loss_rows(rows), classes, opts.ignore_index)
 }
 
 /// The checks of [`check_class_index_loss`] but the target values, which the GPU checks
@@ -180,9 +306,30 @@ pub(crate) fn check_class_index_shapes(
     opts: &CrossEntropyOptions,
     grad_output: Option<&[f32]>,
 ) -> Result<()> {
-    check_matrix(input.0, input.1, rows, classes)?;
+    opts.check_spatial()?;
+    check_matrix(input.0, input.1, opts.loss_rows(rows), classes)?;
     opts.check(classes)?;
-    check_len("targets", targets.len(), rows)?;
+    check_len("targets", targets.len(), opts.loss_rows(rows))?;
+    if let Some(g) = grad_output {
+        check_len("grad_output", g.len(), opts.grad_output_len(rows))?;
+    }
+    Ok(())
+}
+
+/// The shape checks of cross-entropy with probability targets (`rows × classes`, laid out
+/// as the input).
+pub(crate) fn check_prob_target_shapes(
+    input: (&'static str, usize),
+    targets: &[f32],
+    rows: usize,
+    classes: usize,
+    opts: &CrossEntropyOptions,
+    grad_output: Option<&[f32]>,
+) -> Result<()> {
+    opts.check_spatial()?;
+    check_matrix(input.0, input.1, opts.loss_rows(rows), classes)?;
+    opts.check(classes)?;
+    check_matrix("targets", targets.len(), opts.loss_rows(rows), classes)?;
     if let Some(g) = grad_output {
         check_len("grad_output", g.len(), opts.grad_output_len(rows))?;
     }

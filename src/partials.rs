@@ -179,6 +179,13 @@ pub fn cross_entropy_from_partials(
         opts,
         None,
     )?;
+    opts.check_plain("cross_entropy_from_partials")?;
+    if opts.spatial != 1 {
+        return Err(crate::Error::InvalidArgument {
+            argument: "spatial",
+            message: "class shards take rows × classes inputs only".into(),
+        });
+    }
     let eps = f64::from(opts.label_smoothing);
     let row_loss = |row: usize, t: usize| -> f64 {
         let p = merged[row];

@@ -24,7 +24,10 @@ mod nll;
 mod reduce;
 mod softmax;
 
-pub use cross_entropy::{cross_entropy, cross_entropy_grad, cross_entropy_with_grad};
+pub use cross_entropy::{
+    cross_entropy, cross_entropy_grad, cross_entropy_probs, cross_entropy_probs_grad, cross_entropy_probs_with_grad,
+    cross_entropy_with_extras, cross_entropy_with_grad,
+};
 pub use elementwise::{
     binary_cross_entropy, binary_cross_entropy_grad, binary_cross_entropy_with_grad, binary_cross_entropy_with_logits,
     binary_cross_entropy_with_logits_grad, binary_cross_entropy_with_logits_with_grad, huber_loss, huber_loss_grad,
@@ -34,7 +37,7 @@ pub use elementwise::{
 };
 pub use nll::{nll_loss, nll_loss_grad};
 pub(crate) use reduce::class_index_reduce;
-pub use softmax::{log_softmax, log_softmax_backward, softmax, softmax_backward};
+pub use softmax::{log_softmax, log_softmax_backward, softmax, softmax_backward, softmax_spatial};
 
 fn to_f64(x: &[f32]) -> Vec<f64> {
     x.iter().map(|&v| f64::from(v)).collect()

@@ -1,5 +1,6 @@
 //! `nll_loss` and its gradient, for class-index targets.
 
+use super::cross_entropy::{from_rows, to_rows};
 use super::reduce::Targets;
 use super::{to_f32, to_f64};
 use crate::CrossEntropyOptions;
@@ -40,11 +41,9 @@ pub fn nll_loss(
 ) -> Result<Vec<f32>> {
     let targets = &*targets.to_i32(classes)?;
     check_class_index_loss(("log_probs", log_probs.len()), targets, rows, classes, opts, None)?;
-    Ok(to_f32(&nll_loss_f64(
-        &to_f64(log_probs),
-        &Targets { targets, opts },
-        classes,
-    )))
+    opts.check_plain("nll_loss")?;
+    let x = to_f64(&to_rows(log_probs, classes, opts.spatial));
+    Ok(to_f32(&nll_loss_f64(&x, &Targets { targets, opts }, classes)))
 }
 
 /// Gradient of [`nll_loss`] w.r.t. the log-probabilities (independent of their values):
@@ -72,10 +71,12 @@ pub fn nll_loss_grad(
     let targets = &*targets.to_i32(classes)?;
     // There is no input matrix, only its shape to check: give it the length the shape needs
     // (a product that overflows is refused by the shape check before the length is compared).
-    let shape = ("log_probs", rows.wrapping_mul(classes));
+    let shape = ("log_probs", opts.loss_rows(rows).wrapping_mul(classes));
     check_class_index_loss(shape, targets, rows, classes, opts, Some(grad_output))?;
+    opts.check_plain("nll_loss")?;
     let targets = Targets { targets, opts };
-    Ok(to_f32(&nll_loss_grad_f64(&targets, classes, &to_f64(grad_output))))
+    let grad = to_f32(&nll_loss_grad_f64(&targets, classes, &to_f64(grad_output)));
+    Ok(from_rows(grad, classes, opts.spatial))
 }
 
 #[cfg(test)]

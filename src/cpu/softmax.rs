@@ -1,6 +1,8 @@
 //! `log_softmax`, `softmax` and their backward passes over the rows of a `rows × classes` matrix.
 
+use super::cross_entropy::{from_rows, to_rows};
 use super::{to_f32, to_f64};
+use crate::SoftmaxOp;
 use crate::error::Result;
 use crate::options::check_matrix;
 
@@ -102,6 +104,50 @@ pub fn log_softmax_backward(output: &[f32], grad_output: &[f32], rows: usize, cl
 /// ```
 pub fn softmax_backward(output: &[f32], grad_output: &[f32], rows: usize, classes: usize) -> Result<Vec<f32>> {
     backward(output, grad_output, rows, classes, softmax_backward_row)
+}
+
+/// The CPU twin of [`Gpu::softmax_spatial`](crate::Gpu::softmax_spatial): a softmax-family
+/// op over dim 1 of an `(N, C, d1, …, dk)` input (`rows` = N, `classes` = C, `spatial` =
+/// d1·…·dk; class `c` of position `s` of sample `n` at `(n·C + c)·spatial + s`).
+///
+/// ```
+/// use wgpu_loss::{cpu, SoftmaxOp};
+/// let p = cpu::softmax_spatial(SoftmaxOp::Softmax, &[0.0, 1.0, 0.0, 1.0], None, 1, 2, 2)?;
+/// assert_eq!(p, [0.5; 4]);
+/// # Ok::<(), wgpu_loss::Error>(())
+/// ```
+pub fn softmax_spatial(
+    op: SoftmaxOp,
+    input: &[f32],
+    grad_output: Option<&[f32]>,
+    rows: usize,
+    classes: usize,
+    spatial: usize,
+) -> Result<Vec<f32>> {
+    let (_, (input_name, _)) = op.kernel(grad_output.is_some())?;
+    if spatial == 0 {
+        return Err(crate::Error::InvalidArgument {
+            argument: "spatial",
+            message: "must be at least 1 (the product of the dimensions after the classes)".into(),
+        });
+    }
+    let positions = rows.saturating_mul(spatial);
+    check_matrix(input_name, input.len(), positions, classes)?;
+    let x = to_rows(input, classes, spatial);
+    let out = match (op, grad_output) {
+        (SoftmaxOp::LogSoftmax, _) => log_softmax(&x, positions, classes)?,
+        (SoftmaxOp::Softmax, _) => softmax(&x, positions, classes)?,
+        (backward, Some(dy)) => {
+            check_matrix("grad_output", dy.len(), positions, classes)?;
+            let dy = to_rows(dy, classes, spatial);
+            match backward {
+                SoftmaxOp::LogSoftmaxBackward => log_softmax_backward(&x, &dy, positions, classes)?,
+                _ => softmax_backward(&x, &dy, positions, classes)?,
+            }
+        }
+        (_, None) => unreachable!("op.kernel checked that the backward ops have a grad_output"),
+    };
+    Ok(from_rows(out, classes, spatial))
 }
 
 #[cfg(test)]

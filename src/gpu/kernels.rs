@@ -11,8 +11,8 @@ use super::shaders::{Family, RowReduce};
 pub(crate) enum Layout {
     /// 0 params, 1 input (read), 4 grad_output (read), 5 partials, 7 output (read-write).
     Row,
-    /// 0 params, 1 input, 2 targets, 3 weight, 4 grad_output (read), 5 batch state, 6 row_loss,
-    /// 7 grad, 8 loss_out (read-write).
+    /// 0 params, 1 input, 2 targets, 4 grad_output (read), 3 aux (weights and extra outputs),
+    /// 5 batch state, 6 row_loss, 7 grad, 8 loss_out (read-write).
     ClassIndex,
 }
 
@@ -24,7 +24,7 @@ impl Layout {
             Layout::ClassIndex => &[
                 (1, true),
                 (2, true),
-                (3, true),
+                (3, false),
                 (4, true),
                 (5, false),
                 (6, false),
@@ -48,6 +48,8 @@ pub(crate) enum Kernel {
     CrossEntropyForwardBackwardSolo,
     LogSoftmaxForwardSolo,
     SoftmaxForwardSolo,
+    LogSoftmaxBackwardSolo,
+    SoftmaxBackwardSolo,
     CrossEntropyPartials,
     CrossEntropyMergedForward,
     CrossEntropyMergedForwardBackward,
@@ -58,6 +60,7 @@ pub(crate) enum Kernel {
     NllBackward,
     TargetWeightTotal,
     ReduceLosses,
+    ReduceAccuracy,
     RecordBadTargetValue,
     ElementwiseForward,
     ElementwiseForwardBackward,
@@ -66,7 +69,7 @@ pub(crate) enum Kernel {
 }
 
 impl Kernel {
-    const ALL: [Kernel; 25] = [
+    const ALL: [Kernel; 28] = [
         Kernel::LogSoftmaxForward,
         Kernel::SoftmaxForward,
         Kernel::LogSoftmaxBackward,
@@ -77,6 +80,8 @@ impl Kernel {
         Kernel::CrossEntropyForwardBackwardSolo,
         Kernel::LogSoftmaxForwardSolo,
         Kernel::SoftmaxForwardSolo,
+        Kernel::LogSoftmaxBackwardSolo,
+        Kernel::SoftmaxBackwardSolo,
         Kernel::CrossEntropyPartials,
         Kernel::CrossEntropyMergedForward,
         Kernel::CrossEntropyMergedForwardBackward,
@@ -87,6 +92,7 @@ impl Kernel {
         Kernel::NllBackward,
         Kernel::TargetWeightTotal,
         Kernel::ReduceLosses,
+        Kernel::ReduceAccuracy,
         Kernel::RecordBadTargetValue,
         Kernel::ElementwiseForward,
         Kernel::ElementwiseForwardBackward,
@@ -103,6 +109,8 @@ impl Kernel {
             | Kernel::SoftmaxPartials
             | Kernel::LogSoftmaxForwardSolo
             | Kernel::SoftmaxForwardSolo
+            | Kernel::LogSoftmaxBackwardSolo
+            | Kernel::SoftmaxBackwardSolo
             | Kernel::LogSoftmaxMergedForward
             | Kernel::SoftmaxMergedForward => Family::Softmax,
             Kernel::CrossEntropyForward
@@ -113,7 +121,10 @@ impl Kernel {
             | Kernel::CrossEntropyMergedForward
             | Kernel::CrossEntropyMergedForwardBackward => Family::CrossEntropy,
             Kernel::NllForward | Kernel::NllBackward => Family::Nll,
-            Kernel::TargetWeightTotal | Kernel::ReduceLosses | Kernel::RecordBadTargetValue => Family::Reduce,
+            Kernel::TargetWeightTotal
+            | Kernel::ReduceLosses
+            | Kernel::ReduceAccuracy
+            | Kernel::RecordBadTargetValue => Family::Reduce,
             Kernel::ElementwiseForward
             | Kernel::ElementwiseForwardBackward
             | Kernel::ElementwiseBackward
@@ -133,6 +144,8 @@ impl Kernel {
             Kernel::CrossEntropyForwardBackwardSolo => "cross_entropy_forward_backward_solo",
             Kernel::LogSoftmaxForwardSolo => "log_softmax_forward_solo",
             Kernel::SoftmaxForwardSolo => "softmax_forward_solo",
+            Kernel::LogSoftmaxBackwardSolo => "log_softmax_backward_solo",
+            Kernel::SoftmaxBackwardSolo => "softmax_backward_solo",
             Kernel::CrossEntropyPartials => "cross_entropy_partials",
             Kernel::CrossEntropyMergedForward => "cross_entropy_merged_forward",
             Kernel::CrossEntropyMergedForwardBackward => "cross_entropy_merged_forward_backward",
@@ -143,6 +156,7 @@ impl Kernel {
             Kernel::NllBackward => "nll_backward",
             Kernel::TargetWeightTotal => "target_weight_total",
             Kernel::ReduceLosses => "reduce_losses",
+            Kernel::ReduceAccuracy => "reduce_accuracy",
             Kernel::RecordBadTargetValue => "record_bad_target_value",
             Kernel::ElementwiseForward => "elementwise_forward",
             Kernel::ElementwiseForwardBackward => "elementwise_forward_backward",

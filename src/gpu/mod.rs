@@ -13,7 +13,8 @@ use std::time::Duration;
 
 pub(crate) use kernels::{Kernel, Layout, SOLO_CLASSES, SOLO_ROWS_PER_WORKGROUP};
 pub(crate) use params::{
-    FLAG_EMPTY_ZERO, FLAG_GRAD_BUFFER, FLAG_IN_PLACE, FLAG_MEAN, FLAG_SUM, FLAG_WEIGHT, LossParams,
+    FLAG_ARGMAX, FLAG_EMPTY_ZERO, FLAG_GRAD_BUFFER, FLAG_IN_PLACE, FLAG_LSE, FLAG_MEAN, FLAG_PROB_TARGETS, FLAG_SUM,
+    FLAG_WEIGHT, LossParams,
 };
 pub use workspace::Workspace;
 pub(crate) use workspace::{BATCH_STATE_BYTES, Binding, Dispatch, PARTIAL_BYTES, status_to_result};

@@ -8,10 +8,13 @@ pub(crate) const FLAG_SUM: u32 = 4;
 pub(crate) const FLAG_GRAD_BUFFER: u32 = 8;
 pub(crate) const FLAG_EMPTY_ZERO: u32 = 16;
 pub(crate) const FLAG_IN_PLACE: u32 = 32;
+pub(crate) const FLAG_PROB_TARGETS: u32 = 64;
+pub(crate) const FLAG_LSE: u32 = 128;
+pub(crate) const FLAG_ARGMAX: u32 = 256;
 
 /// Mirrors `Params` in shaders/common.wgsl field for field.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Default, Pod, Zeroable)]
+#[derive(Debug, Clone, Copy, PartialEq, Pod, Zeroable)]
 pub(crate) struct LossParams {
     pub rows: u32,
     pub classes: u32,
@@ -30,5 +33,22 @@ pub(crate) struct LossParams {
     pub segments: u32,
     pub class_offset: u32,
     pub total_classes: u32,
-    pub pad: [u32; 3],
+    pub spatial: u32,
+    pub softcap: f32,
+    pub z_loss_scale: f32,
+    pub lse_off: u32,
+    pub argmax_off: u32,
+    pub arg_partial_off: u32,
+    pub accuracy_off: u32,
+    pub pad: u32,
+}
+
+impl Default for LossParams {
+    /// All zeros but `spatial` = 1 (rows × classes).
+    fn default() -> Self {
+        Self {
+            spatial: 1,
+            ..Zeroable::zeroed()
+        }
+    }
 }

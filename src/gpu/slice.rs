@@ -122,7 +122,7 @@ impl Gpu {
             .iter()
             .enumerate()
             .map(|(i, &n)| {
-                let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
+                let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
                 ensure_nth(device, &mut scratch.outputs, i, n as u64 * 4, usage)
             })
             .collect();

@@ -54,8 +54,10 @@ pub struct Workspace {
     status_staging: Option<wgpu::Buffer>,
     /// Per-row losses when the caller does not want them (sum, mean, gradient only).
     row_losses: wgpu::Buffer,
-    /// Class weights as last uploaded.
-    weight: Option<(Vec<f32>, wgpu::Buffer)>,
+    /// Class weights from word 0, then the extra outputs of cross-entropy.
+    aux: wgpu::Buffer,
+    /// The weights now at the start of `aux`.
+    aux_weight: Vec<f32>,
     /// Bound to read-write slots an op leaves unused.
     spare_grad: wgpu::Buffer,
     spare_loss: wgpu::Buffer,
@@ -103,7 +105,13 @@ impl Workspace {
             ),
             status_staging: None,
             row_losses: storage_buffer(device, "wgpu-loss row losses", 16, none),
-            weight: None,
+            aux: storage_buffer(
+                device,
+                "wgpu-loss aux",
+                16,
+                wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
+            ),
+            aux_weight: Vec::new(),
             spare_grad: storage_buffer(device, "wgpu-loss spare", 16, none),
             spare_loss: storage_buffer(device, "wgpu-loss spare", 16, none),
             bind_groups: Vec::new(),
@@ -126,29 +134,38 @@ impl Workspace {
             .write_buffer(&self.batch, BATCH_STATE_BYTES, bytemuck::cast_slice(words));
     }
 
-    /// Makes sure the scratch holds `rows` per-row losses and `weight` is uploaded.
-    pub(crate) fn prepare(&mut self, gpu: &Gpu, rows: u64, weight: Option<&[f32]>) {
+    /// Makes sure the scratch holds `rows` per-row losses, the auxiliary buffer holds the
+    /// weights (uploaded unless they are already there) and `extra_words` more words after
+    /// them, and returns where those extra words start.
+    pub(crate) fn prepare(&mut self, gpu: &Gpu, rows: u64, weight: Option<&[f32]>, extra_words: u64) -> u32 {
         if self.row_losses.size() < rows * F32 {
             let bytes = (rows * F32).next_power_of_two();
             self.row_losses = storage_buffer(gpu.device(), "wgpu-loss row losses", bytes, wgpu::BufferUsages::empty());
             self.bind_groups.clear();
         }
-        match weight {
-            None => {}
-            Some(w) if self.weight.as_ref().is_some_and(|(old, _)| old == w) => {}
-            Some(w) => {
-                let bytes = w.len() as u64 * F32;
-                let fits = self.weight.as_ref().is_some_and(|(_, b)| b.size() >= bytes);
-                if !fits {
-                    let buffer = storage_buffer(gpu.device(), "wgpu-loss weight", bytes, wgpu::BufferUsages::COPY_DST);
-                    self.weight = Some((Vec::new(), buffer));
-                    self.bind_groups.clear();
-                }
-                let (old, buffer) = self.weight.as_mut().expect("weight buffer was just ensured");
-                gpu.queue().write_buffer(buffer, 0, bytemuck::cast_slice(w));
-                *old = w.to_vec();
-            }
+        let weight_words = weight.map_or(0, |w| w.len() as u64);
+        let needed = (weight_words.max(self.aux_weight.len() as u64) + extra_words) * F32;
+        if self.aux.size() < needed {
+            let usage = wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC;
+            self.aux = storage_buffer(gpu.device(), "wgpu-loss aux", needed.next_power_of_two(), usage);
+            self.aux_weight.clear();
+            self.bind_groups.clear();
         }
+        if let Some(w) = weight.filter(|w| *w != self.aux_weight.as_slice()) {
+            gpu.queue().write_buffer(&self.aux, 0, bytemuck::cast_slice(w));
+            self.aux_weight = w.to_vec();
+        }
+        self.aux_weight.len() as u32
+    }
+
+    /// The auxiliary buffer (weights, then extra outputs), bound at slot 3.
+    pub(crate) fn aux(&self) -> Binding {
+        Binding::whole(&self.aux)
+    }
+
+    /// The auxiliary buffer itself, for copying extra outputs out of it.
+    pub(crate) fn aux_buffer(&self) -> &wgpu::Buffer {
+        &self.aux
     }
 
     /// Writes one parameter slot per dispatch group, unless the slots already hold exactly
@@ -255,14 +272,6 @@ impl Workspace {
 
     pub(crate) fn spare_loss(&self) -> Binding {
         Binding::whole(&self.spare_loss)
-    }
-
-    /// The uploaded weight, or the device's placeholder when there is none.
-    pub(crate) fn weight(&self, gpu: &Gpu, has_weight: bool) -> Binding {
-        match (&self.weight, has_weight) {
-            (Some((_, buffer)), true) => Binding::whole(buffer),
-            _ => Binding::placeholder(gpu),
-        }
     }
 
     /// The bind group for these bindings (binding 0 is a [`Workspace::params`] slot),

@@ -6,7 +6,10 @@ use crate::gpu::{
     BATCH_STATE_BYTES, Binding, Dispatch, Gpu, Kernel, Layout, LossParams, SOLO_CLASSES, SOLO_ROWS_PER_WORKGROUP,
     Workspace, status_to_result,
 };
-use crate::gpu::{FLAG_EMPTY_ZERO, FLAG_GRAD_BUFFER, FLAG_IN_PLACE, FLAG_MEAN, FLAG_SUM, FLAG_WEIGHT};
+use crate::gpu::{
+    FLAG_ARGMAX, FLAG_EMPTY_ZERO, FLAG_GRAD_BUFFER, FLAG_IN_PLACE, FLAG_LSE, FLAG_MEAN, FLAG_PROB_TARGETS, FLAG_SUM,
+    FLAG_WEIGHT,
+};
 use crate::options::{CrossEntropyOptions, EmptyPolicy, Reduction};
 use crate::partials::ClassShard;
 
@@ -41,6 +44,9 @@ pub struct LossBuffers<'a> {
     pub(crate) grad: Option<wgpu::BufferSlice<'a>>,
     pub(crate) grad_output: Option<wgpu::BufferSlice<'a>>,
     pub(crate) in_place: bool,
+    pub(crate) lse: Option<wgpu::BufferSlice<'a>>,
+    pub(crate) argmax: Option<wgpu::BufferSlice<'a>>,
+    pub(crate) accuracy: Option<wgpu::BufferSlice<'a>>,
 }
 
 impl<'a> LossBuffers<'a> {
@@ -60,6 +66,9 @@ impl<'a> LossBuffers<'a> {
             grad: None,
             grad_output: None,
             in_place: false,
+            lse: None,
+            argmax: None,
+            accuracy: None,
         }
     }
 
@@ -130,6 +139,55 @@ impl<'a> LossBuffers<'a> {
         self.grad_output = Some(grad_output);
         self
     }
+
+    /// Where each row's log-sum-exp of the (soft-capped) logits goes (`rows` `f32`s, as
+    /// `torch.logsumexp`; cross-entropy only). The buffer needs `COPY_DST` usage: the kernel
+    /// writes it to the workspace and a copy recorded after it moves it here.
+    ///
+    /// ```
+    /// # let gpu = wgpu_loss::Gpu::new().unwrap();
+    /// # let b = gpu.device().create_buffer(&wgpu::BufferDescriptor { label: None, size: 16,
+    /// #     usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST, mapped_at_creation: false });
+    /// let buffers = wgpu_loss::LossBuffers::new(b.slice(..4)).lse(b.slice(4..8));
+    /// ```
+    pub fn lse(mut self, lse: wgpu::BufferSlice<'a>) -> Self {
+        self.lse = Some(lse);
+        self
+    }
+
+    /// Where each row's argmax over the raw logits goes (`rows` `i32`s, the first class
+    /// holding the largest logit, a NaN counting as largest, as `torch.argmax`;
+    /// cross-entropy only). Needs `COPY_DST` usage, as [`LossBuffers::lse`].
+    ///
+    /// ```
+    /// # let gpu = wgpu_loss::Gpu::new().unwrap();
+    /// # let b = gpu.device().create_buffer(&wgpu::BufferDescriptor { label: None, size: 16,
+    /// #     usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST, mapped_at_creation: false });
+    /// let buffers = wgpu_loss::LossBuffers::new(b.slice(..4)).argmax(b.slice(4..8));
+    /// ```
+    pub fn argmax(mut self, argmax: wgpu::BufferSlice<'a>) -> Self {
+        self.argmax = Some(argmax);
+        self
+    }
+
+    /// Where the batch accuracy goes (one `f32`: the share of rows with a valid,
+    /// non-ignored target whose argmax is that target; NaN when there is none, 0 under
+    /// `EmptyPolicy::Zero`). Class-index cross-entropy only; needs `COPY_DST` usage.
+    ///
+    /// ```
+    /// # let gpu = wgpu_loss::Gpu::new().unwrap();
+    /// # let b = gpu.device().create_buffer(&wgpu::BufferDescriptor { label: None, size: 16,
+    /// #     usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST, mapped_at_creation: false });
+    /// let buffers = wgpu_loss::LossBuffers::new(b.slice(..4)).accuracy(b.slice(4..8));
+    /// ```
+    pub fn accuracy(mut self, accuracy: wgpu::BufferSlice<'a>) -> Self {
+        self.accuracy = Some(accuracy);
+        self
+    }
+
+    fn wants_extras(&self) -> bool {
+        self.lse.is_some() || self.argmax.is_some() || self.accuracy.is_some()
+    }
 }
 
 /// Which class-index op is recorded.
@@ -137,13 +195,42 @@ impl<'a> LossBuffers<'a> {
 pub(crate) enum ClassIndexOp {
     Nll,
     CrossEntropy,
+    /// Cross-entropy against `rows × classes` probability targets.
+    CrossEntropyProbs,
     /// The log-sum-exp partials of a shard of each row's classes, into the batch state.
     ShardPartials(ClassShard),
     /// A shard's gradient from merged partials already written to the batch state.
     ShardGrad(ClassShard),
 }
 
-/// Validates and records an NLL or cross-entropy op (see [`LossBuffers`]).
+impl ClassIndexOp {
+    fn is_cross_entropy(self) -> bool {
+        matches!(self, ClassIndexOp::CrossEntropy | ClassIndexOp::CrossEntropyProbs)
+    }
+}
+
+fn invalid(argument: &'static str, message: &str) -> Error {
+    Error::InvalidArgument {
+        argument,
+        message: message.into(),
+    }
+}
+
+/// Checks a caller's buffer for an extra output, copied into with `copy_buffer_to_buffer`.
+fn check_copy_target(argument: &'static str, slice: &wgpu::BufferSlice<'_>, elements: u64) -> Result<()> {
+    Binding::check(argument, slice, elements)?;
+    let usage = slice.buffer().usage();
+    if !usage.contains(wgpu::BufferUsages::COPY_DST) {
+        return Err(Error::InvalidArgument {
+            argument,
+            message: format!("the buffer needs COPY_DST usage (the result is copied into it), it has {usage:?}"),
+        });
+    }
+    Ok(())
+}
+
+/// Validates and records an NLL or cross-entropy op (see [`LossBuffers`]). `rows` is N;
+/// the kernels see `rows × opts.spatial` rows.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn encode_class_index(
     gpu: &Gpu,
@@ -155,41 +242,64 @@ pub(crate) fn encode_class_index(
     classes: usize,
     opts: &CrossEntropyOptions,
 ) -> Result<()> {
-    crate::options::check_matrix("input", rows.saturating_mul(classes), rows, classes)?;
+    opts.check_spatial()?;
+    crate::options::check_matrix(
+        "input",
+        opts.loss_rows(rows).saturating_mul(classes),
+        opts.loss_rows(rows),
+        classes,
+    )?;
     let (total_classes, class_offset) = match op {
         ClassIndexOp::ShardPartials(s) | ClassIndexOp::ShardGrad(s) => (s.total_classes, s.offset),
-        ClassIndexOp::Nll | ClassIndexOp::CrossEntropy => (classes, 0),
+        _ => (classes, 0),
     };
     opts.check(total_classes)?;
     let is_shard = matches!(op, ClassIndexOp::ShardPartials(_) | ClassIndexOp::ShardGrad(_));
-    let (rows_u, elements) = (rows as u64, rows as u64 * classes as u64);
+    if !op.is_cross_entropy() {
+        opts.check_plain(if is_shard { "a class shard" } else { "nll_loss" })?;
+        if opts.spatial != 1 && is_shard {
+            return Err(invalid("spatial", "class shards take rows × classes inputs only"));
+        }
+        if buffers.wants_extras() {
+            return Err(invalid(
+                "buffers",
+                "lse, argmax and accuracy are outputs of cross-entropy only",
+            ));
+        }
+    }
+    if op == ClassIndexOp::CrossEntropyProbs && buffers.accuracy.is_some() {
+        return Err(invalid("accuracy", "needs class-index targets"));
+    }
+    let spatial = opts.spatial as u64;
+    let loss_rows = opts.loss_rows(rows);
+    let (rows_u, elements) = (loss_rows as u64, loss_rows as u64 * classes as u64);
     let wants_loss = buffers.loss.is_some();
     let mut buffers = *buffers;
     if buffers.in_place {
-        if op != ClassIndexOp::CrossEntropy || buffers.grad.is_some() {
-            return Err(Error::InvalidArgument {
-                argument: "grad_in_place",
-                message: "only for cross-entropy, and not together with a separate `grad` buffer".into(),
-            });
+        if !op.is_cross_entropy() || buffers.grad.is_some() {
+            return Err(invalid(
+                "grad_in_place",
+                "only for cross-entropy, and not together with a separate `grad` buffer",
+            ));
         }
         buffers.grad = buffers.input;
     }
     let in_place = buffers.in_place;
     let wants_grad = buffers.grad.is_some();
-    if !wants_loss && !wants_grad && !matches!(op, ClassIndexOp::ShardPartials(_)) {
-        return Err(Error::InvalidArgument {
-            argument: "buffers",
-            message: "neither `loss` nor `grad` was given: nothing to compute".into(),
-        });
+    if !wants_loss && !wants_grad && !buffers.wants_extras() && !matches!(op, ClassIndexOp::ShardPartials(_)) {
+        return Err(invalid(
+            "buffers",
+            "neither `loss` nor `grad` was given: nothing to compute",
+        ));
     }
     let reads_input = op != ClassIndexOp::Nll || wants_loss;
     let input = match (buffers.input, reads_input) {
         (Some(s), true) => Some(s),
         (None, true) => {
-            return Err(Error::InvalidArgument {
-                argument: "input",
-                message: "required: the logits (cross-entropy) or log-probabilities (NLL loss)".into(),
-            });
+            return Err(invalid(
+                "input",
+                "required: the logits (cross-entropy) or log-probabilities (NLL loss)",
+            ));
         }
         (_, false) => None,
     };
@@ -199,7 +309,21 @@ pub(crate) fn encode_class_index(
     if let Some(s) = &buffers.grad {
         Binding::check("grad", s, elements)?;
     }
-    let targets = Binding::of(gpu, "targets", &buffers.targets, rows_u)?;
+    let probs = op == ClassIndexOp::CrossEntropyProbs;
+    let targets = if probs {
+        Binding::check("targets", &buffers.targets, elements)?;
+        None
+    } else {
+        Some(Binding::of(gpu, "targets", &buffers.targets, rows_u)?)
+    };
+    for (argument, slice) in [("lse", &buffers.lse), ("argmax", &buffers.argmax)] {
+        if let Some(slice) = slice {
+            check_copy_target(argument, slice, rows_u)?;
+        }
+    }
+    if let Some(slice) = &buffers.accuracy {
+        check_copy_target("accuracy", slice, 1)?;
+    }
     let loss_len = opts.grad_output_len(rows) as u64;
     let loss = buffers
         .loss
@@ -209,20 +333,45 @@ pub(crate) fn encode_class_index(
         .grad_output
         .map(|s| Binding::of(gpu, "grad_output", &s, loss_len))
         .transpose()?;
-    let chunks = gpu.row_chunks(rows, classes)?;
+    // Chunks hold whole samples (rows × spatial loss rows each), counted in loss rows.
+    let chunks: Vec<(u64, u64)> = gpu
+        .row_chunks(rows, classes.saturating_mul(opts.spatial))?
+        .into_iter()
+        .map(|(first, n)| (first * spatial, n * spatial))
+        .collect();
     let largest = chunks.iter().map(|c| c.1).max().unwrap_or(0);
     gpu.check_workgroups("rows", largest)?;
     gpu.check_workgroups("rows × classes", (largest * classes as u64).div_ceil(256))?;
 
     let per_row_loss = opts.reduction == Reduction::None && wants_loss;
-    ws.prepare(gpu, if per_row_loss { 0 } else { rows_u }, opts.weight.as_deref());
     let (seg_len, segments) = match op {
-        ClassIndexOp::CrossEntropy => gpu.row_segments(classes),
+        _ if spatial > 1 => (classes as u32, 1),
+        ClassIndexOp::CrossEntropy | ClassIndexOp::CrossEntropyProbs => gpu.row_segments(classes),
         ClassIndexOp::Nll | ClassIndexOp::ShardPartials(_) | ClassIndexOp::ShardGrad(_) => (classes as u32, 1),
     };
-    if segments > 1 || is_shard {
-        ws.reserve_partials(gpu, rows_u * u64::from(segments));
-        gpu.check_workgroups("rows × segments", largest * u64::from(segments))?;
+    let split = u64::from(segments);
+    // The extra outputs in the workspace's aux buffer, after the weights.
+    let wants_argmax = buffers.argmax.is_some() || buffers.accuracy.is_some();
+    let lse_words = if buffers.lse.is_some() { rows_u } else { 0 };
+    let argmax_words = if wants_argmax { rows_u } else { 0 };
+    let arg_partial_words = if wants_argmax && split > 1 {
+        2 * rows_u * split
+    } else {
+        0
+    };
+    let extra_words = lse_words + argmax_words + arg_partial_words + u64::from(buffers.accuracy.is_some());
+    let aux_base = u64::from(ws.prepare(
+        gpu,
+        if per_row_loss { 0 } else { rows_u },
+        opts.weight.as_deref(),
+        extra_words,
+    ));
+    let (lse_off, argmax_off) = (aux_base, aux_base + lse_words);
+    let arg_partial_off = argmax_off + argmax_words;
+    let accuracy_off = arg_partial_off + arg_partial_words;
+    if split > 1 || is_shard {
+        ws.reserve_partials(gpu, rows_u * split);
+        gpu.check_workgroups("rows × segments", largest * split)?;
     }
     let (row_loss, loss_out) = if per_row_loss {
         (loss, None)
@@ -230,26 +379,24 @@ pub(crate) fn encode_class_index(
         (Some(ws.row_losses()), loss)
     };
     let mut flags = 0;
-    if opts.weight.is_some() {
-        flags |= FLAG_WEIGHT;
-    }
-    match opts.reduction {
-        Reduction::None => {}
-        Reduction::Sum => flags |= FLAG_SUM,
-        Reduction::Mean => flags |= FLAG_MEAN,
-    }
-    if grad_output.is_some() {
-        flags |= FLAG_GRAD_BUFFER;
-    }
-    if opts.empty == EmptyPolicy::Zero {
-        flags |= FLAG_EMPTY_ZERO;
-    }
-    if in_place {
-        flags |= FLAG_IN_PLACE;
+    for (on, flag) in [
+        (opts.weight.is_some(), FLAG_WEIGHT),
+        (opts.reduction == Reduction::Sum, FLAG_SUM),
+        (opts.reduction == Reduction::Mean, FLAG_MEAN),
+        (grad_output.is_some(), FLAG_GRAD_BUFFER),
+        (opts.empty == EmptyPolicy::Zero, FLAG_EMPTY_ZERO),
+        (in_place, FLAG_IN_PLACE),
+        (probs, FLAG_PROB_TARGETS),
+        (buffers.lse.is_some(), FLAG_LSE),
+        (wants_argmax, FLAG_ARGMAX),
+    ] {
+        if on {
+            flags |= flag;
+        }
     }
     let offset = |b: &Option<Binding>| b.as_ref().map_or(0, |b| b.element_offset);
     let batch = LossParams {
-        rows: rows as u32,
+        rows: loss_rows as u32,
         classes: classes as u32,
         ignore_index: opts.ignore_index,
         flags,
@@ -258,7 +405,7 @@ pub(crate) fn encode_class_index(
             _ => opts.label_smoothing,
         },
         grad_scale: 1.0,
-        target_off: targets.element_offset,
+        target_off: offset(&targets),
         grad_output_off: offset(&grad_output),
         row_loss_off: offset(&row_loss),
         loss_out_off: offset(&loss_out),
@@ -266,6 +413,13 @@ pub(crate) fn encode_class_index(
         segments,
         total_classes: total_classes as u32,
         class_offset: class_offset as u32,
+        spatial: opts.spatial as u32,
+        softcap: opts.logit_softcap,
+        z_loss_scale: opts.z_loss_scale,
+        lse_off: lse_off as u32,
+        argmax_off: argmax_off as u32,
+        arg_partial_off: arg_partial_off as u32,
+        accuracy_off: accuracy_off as u32,
         ..Default::default()
     };
     // Parameter slot 0 and bind group 0 serve the batch-wide kernels; slot and group k + 1
@@ -274,43 +428,47 @@ pub(crate) fn encode_class_index(
     let mut params = vec![batch];
     let mut matrices = Vec::with_capacity(chunks.len());
     for &(first, n) in &chunks {
-        let input = input
-            .filter(|_| !in_place)
-            .map(|s| Binding::range(gpu, "input", &s, first * classes as u64, n * classes as u64))
-            .transpose()?;
-        let grad = buffers
-            .grad
-            .map(|s| Binding::range(gpu, "grad", &s, first * classes as u64, n * classes as u64))
-            .transpose()?;
-        let per_row_grad_output = if opts.reduction == Reduction::None {
-            first as u32
-        } else {
-            0
+        let matrix = |argument, slice: &wgpu::BufferSlice<'_>| {
+            Binding::range(gpu, argument, slice, first * classes as u64, n * classes as u64)
         };
+        let input = input.filter(|_| !in_place).map(|s| matrix("input", &s)).transpose()?;
+        let grad = buffers.grad.map(|s| matrix("grad", &s)).transpose()?;
+        let soft_targets = if probs {
+            Some(matrix("targets", &buffers.targets)?)
+        } else {
+            None
+        };
+        let per_row = first as u32;
+        let per_row_grad_output = if opts.reduction == Reduction::None { per_row } else { 0 };
         params.push(LossParams {
             rows: n as u32,
-            row_base: first as u32,
+            row_base: per_row,
             input_off: if in_place { offset(&grad) } else { offset(&input) },
             grad_off: offset(&grad),
-            target_off: batch.target_off + first as u32,
-            row_loss_off: batch.row_loss_off + first as u32,
+            target_off: if probs {
+                offset(&soft_targets)
+            } else {
+                batch.target_off + per_row
+            },
+            row_loss_off: batch.row_loss_off + per_row,
             grad_output_off: batch.grad_output_off + per_row_grad_output,
+            lse_off: batch.lse_off + per_row,
+            argmax_off: batch.argmax_off + per_row,
             ..batch
         });
-        matrices.push((input, grad));
+        matrices.push((input, grad, soft_targets.or_else(|| targets.clone())));
     }
     ws.set_params(gpu, &params);
     let placeholder = Binding::placeholder(gpu);
-    let weight = ws.weight(gpu, opts.weight.is_some());
     let groups: Vec<wgpu::BindGroup> = std::iter::once(&matrices[0])
         .chain(&matrices)
         .enumerate()
-        .map(|(slot, (input, grad))| {
+        .map(|(slot, (input, grad, targets))| {
             let entries = [
                 (0, ws.params(slot)),
                 (1, input.clone().unwrap_or_else(|| placeholder.clone())),
-                (2, targets.clone()),
-                (3, weight.clone()),
+                (2, targets.clone().unwrap_or_else(|| placeholder.clone())),
+                (3, ws.aux()),
                 (4, grad_output.clone().unwrap_or_else(|| placeholder.clone())),
                 (5, ws.batch()),
                 (6, row_loss.clone().unwrap_or_else(|| ws.row_losses())),
@@ -326,28 +484,29 @@ pub(crate) fn encode_class_index(
         workgroups: 1,
         group: 0,
     };
-    let mut dispatches = Vec::with_capacity(3 + 2 * chunks.len());
+    let mut dispatches = Vec::with_capacity(4 + 2 * chunks.len());
     if opts.reduction == Reduction::Mean {
         dispatches.push(batch_dispatch(Kernel::TargetWeightTotal));
     }
+    // Spatial batches and short rows: one invocation per row.
+    let solo = op.is_cross_entropy() && (spatial > 1 || classes <= SOLO_CLASSES);
     for (k, &(_, n)) in chunks.iter().enumerate() {
         let per_chunk = |kernel, workgroups| Dispatch {
             kernel,
             workgroups,
             group: k + 1,
         };
-        let split = u64::from(segments);
         match op {
             ClassIndexOp::ShardPartials(_) => dispatches.push(per_chunk(Kernel::CrossEntropyPartials, n)),
             ClassIndexOp::ShardGrad(_) => dispatches.push(per_chunk(Kernel::CrossEntropyMergedForwardBackward, n)),
-            ClassIndexOp::CrossEntropy if split > 1 => {
+            ClassIndexOp::CrossEntropy | ClassIndexOp::CrossEntropyProbs if split > 1 => {
                 dispatches.push(per_chunk(Kernel::CrossEntropyPartials, n * split));
                 dispatches.push(match wants_grad {
                     true => per_chunk(Kernel::CrossEntropyMergedForwardBackward, n * split),
                     false => per_chunk(Kernel::CrossEntropyMergedForward, n),
                 });
             }
-            ClassIndexOp::CrossEntropy if classes <= SOLO_CLASSES => dispatches.push(per_chunk(
+            ClassIndexOp::CrossEntropy | ClassIndexOp::CrossEntropyProbs if solo => dispatches.push(per_chunk(
                 if wants_grad {
                     Kernel::CrossEntropyForwardBackwardSolo
                 } else {
@@ -355,10 +514,14 @@ pub(crate) fn encode_class_index(
                 },
                 n.div_ceil(SOLO_ROWS_PER_WORKGROUP),
             )),
-            ClassIndexOp::CrossEntropy if wants_grad => {
-                dispatches.push(per_chunk(Kernel::CrossEntropyForwardBackward, n))
-            }
-            ClassIndexOp::CrossEntropy => dispatches.push(per_chunk(Kernel::CrossEntropyForward, n)),
+            ClassIndexOp::CrossEntropy | ClassIndexOp::CrossEntropyProbs => dispatches.push(per_chunk(
+                if wants_grad {
+                    Kernel::CrossEntropyForwardBackward
+                } else {
+                    Kernel::CrossEntropyForward
+                },
+                n,
+            )),
             ClassIndexOp::Nll => {
                 if wants_loss {
                     dispatches.push(per_chunk(Kernel::NllForward, n.div_ceil(256)));
@@ -372,17 +535,52 @@ pub(crate) fn encode_class_index(
     if wants_loss && opts.reduction != Reduction::None {
         dispatches.push(batch_dispatch(Kernel::ReduceLosses));
     }
-    dispatches.push(batch_dispatch(Kernel::RecordBadTargetValue));
+    if buffers.accuracy.is_some() {
+        dispatches.push(batch_dispatch(Kernel::ReduceAccuracy));
+    }
+    if !probs {
+        dispatches.push(batch_dispatch(Kernel::RecordBadTargetValue));
+    }
     ws.clear_batch(encoder);
     gpu.record(encoder, &groups, &dispatches);
+    // The extra outputs move from the workspace to the caller's buffers.
+    for (slice, at, words) in [
+        (&buffers.lse, lse_off, rows_u),
+        (&buffers.argmax, argmax_off, rows_u),
+        (&buffers.accuracy, accuracy_off, 1),
+    ] {
+        if let Some(slice) = slice {
+            encoder.copy_buffer_to_buffer(ws.aux_buffer(), at * 4, slice.buffer(), slice.offset(), words * 4);
+        }
+    }
     Ok(())
 }
 
 /// What a slice-API call of a class-index op wants back.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Wanted {
     pub loss: bool,
     pub grad: bool,
+    pub lse: bool,
+    pub argmax: bool,
+    pub accuracy: bool,
+}
+
+/// What a slice-API call of a class-index op read back (empty where not wanted).
+#[derive(Debug, Default)]
+pub(crate) struct Outputs {
+    pub loss: Vec<f32>,
+    pub grad: Vec<f32>,
+    pub lse: Vec<f32>,
+    pub argmax: Vec<f32>,
+    pub accuracy: Vec<f32>,
+}
+
+/// The targets of a slice-API call: class indices, or a probability matrix.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum SliceTargets<'t> {
+    Classes(&'t [i32]),
+    Probs(&'t [f32]),
 }
 
 /// The slice API of the class-index ops: checks the arguments on the host, uploads,
@@ -393,53 +591,74 @@ pub(crate) async fn class_index_slice(
     gpu: &Gpu,
     op: ClassIndexOp,
     input: (&'static str, Option<&[f32]>),
-    targets: &[i32],
+    targets: SliceTargets<'_>,
     rows: usize,
     classes: usize,
     opts: &CrossEntropyOptions,
     grad_output: Option<&[f32]>,
     wanted: Wanted,
-) -> Result<(Vec<f32>, Vec<f32>)> {
-    let input_len = input.1.map_or(rows.saturating_mul(classes), <[f32]>::len);
-    crate::options::check_class_index_shapes((input.0, input_len), targets, rows, classes, opts, grad_output)?;
-    let mut uploads: Vec<&[u8]> = vec![bytemuck::cast_slice(targets)];
+) -> Result<Outputs> {
+    let loss_rows = opts.loss_rows(rows);
+    let input_len = input.1.map_or(loss_rows.saturating_mul(classes), <[f32]>::len);
+    let target_bytes: &[u8] = match targets {
+        SliceTargets::Classes(t) => {
+            crate::options::check_class_index_shapes((input.0, input_len), t, rows, classes, opts, grad_output)?;
+            bytemuck::cast_slice(t)
+        }
+        SliceTargets::Probs(p) => {
+            crate::options::check_prob_target_shapes((input.0, input_len), p, rows, classes, opts, grad_output)?;
+            bytemuck::cast_slice(p)
+        }
+    };
+    let mut uploads: Vec<&[u8]> = vec![target_bytes];
     uploads.extend(input.1.map(bytemuck::cast_slice));
     uploads.extend(grad_output.map(bytemuck::cast_slice));
-    let mut output_lens = Vec::new();
-    if wanted.loss {
-        output_lens.push(opts.grad_output_len(rows));
-    }
-    if wanted.grad {
-        output_lens.push(rows * classes);
-    }
-    let mut outputs = gpu
-        .run_slice(
-            &uploads,
-            &output_lens,
-            BATCH_STATE_BYTES,
-            |encoder, ws, inputs, outputs| {
-                let mut inputs = inputs.iter().copied();
-                let mut outputs = outputs.iter().copied();
-                let mut buffers = LossBuffers::new(inputs.next().expect("targets are always uploaded"));
-                buffers.input = input.1.and_then(|_| inputs.next());
-                buffers.grad_output = grad_output.and_then(|_| inputs.next());
-                buffers.loss = if wanted.loss { outputs.next() } else { None };
-                buffers.grad = if wanted.grad { outputs.next() } else { None };
-                encode_class_index(gpu, encoder, ws, op, &buffers, rows, classes, opts)
-            },
-        )
-        .await?
-        .into_iter();
-    let loss = if wanted.loss {
-        outputs.next().unwrap_or_default()
+    let lens = [
+        (wanted.loss, opts.grad_output_len(rows)),
+        (wanted.grad, loss_rows * classes),
+        (wanted.lse, loss_rows),
+        (wanted.argmax, loss_rows),
+        (wanted.accuracy, 1),
+    ];
+    let output_lens: Vec<usize> = lens.iter().filter(|(on, _)| *on).map(|&(_, n)| n).collect();
+    let state_bytes = if matches!(targets, SliceTargets::Classes(_)) {
+        BATCH_STATE_BYTES
     } else {
-        Vec::new()
+        0
     };
-    let grad = if wanted.grad {
-        outputs.next().unwrap_or_default()
-    } else {
-        Vec::new()
+    let outputs = gpu
+        .run_slice(&uploads, &output_lens, state_bytes, |encoder, ws, inputs, outputs| {
+            let mut inputs = inputs.iter().copied();
+            let mut outputs = outputs.iter().copied();
+            let mut buffers = LossBuffers::new(inputs.next().expect("targets are always uploaded"));
+            buffers.input = input.1.and_then(|_| inputs.next());
+            buffers.grad_output = grad_output.and_then(|_| inputs.next());
+            let mut next = |on: bool| if on { outputs.next() } else { None };
+            buffers.loss = next(wanted.loss);
+            buffers.grad = next(wanted.grad);
+            buffers.lse = next(wanted.lse);
+            buffers.argmax = next(wanted.argmax);
+            buffers.accuracy = next(wanted.accuracy);
+            encode_class_index(gpu, encoder, ws, op, &buffers, rows, classes, opts)
+        })
+        .await?;
+    let mut outputs = outputs.into_iter();
+    let mut take = |on: bool| {
+        if on {
+            outputs.next().unwrap_or_default()
+        } else {
+            Vec::new()
+        }
     };
-    status_to_result(&outputs.next().unwrap_or_default(), classes)?;
-    Ok((loss, grad))
+    let result = Outputs {
+        loss: take(wanted.loss),
+        grad: take(wanted.grad),
+        lse: take(wanted.lse),
+        argmax: take(wanted.argmax),
+        accuracy: take(wanted.accuracy),
+    };
+    if state_bytes > 0 {
+        status_to_result(&outputs.next().unwrap_or_default(), classes)?;
+    }
+    Ok(result)
 }

@@ -1,10 +1,9 @@
 //! Cross-entropy from raw logits with class-index targets (shaders/cross_entropy.wgsl).
 
-use super::class_index::{ClassIndexOp, LossBuffers, Wanted, class_index_slice, encode_class_index};
+use super::class_index::{ClassIndexOp, LossBuffers, SliceTargets, Wanted, class_index_slice, encode_class_index};
 use crate::error::Result;
 use crate::gpu::{Gpu, Workspace};
-use crate::options::ClassTargets;
-use crate::options::CrossEntropyOptions;
+use crate::options::{ClassTargets, CrossEntropyOptions, CrossEntropyOutputs, Extras};
 
 impl Gpu {
     /// Records cross-entropy (`torch.nn.functional.cross_entropy` with class indices) into
@@ -92,13 +91,13 @@ impl Gpu {
         let targets = &*targets.to_i32(classes)?;
         let wanted = Wanted {
             loss: true,
-            grad: false,
+            ..Default::default()
         };
-        let (loss, _) = class_index_slice(
+        let out = class_index_slice(
             self,
             ClassIndexOp::CrossEntropy,
             ("logits", Some(logits)),
-            targets,
+            SliceTargets::Classes(targets),
             rows,
             classes,
             opts,
@@ -106,7 +105,7 @@ impl Gpu {
             wanted,
         )
         .await?;
-        Ok(loss)
+        Ok(out.loss)
     }
 
     /// The gradient of cross-entropy with respect to the logits (`rows × classes`), given
@@ -151,14 +150,14 @@ impl Gpu {
     ) -> Result<Vec<f32>> {
         let targets = &*targets.to_i32(classes)?;
         let wanted = Wanted {
-            loss: false,
             grad: true,
+            ..Default::default()
         };
-        let (_, grad) = class_index_slice(
+        let out = class_index_slice(
             self,
             ClassIndexOp::CrossEntropy,
             ("logits", Some(logits)),
-            targets,
+            SliceTargets::Classes(targets),
             rows,
             classes,
             opts,
@@ -166,7 +165,7 @@ impl Gpu {
             wanted,
         )
         .await?;
-        Ok(grad)
+        Ok(out.grad)
     }
 
     /// Loss and gradient together from one kernel that reads the logits once for both
@@ -210,18 +209,322 @@ impl Gpu {
         grad_output: &[f32],
     ) -> Result<(Vec<f32>, Vec<f32>)> {
         let targets = &*targets.to_i32(classes)?;
-        let wanted = Wanted { loss: true, grad: true };
-        class_index_slice(
+        let wanted = Wanted {
+            loss: true,
+            grad: true,
+            ..Default::default()
+        };
+        let out = class_index_slice(
             self,
             ClassIndexOp::CrossEntropy,
             ("logits", Some(logits)),
-            targets,
+            SliceTargets::Classes(targets),
             rows,
             classes,
             opts,
             Some(grad_output),
             wanted,
         )
-        .await
+        .await?;
+        Ok((out.loss, out.grad))
     }
+
+    /// Records cross-entropy against probability targets (`torch.nn.functional.cross_entropy`
+    /// with a float `target` of the input's shape) into the caller's encoder: the loss, its
+    /// gradient, or both, as [`Gpu::encode_cross_entropy`]. `buffers.targets` holds the
+    /// `rows × classes` target probabilities (`f32`, laid out as the logits); `ignore_index`
+    /// is unused and `Reduction::Mean` divides by the row count, as PyTorch. Rows need not
+    /// sum to 1 (PyTorch does not check either); a non-finite target makes its row NaN.
+    ///
+    /// ```
+    /// use wgpu::util::DeviceExt;
+    /// use wgpu_loss::{CrossEntropyOptions, Gpu, LossBuffers, Workspace};
+    /// let gpu = Gpu::new().unwrap();
+    /// let (d, usage) = (gpu.device(), wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC);
+    /// let init = |bytes: &[u8]| d.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: None, contents: bytes, usage });
+    /// let logits = init(bytemuck::cast_slice(&[2.0f32, 0.0, 0.0]));
+    /// let probs = init(bytemuck::cast_slice(&[0.5f32, 0.5, 0.0]));
+    /// let loss = init(&[0; 4]);
+    /// let mut ws = Workspace::new(&gpu);
+    /// let mut encoder = d.create_command_encoder(&Default::default());
+    /// let buffers = LossBuffers::new(probs.slice(..)).input(logits.slice(..)).loss(loss.slice(..));
+    /// gpu.encode_cross_entropy_probs(&mut encoder, &mut ws, &buffers, 1, 3, &CrossEntropyOptions::default()).unwrap();
+    /// gpu.queue().submit([encoder.finish()]);
+    /// ```
+    pub fn encode_cross_entropy_probs(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        workspace: &mut Workspace,
+        buffers: &LossBuffers<'_>,
+        rows: usize,
+        classes: usize,
+        opts: &CrossEntropyOptions,
+    ) -> Result<()> {
+        encode_class_index(
+            self,
+            encoder,
+            workspace,
+            ClassIndexOp::CrossEntropyProbs,
+            buffers,
+            rows,
+            classes,
+            opts,
+        )
+    }
+
+    /// Cross-entropy of `rows × classes` logits against `rows × classes` probability
+    /// targets: `rows` values for `Reduction::None`, else one (mean divides by `rows`, not
+    /// by any weight, as PyTorch). Blocking; native only.
+    ///
+    /// ```
+    /// use wgpu_loss::{CrossEntropyOptions, Gpu};
+    /// let gpu = Gpu::new().unwrap();
+    /// let loss = gpu.cross_entropy_probs(&[0.0, 0.0], &[0.25, 0.75], 1, 2, &CrossEntropyOptions::default()).unwrap();
+    /// assert!((loss[0] - 2f32.ln()).abs() < 1e-6);
+    /// ```
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn cross_entropy_probs(
+        &self,
+        logits: &[f32],
+        targets: &[f32],
+        rows: usize,
+        classes: usize,
+        opts: &CrossEntropyOptions,
+    ) -> Result<Vec<f32>> {
+        pollster::block_on(self.cross_entropy_probs_async(logits, targets, rows, classes, opts))
+    }
+
+    /// The async form of [`Gpu::cross_entropy_probs`].
+    ///
+    /// ```
+    /// # let gpu = wgpu_loss::Gpu::new().unwrap();
+    /// let opts = wgpu_loss::CrossEntropyOptions::default();
+    /// let loss = pollster::block_on(gpu.cross_entropy_probs_async(&[0.0, 0.0], &[1.0, 0.0], 1, 2, &opts)).unwrap();
+    /// ```
+    pub async fn cross_entropy_probs_async(
+        &self,
+        logits: &[f32],
+        targets: &[f32],
+        rows: usize,
+        classes: usize,
+        opts: &CrossEntropyOptions,
+    ) -> Result<Vec<f32>> {
+        let wanted = Wanted {
+            loss: true,
+            ..Default::default()
+        };
+        let out = probs_slice(self, logits, targets, rows, classes, opts, None, wanted).await?;
+        Ok(out.loss)
+    }
+
+    /// The gradient of [`Gpu::cross_entropy_probs`] with respect to the logits
+    /// (`g·(softmax·Σ_c w[c]·y'[c] - w·y')`). Blocking; native only.
+    ///
+    /// ```
+    /// use wgpu_loss::{CrossEntropyOptions, Gpu, Reduction};
+    /// let gpu = Gpu::new().unwrap();
+    /// let mut opts = CrossEntropyOptions::default();
+    /// opts.reduction = Reduction::Sum;
+    /// let g = gpu.cross_entropy_probs_grad(&[0.0, 0.0], &[0.25, 0.75], 1, 2, &opts, &[1.0]).unwrap();
+    /// assert_eq!(g, vec![0.25, -0.25]);
+    /// ```
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn cross_entropy_probs_grad(
+        &self,
+        logits: &[f32],
+        targets: &[f32],
+        rows: usize,
+        classes: usize,
+        opts: &CrossEntropyOptions,
+        grad_output: &[f32],
+    ) -> Result<Vec<f32>> {
+        pollster::block_on(self.cross_entropy_probs_grad_async(logits, targets, rows, classes, opts, grad_output))
+    }
+
+    /// The async form of [`Gpu::cross_entropy_probs_grad`].
+    ///
+    /// ```
+    /// # let gpu = wgpu_loss::Gpu::new().unwrap();
+    /// let opts = wgpu_loss::CrossEntropyOptions::default();
+    /// let g = pollster::block_on(gpu.cross_entropy_probs_grad_async(&[0.0, 0.0], &[0.0, 1.0], 1, 2, &opts, &[1.0])).unwrap();
+    /// ```
+    pub async fn cross_entropy_probs_grad_async(
+        &self,
+        logits: &[f32],
+        targets: &[f32],
+        rows: usize,
+        classes: usize,
+        opts: &CrossEntropyOptions,
+        grad_output: &[f32],
+    ) -> Result<Vec<f32>> {
+        let wanted = Wanted {
+            grad: true,
+            ..Default::default()
+        };
+        let out = probs_slice(self, logits, targets, rows, classes, opts, Some(grad_output), wanted).await?;
+        Ok(out.grad)
+    }
+
+    /// Loss and gradient of [`Gpu::cross_entropy_probs`] from one fused kernel. Blocking;
+    /// native only.
+    ///
+    /// ```
+    /// use wgpu_loss::{CrossEntropyOptions, Gpu};
+    /// let gpu = Gpu::new().unwrap();
+    /// let opts = CrossEntropyOptions::default();
+    /// let (loss, grad) = gpu.cross_entropy_probs_with_grad(&[0.0, 1.0], &[0.5, 0.5], 1, 2, &opts, &[1.0]).unwrap();
+    /// assert_eq!(grad.len(), 2);
+    /// ```
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn cross_entropy_probs_with_grad(
+        &self,
+        logits: &[f32],
+        targets: &[f32],
+        rows: usize,
+        classes: usize,
+        opts: &CrossEntropyOptions,
+        grad_output: &[f32],
+    ) -> Result<(Vec<f32>, Vec<f32>)> {
+        pollster::block_on(self.cross_entropy_probs_with_grad_async(logits, targets, rows, classes, opts, grad_output))
+    }
+
+    /// The async form of [`Gpu::cross_entropy_probs_with_grad`].
+    ///
+    /// ```
+    /// # let gpu = wgpu_loss::Gpu::new().unwrap();
+    /// let opts = wgpu_loss::CrossEntropyOptions::default();
+    /// let (l, g) = pollster::block_on(gpu.cross_entropy_probs_with_grad_async(&[0.0, 0.0], &[0.0, 1.0], 1, 2, &opts, &[1.0])).unwrap();
+    /// ```
+    pub async fn cross_entropy_probs_with_grad_async(
+        &self,
+        logits: &[f32],
+        targets: &[f32],
+        rows: usize,
+        classes: usize,
+        opts: &CrossEntropyOptions,
+        grad_output: &[f32],
+    ) -> Result<(Vec<f32>, Vec<f32>)> {
+        let wanted = Wanted {
+            loss: true,
+            grad: true,
+            ..Default::default()
+        };
+        let out = probs_slice(self, logits, targets, rows, classes, opts, Some(grad_output), wanted).await?;
+        Ok((out.loss, out.grad))
+    }
+
+    /// Cross-entropy with the fused kernel's extra outputs: the loss, the gradient when
+    /// `grad_output` is given, and whichever of the per-row log-sum-exp, per-row argmax and
+    /// batch accuracy `extras` asks for, all from one pass over the logits. Blocking; native
+    /// only.
+    ///
+    /// ```
+    /// use wgpu_loss::{CrossEntropyOptions, Extras, Gpu};
+    /// let gpu = Gpu::new().unwrap();
+    /// let mut opts = CrossEntropyOptions::default();
+    /// opts.z_loss_scale = 1e-4;
+    /// let out = gpu
+    ///     .cross_entropy_with_extras(&[0.0, 3.0, 1.0, 0.0], &[1, 1], 2, 2, &opts, Extras::all(), None)
+    ///     .unwrap();
+    /// assert_eq!(out.argmax, vec![1, 0]);
+    /// assert_eq!(out.accuracy, Some(0.5));
+    /// assert!((out.lse[1] - (1f32.exp() + 1.0).ln()).abs() < 1e-6);
+    /// ```
+    #[cfg(not(target_arch = "wasm32"))]
+    #[allow(clippy::too_many_arguments)]
+    pub fn cross_entropy_with_extras(
+        &self,
+        logits: &[f32],
+        targets: &(impl ClassTargets + ?Sized),
+        rows: usize,
+        classes: usize,
+        opts: &CrossEntropyOptions,
+        extras: Extras,
+        grad_output: Option<&[f32]>,
+    ) -> Result<CrossEntropyOutputs> {
+        pollster::block_on(self.cross_entropy_with_extras_async(
+            logits,
+            targets,
+            rows,
+            classes,
+            opts,
+            extras,
+            grad_output,
+        ))
+    }
+
+    /// The async form of [`Gpu::cross_entropy_with_extras`].
+    ///
+    /// ```
+    /// # let gpu = wgpu_loss::Gpu::new().unwrap();
+    /// let opts = wgpu_loss::CrossEntropyOptions::default();
+    /// let extras = wgpu_loss::Extras::all();
+    /// let out = pollster::block_on(gpu.cross_entropy_with_extras_async(&[0.0, 1.0], &[1], 1, 2, &opts, extras, None)).unwrap();
+    /// assert_eq!(out.accuracy, Some(1.0));
+    /// ```
+    #[allow(clippy::too_many_arguments)]
+    pub async fn cross_entropy_with_extras_async(
+        &self,
+        logits: &[f32],
+        targets: &(impl ClassTargets + ?Sized),
+        rows: usize,
+        classes: usize,
+        opts: &CrossEntropyOptions,
+        extras: Extras,
+        grad_output: Option<&[f32]>,
+    ) -> Result<CrossEntropyOutputs> {
+        let targets = &*targets.to_i32(classes)?;
+        let wanted = Wanted {
+            loss: true,
+            grad: grad_output.is_some(),
+            lse: extras.lse,
+            argmax: extras.argmax,
+            accuracy: extras.accuracy,
+        };
+        let out = class_index_slice(
+            self,
+            ClassIndexOp::CrossEntropy,
+            ("logits", Some(logits)),
+            SliceTargets::Classes(targets),
+            rows,
+            classes,
+            opts,
+            grad_output,
+            wanted,
+        )
+        .await?;
+        Ok(CrossEntropyOutputs {
+            loss: out.loss,
+            grad: out.grad,
+            lse: out.lse,
+            argmax: out.argmax.iter().map(|v| v.to_bits() as i32).collect(),
+            accuracy: out.accuracy.first().copied(),
+        })
+    }
+}
+
+/// The slice API of cross-entropy with probability targets.
+#[allow(clippy::too_many_arguments)]
+async fn probs_slice(
+    gpu: &Gpu,
+    logits: &[f32],
+    targets: &[f32],
+    rows: usize,
+    classes: usize,
+    opts: &CrossEntropyOptions,
+    grad_output: Option<&[f32]>,
+    wanted: Wanted,
+) -> Result<super::class_index::Outputs> {
+    class_index_slice(
+        gpu,
+        ClassIndexOp::CrossEntropyProbs,
+        ("logits", Some(logits)),
+        SliceTargets::Probs(targets),
+        rows,
+        classes,
+        opts,
+        grad_output,
+        wanted,
+    )
+    .await
 }

@@ -185,7 +185,7 @@ pub(crate) fn encode_elementwise(
         (w, pw) => Some([w.unwrap_or_default(), pw.unwrap_or_default()].concat()),
     };
     let partials = if reduced && (wants_loss || root) { workgroups } else { 0 };
-    ws.prepare(gpu, partials, weights.as_deref());
+    ws.prepare(gpu, partials, weights.as_deref(), 0);
     let (row_loss, loss_out) = if reduced { (None, loss) } else { (loss, None) };
     let offset = |b: &Option<Binding>| b.as_ref().map_or(0, |b| b.element_offset);
     let classes = match spec.batch_rows {
@@ -219,7 +219,7 @@ pub(crate) fn encode_elementwise(
         (0, ws.params(0)),
         (1, input),
         (2, target),
-        (3, ws.weight(gpu, weights.is_some())),
+        (3, ws.aux()),
         (4, grad_output.unwrap_or_else(|| placeholder.clone())),
         (5, ws.batch()),
         (6, row_loss.unwrap_or_else(|| ws.row_losses())),
@@ -304,15 +304,20 @@ async fn elementwise_slice(
     Ok((loss, grad))
 }
 
-const LOSS: Wanted = Wanted {
-    loss: true,
-    grad: false,
-};
-const GRAD: Wanted = Wanted {
+const NOTHING: Wanted = Wanted {
     loss: false,
-    grad: true,
+    grad: false,
+    lse: false,
+    argmax: false,
+    accuracy: false,
 };
-const BOTH: Wanted = Wanted { loss: true, grad: true };
+const LOSS: Wanted = Wanted { loss: true, ..NOTHING };
+const GRAD: Wanted = Wanted { grad: true, ..NOTHING };
+const BOTH: Wanted = Wanted {
+    loss: true,
+    grad: true,
+    ..NOTHING
+};
 
 /// Defines the seven methods of each loss from the loss's own arguments and the
 /// `Elementwise` they describe; `example` is those arguments in a call.

@@ -11,3 +11,4 @@ mod softmax;
 pub use class_index::LossBuffers;
 pub(crate) use class_index::{ClassIndexOp, encode_class_index};
 pub use elementwise::ElementwiseBuffers;
+pub use softmax::SoftmaxOp;

@@ -1,6 +1,6 @@
 //! Negative log-likelihood from log-probabilities (shaders/nll.wgsl).
 
-use super::class_index::{ClassIndexOp, LossBuffers, Wanted, class_index_slice, encode_class_index};
+use super::class_index::{ClassIndexOp, LossBuffers, SliceTargets, Wanted, class_index_slice, encode_class_index};
 use crate::error::Result;
 use crate::gpu::{Gpu, Workspace};
 use crate::options::ClassTargets;
@@ -87,13 +87,13 @@ impl Gpu {
         let targets = &*targets.to_i32(classes)?;
         let wanted = Wanted {
             loss: true,
-            grad: false,
+            ..Default::default()
         };
-        let (loss, _) = class_index_slice(
+        let out = class_index_slice(
             self,
             ClassIndexOp::Nll,
             ("log_probs", Some(log_probs)),
-            targets,
+            SliceTargets::Classes(targets),
             rows,
             classes,
             opts,
@@ -101,7 +101,7 @@ impl Gpu {
             wanted,
         )
         .await?;
-        Ok(loss)
+        Ok(out.loss)
     }
 
     /// The gradient of the NLL loss with respect to the log-probabilities
@@ -142,14 +142,14 @@ impl Gpu {
     ) -> Result<Vec<f32>> {
         let targets = &*targets.to_i32(classes)?;
         let wanted = Wanted {
-            loss: false,
             grad: true,
+            ..Default::default()
         };
-        let (_, grad) = class_index_slice(
+        let out = class_index_slice(
             self,
             ClassIndexOp::Nll,
             ("log_probs", None),
-            targets,
+            SliceTargets::Classes(targets),
             rows,
             classes,
             opts,
@@ -157,6 +157,6 @@ impl Gpu {
             wanted,
         )
         .await?;
-        Ok(grad)
+        Ok(out.grad)
     }
 }

@@ -19,7 +19,16 @@ fn encode_row_op(
     output: (&'static str, &wgpu::BufferSlice<'_>),
     rows: usize,
     classes: usize,
+    spatial: usize,
 ) -> Result<()> {
+    if spatial == 0 {
+        return Err(crate::Error::InvalidArgument {
+            argument: "spatial",
+            message: "must be at least 1 (the product of the dimensions after the classes)".into(),
+        });
+    }
+    let n = rows;
+    let rows = rows.saturating_mul(spatial);
     check_matrix(input.0, rows.saturating_mul(classes), rows, classes)?;
     let elements = rows as u64 * classes as u64;
     Binding::check(input.0, input.1, elements)?;
@@ -27,11 +36,18 @@ fn encode_row_op(
         Binding::check("grad_output", aux, elements)?;
     }
     Binding::check(output.0, output.1, elements)?;
-    let chunks = gpu.row_chunks(rows, classes)?;
+    // Chunks hold whole samples, counted in rows (n, s).
+    let chunks: Vec<(u64, u64)> = gpu
+        .row_chunks(n, classes.saturating_mul(spatial))?
+        .into_iter()
+        .map(|(first, k)| (first * spatial as u64, k * spatial as u64))
+        .collect();
     let largest = chunks.iter().map(|c| c.1).max().unwrap_or(0);
     gpu.check_workgroups("rows", largest)?;
-    // Long rows of the forward kernels are split into segments (partials, then merged).
+    // Long rows of the forward kernels are split into segments (partials, then merged);
+    // (N, C, spatial) batches take one invocation per row whatever the class count.
     let merged_kernel = match kernel {
+        _ if spatial > 1 => None,
         Kernel::LogSoftmaxForward => Some(Kernel::LogSoftmaxMergedForward),
         Kernel::SoftmaxForward => Some(Kernel::SoftmaxMergedForward),
         _ => None,
@@ -66,6 +82,7 @@ fn encode_row_op(
             seg_len,
             segments,
             total_classes: classes as u32,
+            spatial: spatial as u32,
             ..Default::default()
         });
         bindings.push((x, dy, y));
@@ -100,22 +117,28 @@ fn encode_row_op(
                     group,
                 });
             }
-            _ => dispatches.push(match (kernel, classes <= SOLO_CLASSES) {
-                (Kernel::LogSoftmaxForward, true) | (Kernel::SoftmaxForward, true) => Dispatch {
-                    kernel: if kernel == Kernel::LogSoftmaxForward {
-                        Kernel::LogSoftmaxForwardSolo
-                    } else {
-                        Kernel::SoftmaxForwardSolo
-                    },
-                    workgroups: n.div_ceil(SOLO_ROWS_PER_WORKGROUP),
-                    group,
-                },
-                _ => Dispatch {
-                    kernel,
-                    workgroups: n,
-                    group,
-                },
-            }),
+            _ => {
+                let solo = match kernel {
+                    Kernel::LogSoftmaxForward => Kernel::LogSoftmaxForwardSolo,
+                    Kernel::SoftmaxForward => Kernel::SoftmaxForwardSolo,
+                    Kernel::LogSoftmaxBackward => Kernel::LogSoftmaxBackwardSolo,
+                    _ => Kernel::SoftmaxBackwardSolo,
+                };
+                let forward = matches!(kernel, Kernel::LogSoftmaxForward | Kernel::SoftmaxForward);
+                dispatches.push(if spatial > 1 || (forward && classes <= SOLO_CLASSES) {
+                    Dispatch {
+                        kernel: solo,
+                        workgroups: n.div_ceil(SOLO_ROWS_PER_WORKGROUP),
+                        group,
+                    }
+                } else {
+                    Dispatch {
+                        kernel,
+                        workgroups: n,
+                        group,
+                    }
+                });
+            }
         }
     }
     gpu.record(encoder, &groups, &dispatches);
@@ -130,15 +153,17 @@ async fn row_op_slice(
     aux: Option<&[f32]>,
     rows: usize,
     classes: usize,
+    spatial: usize,
 ) -> Result<Vec<f32>> {
-    check_matrix(input.0, input.1.len(), rows, classes)?;
+    let positions = rows.saturating_mul(spatial.max(1));
+    check_matrix(input.0, input.1.len(), positions, classes)?;
     if let Some(aux) = aux {
-        check_matrix("grad_output", aux.len(), rows, classes)?;
+        check_matrix("grad_output", aux.len(), positions, classes)?;
     }
     let mut uploads: Vec<&[u8]> = vec![bytemuck::cast_slice(input.1)];
     uploads.extend(aux.map(bytemuck::cast_slice));
     let outputs = gpu
-        .run_slice(&uploads, &[rows * classes], 0, |encoder, ws, inputs, outputs| {
+        .run_slice(&uploads, &[positions * classes], 0, |encoder, ws, inputs, outputs| {
             let aux = inputs.get(1);
             encode_row_op(
                 gpu,
@@ -150,6 +175,7 @@ async fn row_op_slice(
                 ("output", &outputs[0]),
                 rows,
                 classes,
+                spatial,
             )
         })
         .await?;
@@ -193,6 +219,7 @@ impl Gpu {
             ("output", &output),
             rows,
             classes,
+            1,
         )
     }
 
@@ -230,6 +257,7 @@ impl Gpu {
             ("output", &output),
             rows,
             classes,
+            1,
         )
     }
 
@@ -268,6 +296,7 @@ impl Gpu {
             ("grad_input", &grad_input),
             rows,
             classes,
+            1,
         )
     }
 
@@ -306,6 +335,7 @@ impl Gpu {
             ("grad_input", &grad_input),
             rows,
             classes,
+            1,
         )
     }
 
@@ -329,7 +359,16 @@ impl Gpu {
     /// let lp = pollster::block_on(gpu.log_softmax_async(&[0.0, 0.0], 1, 2)).unwrap();
     /// ```
     pub async fn log_softmax_async(&self, logits: &[f32], rows: usize, classes: usize) -> Result<Vec<f32>> {
-        row_op_slice(self, Kernel::LogSoftmaxForward, ("logits", logits), None, rows, classes).await
+        row_op_slice(
+            self,
+            Kernel::LogSoftmaxForward,
+            ("logits", logits),
+            None,
+            rows,
+            classes,
+            1,
+        )
+        .await
     }
 
     /// Row-wise softmax of `rows × classes` logits. Blocking; native only.
@@ -350,7 +389,7 @@ impl Gpu {
     /// let p = pollster::block_on(gpu.softmax_async(&[0.0, 0.0], 1, 2)).unwrap();
     /// ```
     pub async fn softmax_async(&self, logits: &[f32], rows: usize, classes: usize) -> Result<Vec<f32>> {
-        row_op_slice(self, Kernel::SoftmaxForward, ("logits", logits), None, rows, classes).await
+        row_op_slice(self, Kernel::SoftmaxForward, ("logits", logits), None, rows, classes, 1).await
     }
 
     /// The gradient of log-softmax from its `output` and the upstream `grad_output`.
@@ -393,6 +432,7 @@ impl Gpu {
             Some(grad_output),
             rows,
             classes,
+            1,
         )
         .await
     }
@@ -436,7 +476,147 @@ impl Gpu {
             Some(grad_output),
             rows,
             classes,
+            1,
         )
         .await
+    }
+
+    /// Records a softmax-family op over dim 1 of an `(N, C, d1, …, dk)` input (`rows` = N,
+    /// `classes` = C, `spatial` = d1·…·dk): class `c` of position `s` of sample `n` sits at
+    /// `(n·C + c)·spatial + s`, as in PyTorch, and is read in place, without a transposing
+    /// copy. `grad_output` is the upstream gradient of the backward ops (`None` for the
+    /// forward ones); every buffer has `rows × classes × spatial` values.
+    ///
+    /// ```
+    /// use wgpu::util::DeviceExt;
+    /// use wgpu_loss::{Gpu, SoftmaxOp, Workspace};
+    /// let gpu = Gpu::new().unwrap();
+    /// let d = gpu.device();
+    /// // One sample, 2 classes, 3 positions: class 0's three values, then class 1's.
+    /// let x = d.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+    ///     label: None, contents: bytemuck::cast_slice(&[0.0f32, 1.0, 2.0, 0.0, 0.0, 0.0]), usage: wgpu::BufferUsages::STORAGE });
+    /// let y = d.create_buffer(&wgpu::BufferDescriptor {
+    ///     label: None, size: 24, usage: wgpu::BufferUsages::STORAGE, mapped_at_creation: false });
+    /// let mut ws = Workspace::new(&gpu);
+    /// let mut encoder = d.create_command_encoder(&Default::default());
+    /// gpu.encode_softmax_spatial(&mut encoder, &mut ws, SoftmaxOp::LogSoftmax, x.slice(..), None, y.slice(..), 1, 2, 3).unwrap();
+    /// gpu.queue().submit([encoder.finish()]);
+    /// ```
+    #[allow(clippy::too_many_arguments)]
+    pub fn encode_softmax_spatial(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        workspace: &mut Workspace,
+        op: SoftmaxOp,
+        input: wgpu::BufferSlice<'_>,
+        grad_output: Option<wgpu::BufferSlice<'_>>,
+        output: wgpu::BufferSlice<'_>,
+        rows: usize,
+        classes: usize,
+        spatial: usize,
+    ) -> Result<()> {
+        let (kernel, names) = op.kernel(grad_output.is_some())?;
+        encode_row_op(
+            self,
+            encoder,
+            workspace,
+            kernel,
+            (names.0, &input),
+            grad_output.as_ref(),
+            (names.1, &output),
+            rows,
+            classes,
+            spatial,
+        )
+    }
+
+    /// A softmax-family op over dim 1 of an `(N, C, d1, …, dk)` input (see
+    /// [`Gpu::encode_softmax_spatial`]): `rows × classes × spatial` values in, as many out.
+    /// Blocking; native only.
+    ///
+    /// ```
+    /// use wgpu_loss::{Gpu, SoftmaxOp};
+    /// let gpu = Gpu::new().unwrap();
+    /// // (N=1, C=2, d=2): position 0 has logits (0, 0), position 1 has (1, 1).
+    /// let p = gpu.softmax_spatial(SoftmaxOp::Softmax, &[0.0, 1.0, 0.0, 1.0], None, 1, 2, 2).unwrap();
+    /// assert_eq!(p, vec![0.5; 4]);
+    /// ```
+    #[cfg(not(target_arch = "wasm32"))]
+    #[allow(clippy::too_many_arguments)]
+    pub fn softmax_spatial(
+        &self,
+        op: SoftmaxOp,
+        input: &[f32],
+        grad_output: Option<&[f32]>,
+        rows: usize,
+        classes: usize,
+        spatial: usize,
+    ) -> Result<Vec<f32>> {
+        pollster::block_on(self.softmax_spatial_async(op, input, grad_output, rows, classes, spatial))
+    }
+
+    /// The async form of [`Gpu::softmax_spatial`].
+    ///
+    /// ```
+    /// # let gpu = wgpu_loss::Gpu::new().unwrap();
+    /// use wgpu_loss::SoftmaxOp;
+    /// let y = pollster::block_on(gpu.softmax_spatial_async(SoftmaxOp::LogSoftmax, &[0.0, 0.0], None, 1, 2, 1)).unwrap();
+    /// ```
+    #[allow(clippy::too_many_arguments)]
+    pub async fn softmax_spatial_async(
+        &self,
+        op: SoftmaxOp,
+        input: &[f32],
+        grad_output: Option<&[f32]>,
+        rows: usize,
+        classes: usize,
+        spatial: usize,
+    ) -> Result<Vec<f32>> {
+        let (kernel, names) = op.kernel(grad_output.is_some())?;
+        row_op_slice(self, kernel, (names.0, input), grad_output, rows, classes, spatial).await
+    }
+}
+
+/// The ops of the softmax family, for the `(N, C, d1, …)` entry points
+/// ([`Gpu::softmax_spatial`], [`Gpu::encode_softmax_spatial`], [`cpu::softmax_spatial`](crate::cpu::softmax_spatial)).
+///
+/// ```
+/// use wgpu_loss::{cpu, SoftmaxOp};
+/// let y = cpu::softmax_spatial(SoftmaxOp::LogSoftmax, &[0.0, 0.0], None, 1, 2, 1)?;
+/// assert!((y[0] + 2f32.ln()).abs() < 1e-7);
+/// # Ok::<(), wgpu_loss::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SoftmaxOp {
+    /// `log_softmax(input)`.
+    LogSoftmax,
+    /// `softmax(input)`.
+    Softmax,
+    /// The gradient of log-softmax from its output and `grad_output`.
+    LogSoftmaxBackward,
+    /// The gradient of softmax from its output and `grad_output`.
+    SoftmaxBackward,
+}
+
+impl SoftmaxOp {
+    /// The kernel, and the names of its input and output, checking that `grad_output` is
+    /// given exactly for the backward ops.
+    pub(crate) fn kernel(self, has_grad_output: bool) -> Result<(Kernel, (&'static str, &'static str))> {
+        let (kernel, names, backward) = match self {
+            SoftmaxOp::LogSoftmax => (Kernel::LogSoftmaxForward, ("input", "output"), false),
+            SoftmaxOp::Softmax => (Kernel::SoftmaxForward, ("input", "output"), false),
+            SoftmaxOp::LogSoftmaxBackward => (Kernel::LogSoftmaxBackward, ("output", "grad_input"), true),
+            SoftmaxOp::SoftmaxBackward => (Kernel::SoftmaxBackward, ("output", "grad_input"), true),
+        };
+        if backward != has_grad_output {
+            return Err(crate::Error::InvalidArgument {
+                argument: "grad_output",
+                message: format!(
+                    "{self:?} {} an upstream gradient",
+                    if backward { "needs" } else { "does not take" }
+                ),
+            });
+        }
+        Ok((kernel, names))
     }
 }
