@@ -45,7 +45,8 @@ struct Params {
     argmax_off: u32,
     arg_partial_off: u32,
     accuracy_off: u32,
-    pad0: u32,
+    // Elementwise losses: the elements of the whole batch (rows is one chunk's).
+    batch_len: u32,
 }
 
 const FLAG_WEIGHT: u32 = 1u;       // a class-weight buffer is bound

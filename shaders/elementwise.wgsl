@@ -6,14 +6,16 @@
 // Layout: the ClassIndex bind-group layout, slot for slot (binding 5 is not used):
 //   1 input          x, n values from params.input_off
 //   2 target_values  y, n values from params.target_off
-//   3 weights        [weight: n values, if FLAG_WEIGHT] then [pos_weight: params.classes
-//                    values, if EW_POS_WEIGHT]
+//   3 weights        [pos_weight: params.classes values, if EW_POS_WEIGHT], then from
+//                    params.class_offset [weight: one per element, if FLAG_WEIGHT]
 //   4 grad_output    n values (reduction none) or one, from params.grad_output_off
 //   6 row_loss       n losses (reduction none) or one partial sum per workgroup, from
 //                    params.row_loss_off
 //   7 grad           n values from params.grad_off
 //   8 loss_out       the reduced loss at params.loss_out_off
-// Params: rows = n; classes = pos_weight's length (it broadcasts over the last dimension),
+// Batches larger than one binding are recorded in chunks of whole tiles, each bound from
+// its first element (row_base in the batch); weights are bound per chunk too.
+// Params: rows = this chunk's elements, batch_len = the batch's n; classes = pos_weight's length (it broadcasts over the last dimension),
 // or for KL the elements per batch row (batchmean divides by rows / classes), else 1;
 // label_smoothing = beta (smooth L1) or delta (Huber).
 //
@@ -383,8 +385,7 @@ fn pos_weight_of(i: u32) -> f32 {
     if (params.flags & EW_POS_WEIGHT) == 0u {
         return 1.0;
     }
-    let base = select(0u, params.rows, (params.flags & FLAG_WEIGHT) != 0u);
-    return weights[base + i % params.classes];
+    return weights[i % params.classes];
 }
 
 // Element i's weighted loss and slope.
@@ -416,7 +417,7 @@ fn element_point(i: u32) -> Point {
         }
     }
     if (params.flags & FLAG_WEIGHT) != 0u {
-        let w = ext(weights[i]);
+        let w = ext(weights[params.class_offset + i]);
         p = Point(ext_times(p.loss, w), ext_times(p.slope, w));
     }
     return p;
@@ -430,9 +431,9 @@ fn is_reduced() -> bool {
 
 fn mean_divisor() -> f32 {
     if (params.flags & EW_BATCHMEAN) != 0u {
-        return f32(params.rows / params.classes);
+        return f32(params.batch_len / params.classes);
     }
-    return f32(params.rows);
+    return f32(params.batch_len);
 }
 
 // The factor of element i's slope: grad_output[i] (none) or grad_output[0], ÷ mean's
@@ -554,7 +555,7 @@ fn elementwise_backward(
 // 256 results; writes Σ, Σ / divisor (mean, batchmean) or sqrt(Σ / n) (RMSE).
 @compute @workgroup_size(256)
 fn elementwise_reduce(@builtin(local_invocation_index) lid: u32) {
-    let partials = (params.rows + EW_TILE - 1u) / EW_TILE;
+    let partials = (params.batch_len + EW_TILE - 1u) / EW_TILE;
     var acc = ext(0.0);
     for (var j = lid; j < partials; j += EW_WG) {
         acc = ext_plus(acc, ext_from(row_loss[params.row_loss_off + j]));

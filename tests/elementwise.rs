@@ -781,3 +781,51 @@ fn encode_bce_out_of_domain_gives_nan_elements() {
     assert!(l[1].is_nan() && l[2].is_nan() && l[4].is_nan(), "{l:?}");
     assert!(g[1].is_nan(), "{g:?}");
 }
+
+/// Batches larger than one binding run in chunks of whole tiles: with bindings capped at
+/// 32 KiB (one to four tiles per chunk) every loss, option and call gives the unchunked bits,
+/// per-element weights and a pos_weight of length 3 (chunks start on its multiples) included.
+#[test]
+fn chunked_batches_give_the_unchunked_bits() {
+    let mut opts = wgpu_loss::GpuOptions::default();
+    opts.max_binding_size = Some(32 << 10);
+    let chunked = Gpu::from_device_with_options(gpu().device().clone(), gpu().queue().clone(), opts);
+    let mut rng = Rng::new(23);
+    let n = 30_003; // pos_weight and KL rows of length 3
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    for (case, x, y) in cases(&mut rng, n) {
+        let g = grad_output(&mut rng, &case, n);
+        for call in [Call::Both, Call::Loss, Call::Grad] {
+            let whole = case.run(Some(gpu()), call, &x, &y, &g).unwrap();
+            let parts = case.run(Some(&chunked), call, &x, &y, &g).unwrap();
+            assert_eq!(bits(&parts.0), bits(&whole.0), "loss {case:?} {call:?}");
+            assert_eq!(bits(&parts.1), bits(&whole.1), "grad {case:?} {call:?}");
+        }
+    }
+}
+
+/// A real batch past the 128 MiB storage-binding limit of Mesa's drivers (the slice API
+/// uploads whole buffers; the kernels bind them in chunks): MSE with its gradient, summed.
+#[test]
+fn batch_larger_than_a_binding() {
+    let n = (128 << 20) / 4 + 4097;
+    let mut rng = Rng::new(24);
+    let x = rng.logits(n, 2.0);
+    let y = rng.logits(n, 2.0);
+    let (loss, grad) = gpu().mse_loss_with_grad(&x, &y, n, Reduction::Sum, &[0.5]).unwrap();
+    let (want_loss, want_grad) = cpu::mse_loss_with_grad(&x, &y, n, Reduction::Sum, &[0.5]).unwrap();
+    // A sum of n non-negative terms, each to a few ulps: relative 1e-5 of the total.
+    assert!(
+        (loss[0] - want_loss[0]).abs() <= 1e-5 * want_loss[0],
+        "{} vs {}",
+        loss[0],
+        want_loss[0]
+    );
+    // Each slope 2·(x - y)·g is one rounding from the f64 value.
+    for i in (0..n).step_by(4099).chain(n - 5..n) {
+        assert!(
+            (grad[i] - want_grad[i]).abs() <= 1e-6 * want_grad[i].abs().max(1.0),
+            "grad[{i}]"
+        );
+    }
+}

@@ -40,7 +40,7 @@ pub(crate) struct LossParams {
     pub argmax_off: u32,
     pub arg_partial_off: u32,
     pub accuracy_off: u32,
-    pub pad: u32,
+    pub batch_len: u32,
 }
 
 impl Default for LossParams {

@@ -23,6 +23,16 @@ const LOSS_SHIFT: u32 = 24;
 /// Elements per workgroup (`EW_TILE`), and so per partial sum.
 const TILE: u64 = 256 * 8;
 
+fn lcm(a: u64, b: u64) -> u64 {
+    let gcd = |mut a: u64, mut b: u64| {
+        while b != 0 {
+            (a, b) = (b, a % b);
+        }
+        a
+    };
+    a / gcd(a, b) * b
+}
+
 /// The caller's buffers for recording an elementwise loss with the encode API.
 ///
 /// `input` and `target` hold `n` f32 values each. Ask for the loss, the gradient, or both:
@@ -159,34 +169,84 @@ pub(crate) fn encode_elementwise(
         });
     }
     let elements = n as u64;
+    if u32::try_from(elements).is_err() {
+        return Err(Error::InvalidArgument {
+            argument: "n",
+            message: format!("{n} elements: at most {} per call", u32::MAX),
+        });
+    }
     let output_len = spec.output_len(n) as u64;
-    let input = Binding::of(gpu, "input", &buffers.input, elements)?;
-    let target = Binding::of(gpu, "target", &buffers.target, elements)?;
-    let loss = buffers
-        .loss
-        .map(|s| Binding::of(gpu, "loss", &s, output_len))
-        .transpose()?;
-    let grad = buffers
-        .grad
-        .map(|s| Binding::of(gpu, "grad", &s, elements))
-        .transpose()?;
-    let grad_output = buffers
-        .grad_output
-        .map(|s| Binding::of(gpu, "grad_output", &s, output_len))
-        .transpose()?;
-    let workgroups = elements.div_ceil(TILE);
-    gpu.check_workgroups("n", workgroups)?;
-
+    Binding::check("input", &buffers.input, elements)?;
+    Binding::check("target", &buffers.target, elements)?;
     let reduced = spec.combine != Combine::None;
     let root = spec.combine == Combine::RootMean;
-    // Weights and pos_weight travel in one buffer, pos_weight after the n weights.
-    let weights: Option<Vec<f32>> = match (spec.weight, spec.pos_weight) {
-        (None, None) => None,
-        (w, pw) => Some([w.unwrap_or_default(), pw.unwrap_or_default()].concat()),
+    if let Some(s) = &buffers.loss {
+        Binding::check("loss", s, output_len)?;
+    }
+    if let Some(s) = &buffers.grad {
+        Binding::check("grad", s, elements)?;
+    }
+    if let Some(s) = &buffers.grad_output {
+        Binding::check("grad_output", s, output_len)?;
+    }
+    // Chunks of whole tiles (one partial sum each) that start on a multiple of
+    // pos_weight's length (it broadcasts over element index mod that length).
+    let unit = lcm(TILE, spec.pos_weight_len() as u64);
+    let chunks: Vec<(u64, u64)> = gpu
+        .row_chunks(elements.div_ceil(unit) as usize, unit as usize)
+        .map_err(|e| match e {
+            Error::TooLarge { bytes, limit, .. } => Error::TooLarge {
+                argument: if spec.pos_weight.is_some() { "pos_weight" } else { "n" },
+                bytes,
+                limit,
+            },
+            other => other,
+        })?
+        .into_iter()
+        .map(|(first, k)| (first * unit, (k * unit).min(elements - first * unit)))
+        .collect();
+    let largest = chunks.iter().map(|c| c.1).max().unwrap_or(0);
+    gpu.check_workgroups("n", largest.div_ceil(TILE))?;
+
+    // The weights travel in the workspace's aux buffer, one aligned segment per chunk:
+    // pos_weight (broadcast), padded to the storage offset alignment, then the chunk's
+    // per-element weights.
+    let align_words = u64::from(gpu.device().limits().min_storage_buffer_offset_alignment) / 4;
+    let has_weights = spec.weight.is_some() || spec.pos_weight.is_some();
+    let pos_words = spec
+        .pos_weight
+        .map_or(0, |p| (p.len() as u64).next_multiple_of(align_words));
+    let mut weights: Vec<f32> = Vec::new();
+    let mut segments = Vec::with_capacity(chunks.len());
+    if has_weights {
+        for &(first, len) in &chunks {
+            let start = weights.len() as u64;
+            weights.extend(spec.pos_weight.unwrap_or_default());
+            weights.resize((start + pos_words) as usize, 0.0);
+            if let Some(w) = spec.weight {
+                weights.extend(&w[first as usize..(first + len) as usize]);
+            }
+            let words = weights.len() as u64 - start;
+            weights.resize(weights.len().next_multiple_of(align_words as usize), 0.0);
+            segments.push((start, words));
+        }
+    }
+    let partials = if reduced && (wants_loss || root) {
+        elements.div_ceil(TILE)
+    } else {
+        0
     };
-    let partials = if reduced && (wants_loss || root) { workgroups } else { 0 };
-    ws.prepare(gpu, partials, weights.as_deref(), 0);
-    let (row_loss, loss_out) = if reduced { (None, loss) } else { (loss, None) };
+    ws.prepare(gpu, partials, has_weights.then_some(weights.as_slice()), 0);
+    let loss_binding = buffers
+        .loss
+        .filter(|_| reduced)
+        .map(|s| Binding::of(gpu, "loss", &s, 1))
+        .transpose()?;
+    let reduced_grad_output = buffers
+        .grad_output
+        .filter(|_| reduced)
+        .map(|s| Binding::of(gpu, "grad_output", &s, 1))
+        .transpose()?;
     let offset = |b: &Option<Binding>| b.as_ref().map_or(0, |b| b.element_offset);
     let classes = match spec.batch_rows {
         Some(rows) => n / rows,
@@ -197,50 +257,97 @@ pub(crate) fn encode_elementwise(
         Pointwise::Huber { delta } => delta,
         _ => 0.0,
     };
-    ws.set_params(
-        gpu,
-        &[LossParams {
-            rows: n as u32,
-            classes: classes as u32,
-            flags: flags_of(spec) | if grad_output.is_some() { FLAG_GRAD_BUFFER } else { 0 },
-            label_smoothing: parameter,
-            grad_scale: 1.0,
+    let batch = LossParams {
+        rows: n as u32,
+        classes: classes as u32,
+        flags: flags_of(spec)
+            | if buffers.grad_output.is_some() {
+                FLAG_GRAD_BUFFER
+            } else {
+                0
+            },
+        label_smoothing: parameter,
+        grad_scale: 1.0,
+        grad_output_off: offset(&reduced_grad_output),
+        loss_out_off: offset(&loss_binding),
+        class_offset: pos_words as u32,
+        batch_len: n as u32,
+        ..Default::default()
+    };
+    let placeholder = Binding::placeholder(gpu);
+    let aux_slice = ws.aux_buffer().clone();
+    // Slot 0 serves the reduction (the whole batch's partials); slot k + 1 chunk k.
+    let mut params = vec![batch];
+    let mut entries_of = Vec::with_capacity(chunks.len() + 1);
+    for (k, &(first, len)) in chunks.iter().enumerate() {
+        let range = |argument, slice: &wgpu::BufferSlice<'_>| Binding::range(gpu, argument, slice, first, len);
+        let input = range("input", &buffers.input)?;
+        let target = range("target", &buffers.target)?;
+        let grad = buffers.grad.map(|s| range("grad", &s)).transpose()?;
+        let (row_loss, loss_out) = match reduced {
+            true => (None, loss_binding.clone()),
+            false => (buffers.loss.map(|s| range("loss", &s)).transpose()?, None),
+        };
+        let grad_output = match reduced {
+            true => reduced_grad_output.clone(),
+            false => buffers.grad_output.map(|s| range("grad_output", &s)).transpose()?,
+        };
+        let weights = match segments.get(k) {
+            Some(&(start, words)) => Binding::range(gpu, "weight", &aux_slice.slice(..), start, words)?,
+            None => ws.aux(),
+        };
+        params.push(LossParams {
+            rows: len as u32,
             input_off: input.element_offset,
             target_off: target.element_offset,
-            grad_output_off: offset(&grad_output),
-            row_loss_off: offset(&row_loss),
             grad_off: offset(&grad),
+            row_loss_off: if reduced {
+                (first / TILE) as u32
+            } else {
+                offset(&row_loss)
+            },
+            grad_output_off: offset(&grad_output),
             loss_out_off: offset(&loss_out),
-            ..Default::default()
-        }],
-    );
-    let placeholder = Binding::placeholder(gpu);
-    let entries = [
-        (0, ws.params(0)),
-        (1, input),
-        (2, target),
-        (3, ws.aux()),
-        (4, grad_output.unwrap_or_else(|| placeholder.clone())),
-        (5, ws.batch()),
-        (6, row_loss.unwrap_or_else(|| ws.row_losses())),
-        (7, grad.unwrap_or_else(|| ws.spare_grad())),
-        (8, loss_out.unwrap_or_else(|| ws.spare_loss())),
-    ];
-    let bind_group = ws.bind_group(gpu, Layout::ClassIndex, &entries);
+            row_base: first as u32,
+            ..batch
+        });
+        entries_of.push([
+            (1, input),
+            (2, target),
+            (3, weights),
+            (4, grad_output.unwrap_or_else(|| placeholder.clone())),
+            (5, ws.batch()),
+            (6, row_loss.unwrap_or_else(|| ws.row_losses())),
+            (7, grad.unwrap_or_else(|| ws.spare_grad())),
+            (8, loss_out.unwrap_or_else(|| ws.spare_loss())),
+        ]);
+    }
+    ws.set_params(gpu, &params);
+    let groups: Vec<wgpu::BindGroup> = std::iter::once(&entries_of[0])
+        .chain(&entries_of)
+        .enumerate()
+        .map(|(slot, entries)| {
+            let mut all = vec![(0, ws.params(slot))];
+            all.extend(entries.iter().cloned());
+            ws.bind_group(gpu, Layout::ClassIndex, &all)
+        })
+        .collect();
 
-    let per_element = |kernel| Dispatch {
-        kernel,
-        workgroups,
-        group: 0,
+    let per_element = |kernel| {
+        chunks.iter().enumerate().map(move |(k, &(_, len))| Dispatch {
+            kernel,
+            workgroups: len.div_ceil(TILE),
+            group: k + 1,
+        })
     };
     let reduce = Dispatch {
         kernel: Kernel::ElementwiseReduce,
         workgroups: 1,
         group: 0,
     };
-    let mut dispatches = Vec::with_capacity(3);
+    let mut dispatches = Vec::with_capacity(2 * chunks.len() + 1);
     if wants_grad && !root {
-        dispatches.push(per_element(if wants_loss {
+        dispatches.extend(per_element(if wants_loss {
             Kernel::ElementwiseForwardBackward
         } else {
             Kernel::ElementwiseBackward
@@ -249,15 +356,15 @@ pub(crate) fn encode_elementwise(
             dispatches.push(reduce);
         }
     } else {
-        dispatches.push(per_element(Kernel::ElementwiseForward));
+        dispatches.extend(per_element(Kernel::ElementwiseForward));
         if reduced {
             dispatches.push(reduce);
         }
         if wants_grad {
-            dispatches.push(per_element(Kernel::ElementwiseBackward));
+            dispatches.extend(per_element(Kernel::ElementwiseBackward));
         }
     }
-    gpu.record(encoder, &[bind_group], &dispatches);
+    gpu.record(encoder, &groups, &dispatches);
     Ok(())
 }
 
