@@ -1,12 +1,13 @@
 //! Throughput of the GPU loss kernels themselves, beside a plain copy kernel on the same
 //! adapter and the f64 CPU twin.
 //!
-//! For each shape (rows × classes: 65536×10, 8192×1000, 1024×32000; at most 128 MiB of
-//! f32 logits, the storage-binding limit of Mesa's software adapters) the data is put in
-//! device buffers once: random logits in [-10, 10], random valid class-index targets. A
-//! timed iteration records one op into a new encoder with a reused [`Workspace`], submits
-//! it and waits for that submission; uploads, readbacks and buffer creation are never
-//! timed. Groups, each with one benchmark per shape (`log_softmax/8192x1000`, ...):
+//! For each shape (rows × classes: 65536×10, 8192×1000, 2048×32000, 128×128256 and
+//! 16×1,000,000; the larger batches exceed the 128 MiB storage binding of Mesa's software
+//! adapters and run in row chunks or split rows) the data is put in device buffers once:
+//! random logits in [-10, 10], random valid class-index targets. A timed iteration records
+//! one op into a new encoder with a reused [`Workspace`], submits it and waits for that
+//! submission; uploads, readbacks and buffer creation are never timed. Groups, each with
+//! one benchmark per shape (`log_softmax/8192x1000`, ...):
 //!
 //! - `log_softmax`: `encode_log_softmax`; bytes = logits read + output written (8 per element).
 //! - `cross_entropy`: `encode_cross_entropy`, loss only, mean; bytes = logits read (4 per
@@ -14,16 +15,24 @@
 //! - `cross_entropy_with_grad`: the same with the gradient; bytes = logits read + gradient
 //!   written (8 per element).
 //! - `copy`: `benches/copy.wgsl`, one `vec4<f32>` per invocation, moving the same bytes as
-//!   the logits (read + written, 8 per element): the most a compute kernel that touches each
-//!   element once gets from this adapter, so op GB/s ÷ copy GB/s says how close an op comes.
+//!   the logits (read + written, 8 per element; in binding-sized chunks): the most a compute
+//!   kernel that touches each element once gets from this adapter, so op GB/s ÷ copy GB/s
+//!   says how close an op comes.
 //! - `cpu_cross_entropy_with_grad`: `wgpu_loss::cpu::cross_entropy_with_grad` (f64
-//!   internally, one thread) on the same logits; bytes counted as for the GPU op.
+//!   internally, one thread) on the same logits, for the shapes up to 8 M elements; bytes
+//!   counted as for the GPU op.
+//!
+//! After criterion's runs, a summary table is printed (stderr): per op and shape, the median
+//! of `SUMMARY_REPS` submissions in wall time and, where the device has
+//! `TIMESTAMP_QUERY_INSIDE_ENCODERS`, in GPU time from timestamps written around the op in
+//! the same encoder; GB/s for both and the ratio to the copy kernel measured the same way.
 //!
 //! Criterion reports `Throughput::Bytes` per iteration (printed in GiB/s). Under `--test`
 //! (`cargo bench -- --test`, `cargo test --benches`) every benchmark runs once.
 //!
 //! ```text
 //! XDG_RUNTIME_DIR=/tmp WGPU_BACKEND=vulkan cargo bench --bench cross_entropy
+//! WGPU_LOSS_BENCH_SHAPES=8192x1000 cargo bench --bench cross_entropy   # one shape
 //! ```
 
 use std::time::{Duration, Instant};
@@ -33,7 +42,17 @@ use wgpu::util::DeviceExt;
 use wgpu_loss::{CrossEntropyOptions, Gpu, LossBuffers, Workspace, cpu};
 
 /// Rows × classes; each has a multiple of 4 elements (the copy kernel moves `vec4`s).
-const SHAPES: [(usize, usize); 3] = [(65_536, 10), (8_192, 1_000), (1_024, 32_000)];
+const SHAPES: [(usize, usize); 5] = [
+    (65_536, 10),
+    (8_192, 1_000),
+    (2_048, 32_000),
+    (128, 128_256),
+    (16, 1_000_000),
+];
+/// The CPU twin runs on shapes up to this many elements.
+const CPU_MAX_ELEMENTS: usize = 8_200_000;
+/// Submissions per op in the summary table (the median is reported).
+const SUMMARY_REPS: usize = 7;
 /// Invocations per workgroup of `copy_vec4`.
 const COPY_WORKGROUP: u64 = 256;
 const F32: u64 = 4;
@@ -144,43 +163,50 @@ impl CopyKernel {
         Self { pipeline }
     }
 
-    /// Binds `src` → `dst` once, as the loss ops' workspaces cache their bind groups.
-    fn bind(&self, device: &wgpu::Device, src: &wgpu::Buffer, dst: &wgpu::Buffer) -> CopyBinding {
+    /// Binds `src` → `dst` once, in chunks of at most one storage binding, as the loss
+    /// ops' workspaces cache their bind groups.
+    fn bind(&self, device: &wgpu::Device, src: &wgpu::Buffer, dst: &wgpu::Buffer) -> Vec<CopyBinding> {
         assert_eq!(src.size(), dst.size(), "the copy moves whole buffers");
         assert!(src.size().is_multiple_of(4 * F32), "the copy moves whole vec4s");
-        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("bench copy"),
-            layout: &self.pipeline.get_bind_group_layout(0),
-            entries: &[
-                wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: src.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 1,
-                    resource: dst.as_entire_binding(),
-                },
-            ],
-        });
-        CopyBinding {
-            bind_group,
-            workgroups: (src.size() / (4 * F32)).div_ceil(COPY_WORKGROUP),
-        }
+        let limits = device.limits();
+        let chunk = limits.max_storage_buffer_binding_size / 256 * 256;
+        (0..src.size().div_ceil(chunk))
+            .map(|k| {
+                let offset = k * chunk;
+                let size = wgpu::BufferSize::new(chunk.min(src.size() - offset));
+                let entry = |binding, buffer| wgpu::BindGroupEntry {
+                    binding,
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding { buffer, offset, size }),
+                };
+                let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+                    label: Some("bench copy"),
+                    layout: &self.pipeline.get_bind_group_layout(0),
+                    entries: &[entry(0, src), entry(1, dst)],
+                });
+                let bytes = size.map_or(0, |s| s.get());
+                CopyBinding {
+                    bind_group,
+                    workgroups: (bytes / (4 * F32)).div_ceil(COPY_WORKGROUP),
+                }
+            })
+            .collect()
     }
 
     /// Records the copy, folding workgroups over the per-dimension limit into y.
-    fn record(&self, device: &wgpu::Device, encoder: &mut wgpu::CommandEncoder, b: &CopyBinding) {
+    fn record(&self, device: &wgpu::Device, encoder: &mut wgpu::CommandEncoder, chunks: &[CopyBinding]) {
         let max = u64::from(device.limits().max_compute_workgroups_per_dimension);
-        let x = b.workgroups.clamp(1, max);
-        let y = b.workgroups.div_ceil(x);
-        assert!(y <= max, "{} workgroups do not fit in x and y", b.workgroups);
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some("bench copy"),
             timestamp_writes: None,
         });
         pass.set_pipeline(&self.pipeline);
-        pass.set_bind_group(0, &b.bind_group, &[]);
-        pass.dispatch_workgroups(x as u32, y as u32, 1);
+        for b in chunks {
+            let x = b.workgroups.clamp(1, max);
+            let y = b.workgroups.div_ceil(x);
+            assert!(y <= max, "{} workgroups do not fit in x and y", b.workgroups);
+            pass.set_bind_group(0, &b.bind_group, &[]);
+            pass.dispatch_workgroups(x as u32, y as u32, 1);
+        }
     }
 }
 
@@ -225,20 +251,178 @@ fn bench_gpu(
     group: &str,
     data: &ShapeData,
     bytes: u64,
-    mut record: impl FnMut(&mut wgpu::CommandEncoder),
+    record: &mut impl FnMut(&mut wgpu::CommandEncoder),
 ) {
     bench(c, group, &data.id(), bytes, |iters| {
-        time_submissions(gpu, iters, &mut record)
+        time_submissions(gpu, iters, record)
     });
 }
 
-fn bench_shape(c: &mut Criterion, gpu: &Gpu, copy: &CopyKernel, data: &ShapeData) {
+/// GPU time from timestamps written into the encoder around an op's commands.
+struct Timer {
+    queries: wgpu::QuerySet,
+    resolve: wgpu::Buffer,
+    readback: wgpu::Buffer,
+}
+
+impl Timer {
+    /// `None` where the device cannot write timestamps inside an encoder.
+    fn new(gpu: &Gpu) -> Option<Self> {
+        let device = gpu.device();
+        if !device
+            .features()
+            .contains(wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS)
+        {
+            return None;
+        }
+        let buffer = |usage| {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("bench timestamps"),
+                size: 16,
+                usage,
+                mapped_at_creation: false,
+            })
+        };
+        Some(Self {
+            queries: device.create_query_set(&wgpu::QuerySetDescriptor {
+                label: Some("bench timestamps"),
+                ty: wgpu::QueryType::Timestamp,
+                count: 2,
+            }),
+            resolve: buffer(wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC),
+            readback: buffer(wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST),
+        })
+    }
+}
+
+/// Wall time and (with a [`Timer`]) GPU time of one submission of `record`.
+fn time_once(
+    gpu: &Gpu,
+    timer: Option<&Timer>,
+    record: &mut impl FnMut(&mut wgpu::CommandEncoder),
+) -> (Duration, Option<Duration>) {
+    let device = gpu.device();
+    let mut encoder = device.create_command_encoder(&Default::default());
+    if let Some(t) = timer {
+        encoder.write_timestamp(&t.queries, 0);
+    }
+    record(&mut encoder);
+    if let Some(t) = timer {
+        encoder.write_timestamp(&t.queries, 1);
+        encoder.resolve_query_set(&t.queries, 0..2, &t.resolve, 0);
+        encoder.copy_buffer_to_buffer(&t.resolve, 0, &t.readback, 0, 16);
+    }
+    let start = Instant::now();
+    let submission = gpu.queue().submit([encoder.finish()]);
+    device
+        .poll(wgpu::PollType::Wait {
+            submission_index: Some(submission),
+            timeout: None,
+        })
+        .expect("the device finishes the submission");
+    let wall = start.elapsed();
+    let gpu_time = timer.map(|t| {
+        let slice = t.readback.slice(..);
+        slice.map_async(wgpu::MapMode::Read, |r| r.expect("timestamps map"));
+        device
+            .poll(wgpu::PollType::Wait {
+                submission_index: None,
+                timeout: None,
+            })
+            .expect("the map finishes");
+        let ticks: [u64; 2] = {
+            let view = slice.get_mapped_range().expect("mapped");
+            bytemuck::pod_read_unaligned(&view[..16])
+        };
+        t.readback.unmap();
+        let ns = ticks[1].saturating_sub(ticks[0]) as f64 * f64::from(gpu.queue().get_timestamp_period());
+        Duration::from_nanos(ns as u64)
+    });
+    (wall, gpu_time)
+}
+
+/// One line of the summary: medians of wall and GPU time.
+struct Summary {
+    op: &'static str,
+    shape: String,
+    bytes: u64,
+    wall: Duration,
+    gpu: Option<Duration>,
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn summarise(
+    gpu: &Gpu,
+    timer: Option<&Timer>,
+    reps: usize,
+    op: &'static str,
+    data: &ShapeData,
+    bytes: u64,
+    record: &mut impl FnMut(&mut wgpu::CommandEncoder),
+) -> Summary {
+    time_once(gpu, timer, record); // warm-up: pipelines, bind groups, parameters
+    let (walls, gpus): (Vec<_>, Vec<_>) = (0..reps).map(|_| time_once(gpu, timer, record)).unzip();
+    Summary {
+        op,
+        shape: data.id(),
+        bytes,
+        wall: median(walls),
+        gpu: gpus.into_iter().collect::<Option<Vec<_>>>().map(median),
+    }
+}
+
+fn gbps(bytes: u64, t: Duration) -> f64 {
+    bytes as f64 / t.as_secs_f64() / 1e9
+}
+
+fn print_summary(lines: &[Summary]) {
+    eprintln!();
+    eprintln!("| Op | Shape | Wall | GB/s | Copy GB/s | Ratio | GPU time | GB/s | Copy GB/s | Ratio |");
+    eprintln!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    for line in lines.iter().filter(|l| l.op != "copy") {
+        let copy = lines
+            .iter()
+            .find(|c| c.op == "copy" && c.shape == line.shape)
+            .expect("every shape has a copy line");
+        let (wall, copy_wall) = (gbps(line.bytes, line.wall), gbps(copy.bytes, copy.wall));
+        let timed = match (line.gpu, copy.gpu) {
+            (Some(t), Some(c)) => {
+                let (g, cg) = (gbps(line.bytes, t), gbps(copy.bytes, c));
+                format!("{t:.2?} | {g:.2} | {cg:.2} | {:.2}", g / cg)
+            }
+            _ => "— | — | — | —".to_string(),
+        };
+        eprintln!(
+            "| {} | {} | {:.2?} | {wall:.2} | {copy_wall:.2} | {:.2} | {timed} |",
+            line.op,
+            line.shape,
+            line.wall,
+            wall / copy_wall
+        );
+    }
+}
+
+fn bench_shape(c: &mut Criterion, gpu: &Gpu, copy: &CopyKernel, data: &ShapeData, summary: &mut Vec<Summary>) {
     let (rows, classes) = (data.rows, data.classes);
     let read = data.matrix_bytes();
     let opts = CrossEntropyOptions::default();
+    let timer = Timer::new(gpu);
+    let reps = if std::env::args().any(|a| a == "--test") {
+        1
+    } else {
+        SUMMARY_REPS
+    };
+    let mut summarise = |op, bytes, record: &mut dyn FnMut(&mut wgpu::CommandEncoder)| {
+        let mut record = |e: &mut wgpu::CommandEncoder| record(e);
+        summary.push(summarise(gpu, timer.as_ref(), reps, op, data, bytes, &mut record));
+    };
 
     let mut ws = Workspace::new(gpu);
-    bench_gpu(c, gpu, "log_softmax", data, 2 * read, |encoder| {
+    let mut log_softmax = |encoder: &mut wgpu::CommandEncoder| {
         gpu.encode_log_softmax(
             encoder,
             &mut ws,
@@ -248,7 +432,9 @@ fn bench_shape(c: &mut Criterion, gpu: &Gpu, copy: &CopyKernel, data: &ShapeData
             classes,
         )
         .expect("log_softmax records");
-    });
+    };
+    bench_gpu(c, gpu, "log_softmax", data, 2 * read, &mut log_softmax);
+    summarise("log_softmax", 2 * read, &mut log_softmax);
 
     let loss_only = LossBuffers::new(data.targets_buf.slice(..))
         .input(data.logits_buf.slice(..))
@@ -259,26 +445,30 @@ fn bench_shape(c: &mut Criterion, gpu: &Gpu, copy: &CopyKernel, data: &ShapeData
         ("cross_entropy_with_grad", with_grad, 2 * read),
     ] {
         let mut ws = Workspace::new(gpu);
-        bench_gpu(c, gpu, group, data, bytes, |encoder| {
+        let mut record = |encoder: &mut wgpu::CommandEncoder| {
             gpu.encode_cross_entropy(encoder, &mut ws, &buffers, rows, classes, &opts)
                 .expect("cross_entropy records");
-        });
+        };
+        bench_gpu(c, gpu, group, data, bytes, &mut record);
+        summarise(group, bytes, &mut record);
     }
 
     let binding = copy.bind(gpu.device(), &data.logits_buf, &data.output_buf);
-    bench_gpu(c, gpu, "copy", data, 2 * read, |encoder| {
-        copy.record(gpu.device(), encoder, &binding);
-    });
+    let mut record_copy = |encoder: &mut wgpu::CommandEncoder| copy.record(gpu.device(), encoder, &binding);
+    bench_gpu(c, gpu, "copy", data, 2 * read, &mut record_copy);
+    summarise("copy", 2 * read, &mut record_copy);
 
-    bench(c, "cpu_cross_entropy_with_grad", &data.id(), 2 * read, |iters| {
-        let start = Instant::now();
-        for _ in 0..iters {
-            let out = cpu::cross_entropy_with_grad(&data.logits, &data.targets, rows, classes, &opts, &[1.0])
-                .expect("valid arguments");
-            std::hint::black_box(out);
-        }
-        start.elapsed()
-    });
+    if data.logits.len() <= CPU_MAX_ELEMENTS {
+        bench(c, "cpu_cross_entropy_with_grad", &data.id(), 2 * read, |iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                let out = cpu::cross_entropy_with_grad(&data.logits, &data.targets, rows, classes, &opts, &[1.0])
+                    .expect("valid arguments");
+                std::hint::black_box(out);
+            }
+            start.elapsed()
+        });
+    }
 }
 
 fn loss_kernels(c: &mut Criterion) {
@@ -290,17 +480,26 @@ fn loss_kernels(c: &mut Criterion) {
         .collect::<Vec<_>>()
         .join(", ");
     eprintln!(
-        "adapter: {} ({:?}, {:?}; {driver}), subgroups used: {}",
+        "adapter: {} ({:?}, {:?}; {driver}), subgroups used: {}, GPU timestamps: {}",
         info.name,
         info.backend,
         info.device_type,
         gpu.uses_subgroups(),
+        Timer::new(&gpu).is_some(),
     );
     let copy = CopyKernel::new(gpu.device());
+    let mut summary = Vec::new();
+    // WGPU_LOSS_BENCH_SHAPES=8192x1000,65536x10 runs those shapes only.
+    let only = std::env::var("WGPU_LOSS_BENCH_SHAPES").ok();
     for (rows, classes) in SHAPES {
+        let id = format!("{rows}x{classes}");
+        if only.as_ref().is_some_and(|o| !o.split(',').any(|s| s == id)) {
+            continue;
+        }
         let data = ShapeData::new(&gpu, rows, classes);
-        bench_shape(c, &gpu, &copy, &data);
+        bench_shape(c, &gpu, &copy, &data, &mut summary);
     }
+    print_summary(&summary);
 }
 
 criterion_group! {

@@ -98,7 +98,8 @@ pub struct Gpu {
 /// The optional features the kernels use when the adapter has them.
 const WANTED_FEATURES: wgpu::Features = wgpu::Features::SUBGROUP
     .union(wgpu::Features::SHADER_F16)
-    .union(wgpu::Features::TIMESTAMP_QUERY);
+    .union(wgpu::Features::TIMESTAMP_QUERY)
+    .union(wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS);
 
 impl Gpu {
     /// Picks an adapter (honouring `WGPU_BACKEND`, `WGPU_ADAPTER_NAME` and
