@@ -148,7 +148,38 @@ struct Gathered {
 
 // Folds classes begin + first, begin + first + stride, … < end of a row (memory-local
 // classes; weights, argmax and targets use global classes, class_offset + c).
+// True when a row needs only its max and Σ exp (no smoothing or probability-target sums,
+// no cap, no argmax): the fast loops below. Uniform (parameters only).
+fn is_plain() -> bool {
+    return params.label_smoothing == 0.0 && !has_prob_targets() && params.softcap == 0.0 && !tracks_argmax();
+}
+
+// gather for plain rows: four classes per step (each load contiguous across the
+// invocations), folded without a branch on the values (stats_push4), then the tail.
+fn gather_plain(row: u32, begin: u32, end: u32, first: u32, stride: u32) -> Gathered {
+    let base = params.input_off + row_start(row);
+    let sp = params.spatial;
+    var s = stats_start();
+    var c = begin + first;
+    for (; c + 3u * stride < end; c += 4u * stride) {
+        let x = vec4<f32>(
+            logit(base + c * sp),
+            logit(base + (c + stride) * sp),
+            logit(base + (c + 2u * stride) * sp),
+            logit(base + (c + 3u * stride) * sp),
+        );
+        stats_push4(&s, x);
+    }
+    for (; c < end; c += stride) {
+        stats_push(&s, logit(base + c * sp), 1.0);
+    }
+    return Gathered(s, ArgMax(0u, 0u));
+}
+
 fn gather(row: u32, begin: u32, end: u32, first: u32, stride: u32) -> Gathered {
+    if is_plain() {
+        return gather_plain(row, begin, end, first, stride);
+    }
     let base = row_start(row);
     // Separate locals, not fields of one: naga's SPIR-V writer mishandles a pointer to a
     // field of a local passed to a function inside a loop.
@@ -313,6 +344,36 @@ fn write_segment_grad(row: u32, rt: RowTarget, tot: RowTotals, begin: u32, end: 
     }
     // Out of this memory when the target lies in another shard (or there is no index).
     let target_here = select(0xffffffffu, local_target(rt.t), target_in_memory(rt));
+    if is_plain() {
+        // g·(softmax·S - q[t]·[c = t]), four classes per step; a -inf logit's softmax is 0,
+        // chosen from its bits.
+        let scale = g.v * q_sum / tot.sum_exp;
+        let at_target = g.v * q_target;
+        var c = begin + first;
+        for (; c + 3u * stride < end; c += 4u * stride) {
+            let cs = vec4<u32>(c, c + stride, c + 2u * stride, c + 3u * stride);
+            let i = vec4<u32>(base) + cs * sp;
+            let x = vec4<f32>(logit(params.input_off + i.x), logit(params.input_off + i.y), logit(params.input_off + i.z), logit(params.input_off + i.w));
+            let masked = bitcast<vec4<u32>>(x) == vec4<u32>(NEG_INF_BITS);
+            let p = select(exp(select(x, vec4<f32>(tot.m), masked) - tot.m) * scale, vec4<f32>(0.0), masked);
+            let d = p - select(vec4<f32>(0.0), vec4<f32>(at_target), cs == vec4<u32>(target_here));
+            let o = params.grad_off + i;
+            grad[o.x] = d.x;
+            grad[o.y] = d.y;
+            grad[o.z] = d.z;
+            grad[o.w] = d.w;
+        }
+        for (; c < end; c += stride) {
+            let i = base + c * sp;
+            let x = logit(params.input_off + i);
+            var p = 0.0;
+            if !is_neg_inf(x) {
+                p = exp(x - tot.m) * scale;
+            }
+            grad[params.grad_off + i] = p - select(0.0, at_target, c == target_here);
+        }
+        return;
+    }
     for (var c = begin + first; c < end; c += stride) {
         let i = base + c * sp;
         let x = logit(params.input_off + i);

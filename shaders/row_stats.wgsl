@@ -58,6 +58,37 @@ fn stats_push(s: ptr<function, RowStats>, x: f32, w: f32) {
     (*s).w_finite += w;
 }
 
+// Statistics before the first logit, for stats_push4 (and stats_push) to fold into.
+fn stats_start() -> RowStats {
+    return RowStats(-MAX_FINITE, 0.0, 0.0, 0.0, 0.0, 0u);
+}
+
+// Folds four logits of weight 1 into s, keeping only what softmax and unsmoothed,
+// unweighted-sum cross-entropy need (m, sum_exp, flags; not wx / w_finite / w_all, nor the
+// -inf flags of smoothing), with no branch on the values so SIMD lanes never diverge: the
+// block's max, one rescale, four exps. Non-finite logits are classified by their bits;
+// the rescale of an empty s is clamped so it never computes exp(-inf).
+fn stats_push4(s: ptr<function, RowStats>, x: vec4<f32>) {
+    let b = bitcast<vec4<u32>>(x);
+    let finite = (b & vec4<u32>(EXP_MASK)) != vec4<u32>(EXP_MASK);
+    if !all(finite) {
+        let nan = !finite & ((b & vec4<u32>(0x007fffffu)) != vec4<u32>(0u));
+        let pos_inf = b == vec4<u32>(POS_INF_BITS);
+        if any(nan) {
+            (*s).flags |= ROW_POISON | ROW_HAS_NAN;
+        }
+        if any(pos_inf) {
+            (*s).flags |= ROW_POISON | ROW_POS_INF;
+        }
+    }
+    let xm = select(vec4<f32>(-MAX_FINITE), x, finite);
+    let m_new = max((*s).m, max(max(xm.x, xm.y), max(xm.z, xm.w)));
+    let e = select(vec4<f32>(0.0), exp(xm - m_new), finite);
+    let rescale = exp(max((*s).m - m_new, -200.0));
+    (*s).sum_exp = (*s).sum_exp * rescale + ((e.x + e.y) + (e.z + e.w));
+    (*s).m = m_new;
+}
+
 // The whole row's statistics, the same in every invocation of the workgroup.
 struct RowTotals {
     // Max of the finite logits (-MAX_FINITE if there are none).

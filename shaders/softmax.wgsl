@@ -41,15 +41,18 @@ fn write_softmax_segment(row: u32, t: RowTotals, begin: u32, end: u32, first: u3
         }
         return;
     }
+    // Hoisted: x - lse = (x - m) - log Σ, softmax = exp(x - m) · (1 / Σ).
+    let log_sum = log(t.sum_exp);
+    let inv_sum = 1.0 / t.sum_exp;
     for (var c = begin + first; c < end; c += stride) {
         let x = input[params.input_off + base + c * sp];
         var v: f32;
         if is_neg_inf(x) {
             v = select(0.0, neg_inf_f32(), log_space);
         } else if log_space {
-            v = row_log_prob(t, x);
+            v = (x - t.m) - log_sum;
         } else {
-            v = row_prob(t, x);
+            v = exp(x - t.m) * inv_sum;
         }
         output[params.grad_off + base + c * sp] = v;
     }
@@ -58,9 +61,17 @@ fn write_softmax_segment(row: u32, t: RowTotals, begin: u32, end: u32, first: u3
 // The statistics of classes [begin, end) of a row.
 fn softmax_stats(row: u32, begin: u32, end: u32, lid: u32) -> RowTotals {
     let base = params.input_off + row_start(row);
-    var s = stats_empty();
-    for (var c = begin + lid; c < end; c += WG) {
-        stats_push(&s, input[base + c * params.spatial], 1.0);
+    let sp = params.spatial;
+    var s = stats_start();
+    // Four classes per step (stride WG apart, so each load is contiguous across the
+    // invocations), then the tail one at a time.
+    var c = begin + lid;
+    for (; c + 3u * WG < end; c += 4u * WG) {
+        let x = vec4<f32>(input[base + c * sp], input[base + (c + WG) * sp], input[base + (c + 2u * WG) * sp], input[base + (c + 3u * WG) * sp]);
+        stats_push4(&s, x);
+    }
+    for (; c < end; c += WG) {
+        stats_push(&s, input[base + c * sp], 1.0);
     }
     return row_totals(s, lid);
 }

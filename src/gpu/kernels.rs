@@ -50,6 +50,8 @@ pub(crate) enum Kernel {
     SoftmaxForwardSolo,
     LogSoftmaxBackwardSolo,
     SoftmaxBackwardSolo,
+    LogSoftmaxForwardVec4,
+    SoftmaxForwardVec4,
     CrossEntropyPartials,
     CrossEntropyMergedForward,
     CrossEntropyMergedForwardBackward,
@@ -69,7 +71,7 @@ pub(crate) enum Kernel {
 }
 
 impl Kernel {
-    const ALL: [Kernel; 28] = [
+    const ALL: [Kernel; 30] = [
         Kernel::LogSoftmaxForward,
         Kernel::SoftmaxForward,
         Kernel::LogSoftmaxBackward,
@@ -82,6 +84,8 @@ impl Kernel {
         Kernel::SoftmaxForwardSolo,
         Kernel::LogSoftmaxBackwardSolo,
         Kernel::SoftmaxBackwardSolo,
+        Kernel::LogSoftmaxForwardVec4,
+        Kernel::SoftmaxForwardVec4,
         Kernel::CrossEntropyPartials,
         Kernel::CrossEntropyMergedForward,
         Kernel::CrossEntropyMergedForwardBackward,
@@ -113,6 +117,7 @@ impl Kernel {
             | Kernel::SoftmaxBackwardSolo
             | Kernel::LogSoftmaxMergedForward
             | Kernel::SoftmaxMergedForward => Family::Softmax,
+            Kernel::LogSoftmaxForwardVec4 | Kernel::SoftmaxForwardVec4 => Family::SoftmaxVec4,
             Kernel::CrossEntropyForward
             | Kernel::CrossEntropyForwardBackward
             | Kernel::CrossEntropyForwardSolo
@@ -146,6 +151,8 @@ impl Kernel {
             Kernel::SoftmaxForwardSolo => "softmax_forward_solo",
             Kernel::LogSoftmaxBackwardSolo => "log_softmax_backward_solo",
             Kernel::SoftmaxBackwardSolo => "softmax_backward_solo",
+            Kernel::LogSoftmaxForwardVec4 => "log_softmax_forward_vec4",
+            Kernel::SoftmaxForwardVec4 => "softmax_forward_vec4",
             Kernel::CrossEntropyPartials => "cross_entropy_partials",
             Kernel::CrossEntropyMergedForward => "cross_entropy_merged_forward",
             Kernel::CrossEntropyMergedForwardBackward => "cross_entropy_merged_forward_backward",
@@ -167,7 +174,7 @@ impl Kernel {
 
     pub(crate) fn layout(self) -> Layout {
         match self.family() {
-            Family::Softmax => Layout::Row,
+            Family::Softmax | Family::SoftmaxVec4 => Layout::Row,
             Family::CrossEntropy | Family::Nll | Family::Reduce => Layout::ClassIndex,
             Family::Elementwise => Layout::ClassIndex,
         }

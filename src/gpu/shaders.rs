@@ -7,6 +7,7 @@ const ROW_REDUCE_SUBGROUP: &str = include_str!("../../shaders/row_reduce_subgrou
 const ROW_STATS: &str = include_str!("../../shaders/row_stats.wgsl");
 const CLASS_INDEX: &str = include_str!("../../shaders/class_index.wgsl");
 const SOFTMAX: &str = include_str!("../../shaders/softmax.wgsl");
+const SOFTMAX_VEC4: &str = include_str!("../../shaders/softmax_vec4.wgsl");
 const CROSS_ENTROPY: &str = include_str!("../../shaders/cross_entropy.wgsl");
 const NLL: &str = include_str!("../../shaders/nll.wgsl");
 const REDUCE: &str = include_str!("../../shaders/reduce.wgsl");
@@ -25,6 +26,7 @@ pub(crate) enum RowReduce {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Family {
     Softmax,
+    SoftmaxVec4,
     CrossEntropy,
     Nll,
     Reduce,
@@ -32,8 +34,9 @@ pub(crate) enum Family {
 }
 
 impl Family {
-    pub(crate) const ALL: [Family; 5] = [
+    pub(crate) const ALL: [Family; 6] = [
         Family::Softmax,
+        Family::SoftmaxVec4,
         Family::CrossEntropy,
         Family::Nll,
         Family::Reduce,
@@ -42,7 +45,7 @@ impl Family {
 
     /// Whether the family's kernels reduce along rows (and so take the `WG` override).
     pub(crate) fn is_row_wise(self) -> bool {
-        matches!(self, Family::Softmax | Family::CrossEntropy)
+        matches!(self, Family::Softmax | Family::SoftmaxVec4 | Family::CrossEntropy)
     }
 
     /// The complete WGSL module of the family.
@@ -53,6 +56,7 @@ impl Family {
         };
         let parts: &[&str] = match self {
             Family::Softmax => &[COMMON, row_reduce, ROW_STATS, SOFTMAX],
+            Family::SoftmaxVec4 => &[COMMON, row_reduce, ROW_STATS, SOFTMAX_VEC4],
             Family::CrossEntropy => &[COMMON, row_reduce, ROW_STATS, CLASS_INDEX, CROSS_ENTROPY],
             Family::Nll => &[COMMON, CLASS_INDEX, NLL],
             Family::Reduce => &[COMMON, CLASS_INDEX, REDUCE],

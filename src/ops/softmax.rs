@@ -87,6 +87,15 @@ fn encode_row_op(
         });
         bindings.push((x, dy, y));
     }
+    // Whole rows of a multiple of 4 classes at 16-byte-aligned offsets are read and
+    // written as vec4 (the forward kernels).
+    let vec4 = spatial == 1
+        && split == 1
+        && classes > SOLO_CLASSES
+        && classes.is_multiple_of(4)
+        && bindings
+            .iter()
+            .all(|(x, _, y)| x.element_offset % 4 == 0 && y.element_offset % 4 == 0);
     ws.set_params(gpu, &params);
     let groups: Vec<wgpu::BindGroup> = bindings
         .into_iter()
@@ -125,7 +134,18 @@ fn encode_row_op(
                     _ => Kernel::SoftmaxBackwardSolo,
                 };
                 let forward = matches!(kernel, Kernel::LogSoftmaxForward | Kernel::SoftmaxForward);
-                dispatches.push(if spatial > 1 || (forward && classes <= SOLO_CLASSES) {
+                let vec4_kernel = match kernel {
+                    Kernel::LogSoftmaxForward => Some(Kernel::LogSoftmaxForwardVec4),
+                    Kernel::SoftmaxForward => Some(Kernel::SoftmaxForwardVec4),
+                    _ => None,
+                };
+                dispatches.push(if let Some(kernel) = vec4_kernel.filter(|_| vec4) {
+                    Dispatch {
+                        kernel,
+                        workgroups: n,
+                        group,
+                    }
+                } else if spatial > 1 || (forward && classes <= SOLO_CLASSES) {
                     Dispatch {
                         kernel: solo,
                         workgroups: n.div_ceil(SOLO_ROWS_PER_WORKGROUP),
