@@ -1,8 +1,10 @@
 // Bindings and helpers shared by the class-index families (nll, cross_entropy, reduce):
 // one bind-group layout serves every kernel of an op, so one bind group per recording.
 
-// Logits or log-probabilities, rows × classes (or N × C × spatial), from params.input_off.
-@group(0) @binding(1) var<storage, read> input: array<f32>;
+// Binding 1 `input` (logits or log-probabilities, rows × classes or N × C × spatial, from
+// params.input_off) and binding 7 `grad` (the gradient, laid out as the input, from
+// params.grad_off) are declared by the element-format file the module is built with
+// (shaders/formats/*.wgsl), with load_input / store_grad.
 // One class index per row, from params.target_off; with FLAG_PROB_TARGETS, f32
 // probabilities laid out as the input (read through soft_target).
 @group(0) @binding(2) var<storage, read> targets: array<i32>;
@@ -30,8 +32,6 @@ struct BatchState {
 @group(0) @binding(5) var<storage, read_write> batch: BatchState;
 // One loss per row, from params.row_loss_off.
 @group(0) @binding(6) var<storage, read_write> row_loss: array<f32>;
-// Gradient, rows × classes, from params.grad_off.
-@group(0) @binding(7) var<storage, read_write> grad: array<f32>;
 // The reduced loss (sum or mean), at params.loss_out_off.
 @group(0) @binding(8) var<storage, read_write> loss_out: array<f32>;
 

@@ -35,9 +35,9 @@
 // was overwritten.
 fn logit(i: u32) -> f32 {
     if (params.flags & FLAG_IN_PLACE) != 0u {
-        return grad[i];
+        return load_grad(i);
     }
-    return input[i];
+    return load_input(i);
 }
 
 // Partials are two vec4 each in batch.partials (see row_stats.wgsl).
@@ -321,13 +321,13 @@ fn write_segment_grad(row: u32, rt: RowTarget, tot: RowTotals, begin: u32, end: 
     let g = upstream_grad(row);
     if kind == TARGET_IGNORED || (kind == TARGET_VALID && row_is_empty_zero(tot)) {
         for (var c = begin + first; c < end; c += stride) {
-            grad[params.grad_off + base + c * sp] = 0.0;
+            store_grad(params.grad_off + base + c * sp, 0.0);
         }
         return;
     }
     if kind == TARGET_INVALID || row_is_poisoned(tot) || g.k != EXT_FINITE {
         for (var c = begin + first; c < end; c += stride) {
-            grad[params.grad_off + base + c * sp] = nan_f32();
+            store_grad(params.grad_off + base + c * sp, nan_f32());
         }
         return;
     }
@@ -358,10 +358,10 @@ fn write_segment_grad(row: u32, rt: RowTarget, tot: RowTotals, begin: u32, end: 
             let p = select(exp(select(x, vec4<f32>(tot.m), masked) - tot.m) * scale, vec4<f32>(0.0), masked);
             let d = p - select(vec4<f32>(0.0), vec4<f32>(at_target), cs == vec4<u32>(target_here));
             let o = params.grad_off + i;
-            grad[o.x] = d.x;
-            grad[o.y] = d.y;
-            grad[o.z] = d.z;
-            grad[o.w] = d.w;
+            store_grad(o.x, d.x);
+            store_grad(o.y, d.y);
+            store_grad(o.z, d.z);
+            store_grad(o.w, d.w);
         }
         for (; c < end; c += stride) {
             let i = base + c * sp;
@@ -370,7 +370,7 @@ fn write_segment_grad(row: u32, rt: RowTarget, tot: RowTotals, begin: u32, end: 
             if !is_neg_inf(x) {
                 p = exp(x - tot.m) * scale;
             }
-            grad[params.grad_off + i] = p - select(0.0, at_target, c == target_here);
+            store_grad(params.grad_off + i, p - select(0.0, at_target, c == target_here));
         }
         return;
     }
@@ -393,7 +393,7 @@ fn write_segment_grad(row: u32, rt: RowTarget, tot: RowTotals, begin: u32, end: 
         if params.softcap > 0.0 {
             d *= soft_cap_slope(x);
         }
-        grad[params.grad_off + i] = g.v * d;
+        store_grad(params.grad_off + i, g.v * d);
     }
 }
 

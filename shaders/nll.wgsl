@@ -25,7 +25,7 @@ fn nll_forward(
     } else if kind == TARGET_INVALID {
         report_bad_target(row);
     } else {
-        let lp = ext_from(input[params.input_off + row_start(row) + u32(t) * params.spatial]);
+        let lp = ext_from(load_input(params.input_off + row_start(row) + u32(t) * params.spatial));
         loss = ext_scale(lp, -class_weight(u32(t)));
     }
     row_loss[params.row_loss_off + row] = ext_to_f32(loss);
@@ -63,5 +63,5 @@ fn nll_backward(
             v = -class_weight(c) * g.v;
         }
     }
-    grad[params.grad_off + i] = v;
+    store_grad(params.grad_off + i, v);
 }

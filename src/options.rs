@@ -98,6 +98,79 @@ impl Default for CrossEntropyOptions {
     }
 }
 
+/// The element type of the logits (and of cross-entropy's gradient) in the caller's buffers.
+/// Everything is computed in f32 whatever the storage.
+///
+/// ```
+/// use wgpu_loss::Precision;
+/// assert_eq!(Precision::default(), Precision::F32);
+/// assert_eq!(Precision::Bf16.bytes(), 2);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Precision {
+    /// `f32` logits and gradient.
+    #[default]
+    F32,
+    /// IEEE half logits and gradient (`half::f16`); needs the adapter's `SHADER_F16`.
+    F16,
+    /// bfloat16 logits (`half::bf16`, the format most language models emit), two per
+    /// 32-bit word in memory order; any adapter. The gradient is `f32`.
+    Bf16,
+}
+
+impl Precision {
+    /// Bytes per logit.
+    ///
+    /// ```
+    /// assert_eq!(wgpu_loss::Precision::F32.bytes(), 4);
+    /// ```
+    pub fn bytes(self) -> u64 {
+        match self {
+            Precision::F32 => 4,
+            Precision::F16 | Precision::Bf16 => 2,
+        }
+    }
+
+    /// Bytes per gradient element.
+    pub(crate) fn grad_bytes(self) -> u64 {
+        match self {
+            Precision::F16 => 2,
+            Precision::F32 | Precision::Bf16 => 4,
+        }
+    }
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for half::f16 {}
+    impl Sealed for half::bf16 {}
+}
+
+/// Half-precision logits for the slice API ([`Gpu::cross_entropy_half`](crate::Gpu::cross_entropy_half)):
+/// `half::f16` (whose gradient is `half::f16` too; needs the adapter's `SHADER_F16`) or
+/// `half::bf16` (whose gradient is `f32`). Sealed: implemented for those two only.
+///
+/// ```
+/// use wgpu_loss::{HalfLogits, Precision};
+/// assert_eq!(<half::bf16 as HalfLogits>::PRECISION, Precision::Bf16);
+/// ```
+pub trait HalfLogits: bytemuck::Pod + sealed::Sealed {
+    /// The element type of the gradient.
+    type Grad: bytemuck::Pod;
+    /// How the logits are stored.
+    const PRECISION: Precision;
+}
+
+impl HalfLogits for half::f16 {
+    type Grad = half::f16;
+    const PRECISION: Precision = Precision::F16;
+}
+
+impl HalfLogits for half::bf16 {
+    type Grad = f32;
+    const PRECISION: Precision = Precision::Bf16;
+}
+
 /// Which extra outputs [`Gpu::cross_entropy_with_extras`](crate::Gpu::cross_entropy_with_extras)
 /// (and its CPU twin) compute beside the loss. Each costs nothing when off.
 ///

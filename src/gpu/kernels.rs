@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use super::shaders::{Family, RowReduce};
+use crate::Precision;
 
 /// The two bind-group layouts: one for the row-wise softmax family, one shared by every
 /// class-index kernel (nll, cross-entropy, reductions), so one bind group serves all the
@@ -196,11 +197,16 @@ pub(crate) struct RowShape {
     pub subgroup_size: u32,
 }
 
-/// All pipelines and layouts of one device.
+/// All pipelines and layouts of one device: every kernel for f32 logits, built with the
+/// `Gpu`; the half-precision variants of the cross-entropy kernels built on first use and
+/// kept.
 #[derive(Debug)]
 pub(crate) struct Kernels {
+    device: wgpu::Device,
+    row: RowShape,
     layouts: HashMap<Layout, wgpu::BindGroupLayout>,
     pipelines: HashMap<Kernel, wgpu::ComputePipeline>,
+    half: std::sync::Mutex<HashMap<(Kernel, Precision), wgpu::ComputePipeline>>,
 }
 
 impl Kernels {
@@ -209,16 +215,33 @@ impl Kernels {
             .into_iter()
             .map(|layout| (layout, create_layout(device, layout)))
             .collect();
+        let mut kernels = Self {
+            device: device.clone(),
+            row,
+            layouts,
+            pipelines: HashMap::new(),
+            half: Default::default(),
+        };
         let modules: HashMap<Family, wgpu::ShaderModule> = Family::ALL
             .into_iter()
-            .map(|family| {
-                let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                    label: Some(&format!("wgpu-loss {family:?}")),
-                    source: wgpu::ShaderSource::Wgsl(family.source(row.reduce).into()),
-                });
-                (family, module)
-            })
+            .map(|family| (family, kernels.module(family, Precision::F32)))
             .collect();
+        kernels.pipelines = Kernel::ALL
+            .into_iter()
+            .map(|kernel| (kernel, kernels.create_pipeline(kernel, &modules[&kernel.family()])))
+            .collect();
+        kernels
+    }
+
+    fn module(&self, family: Family, precision: Precision) -> wgpu::ShaderModule {
+        self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(&format!("wgpu-loss {family:?} {precision:?}")),
+            source: wgpu::ShaderSource::Wgsl(family.source_for(self.row.reduce, precision).into()),
+        })
+    }
+
+    fn create_pipeline(&self, kernel: Kernel, module: &wgpu::ShaderModule) -> wgpu::ComputePipeline {
+        let row = self.row;
         let sized = [
             ("WG", f64::from(row.workgroup_size)),
             ("SG", f64::from(row.subgroup_size)),
@@ -227,42 +250,43 @@ impl Kernels {
             RowReduce::Subgroup => &sized[..],
             RowReduce::Workgroup => &sized[..1],
         };
-        let pipelines = Kernel::ALL
-            .into_iter()
-            .map(|kernel| {
-                let layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                    label: Some(kernel.entry_point()),
-                    bind_group_layouts: &[Some(&layouts[&kernel.layout()])],
-                    immediate_size: 0,
-                });
-                let constants: &[(&str, f64)] = if kernel.family().is_row_wise() {
-                    row_constants
-                } else {
-                    &[]
-                };
-                let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                    label: Some(kernel.entry_point()),
-                    layout: Some(&layout),
-                    module: &modules[&kernel.family()],
-                    entry_point: Some(kernel.entry_point()),
-                    compilation_options: wgpu::PipelineCompilationOptions {
-                        constants,
-                        ..Default::default()
-                    },
-                    cache: None,
-                });
-                (kernel, pipeline)
-            })
-            .collect();
-        Self { layouts, pipelines }
+        let layout = self.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some(kernel.entry_point()),
+            bind_group_layouts: &[Some(&self.layouts[&kernel.layout()])],
+            immediate_size: 0,
+        });
+        let constants: &[(&str, f64)] = if kernel.family().is_row_wise() {
+            row_constants
+        } else {
+            &[]
+        };
+        self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(kernel.entry_point()),
+            layout: Some(&layout),
+            module,
+            entry_point: Some(kernel.entry_point()),
+            compilation_options: wgpu::PipelineCompilationOptions {
+                constants,
+                ..Default::default()
+            },
+            cache: None,
+        })
     }
 
     pub(crate) fn layout(&self, layout: Layout) -> &wgpu::BindGroupLayout {
         &self.layouts[&layout]
     }
 
-    pub(crate) fn pipeline(&self, kernel: Kernel) -> &wgpu::ComputePipeline {
-        &self.pipelines[&kernel]
+    /// The kernel's pipeline for `precision`'s logits (f32 for families without half
+    /// variants, which never read the logits' elements).
+    pub(crate) fn pipeline(&self, kernel: Kernel, precision: Precision) -> wgpu::ComputePipeline {
+        if precision == Precision::F32 || !kernel.family().has_half_variants() {
+            return self.pipelines[&kernel].clone();
+        }
+        let mut half = self.half.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        half.entry((kernel, precision))
+            .or_insert_with(|| self.create_pipeline(kernel, &self.module(kernel.family(), precision)))
+            .clone()
     }
 }
 

@@ -12,6 +12,11 @@ const CROSS_ENTROPY: &str = include_str!("../../shaders/cross_entropy.wgsl");
 const NLL: &str = include_str!("../../shaders/nll.wgsl");
 const REDUCE: &str = include_str!("../../shaders/reduce.wgsl");
 const ELEMENTWISE: &str = include_str!("../../shaders/elementwise.wgsl");
+const FORMAT_F32: &str = include_str!("../../shaders/formats/f32.wgsl");
+const FORMAT_F16: &str = include_str!("../../shaders/formats/f16.wgsl");
+const FORMAT_BF16: &str = include_str!("../../shaders/formats/bf16.wgsl");
+
+use crate::Precision;
 
 /// How a row-wise kernel combines the partial results of one row's invocations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -48,8 +53,20 @@ impl Family {
         matches!(self, Family::Softmax | Family::SoftmaxVec4 | Family::CrossEntropy)
     }
 
-    /// The complete WGSL module of the family.
-    pub(crate) fn source(self, reduce: RowReduce) -> String {
+    /// Whether the family is built for each [`Precision`] of the logits, not f32 alone.
+    pub(crate) fn has_half_variants(self) -> bool {
+        self == Family::CrossEntropy
+    }
+
+    /// The complete WGSL module of the family for `precision`'s logits and gradients
+    /// (the class-index families read them through shaders/formats/*.wgsl).
+    pub(crate) fn source_for(self, reduce: RowReduce, precision: Precision) -> String {
+        let format = match precision {
+            Precision::F32 => FORMAT_F32,
+            Precision::F16 => FORMAT_F16,
+            Precision::Bf16 => FORMAT_BF16,
+        };
+        let enable = if precision == Precision::F16 { "enable f16;" } else { "" };
         let row_reduce = match reduce {
             RowReduce::Workgroup => ROW_REDUCE_WORKGROUP,
             RowReduce::Subgroup => ROW_REDUCE_SUBGROUP,
@@ -57,9 +74,17 @@ impl Family {
         let parts: &[&str] = match self {
             Family::Softmax => &[COMMON, row_reduce, ROW_STATS, SOFTMAX],
             Family::SoftmaxVec4 => &[COMMON, row_reduce, ROW_STATS, SOFTMAX_VEC4],
-            Family::CrossEntropy => &[COMMON, row_reduce, ROW_STATS, CLASS_INDEX, CROSS_ENTROPY],
-            Family::Nll => &[COMMON, CLASS_INDEX, NLL],
-            Family::Reduce => &[COMMON, CLASS_INDEX, REDUCE],
+            Family::CrossEntropy => &[
+                enable,
+                COMMON,
+                format,
+                row_reduce,
+                ROW_STATS,
+                CLASS_INDEX,
+                CROSS_ENTROPY,
+            ],
+            Family::Nll => &[COMMON, format, CLASS_INDEX, NLL],
+            Family::Reduce => &[COMMON, format, CLASS_INDEX, REDUCE],
             Family::Elementwise => &[COMMON, ELEMENTWISE],
         };
         parts.join("\n")
@@ -77,16 +102,25 @@ mod tests {
     fn every_shader_module_validates_with_naga() {
         for family in Family::ALL {
             for reduce in [RowReduce::Workgroup, RowReduce::Subgroup] {
-                let source = family.source(reduce);
-                let module = naga::front::wgsl::parse_str(&source)
-                    .unwrap_or_else(|e| panic!("{family:?}/{reduce:?}: {}", e.emit_to_string(&source)));
-                let mut validator = Validator::new(ValidationFlags::all(), Capabilities::SUBGROUP);
-                validator
-                    .subgroup_stages(ShaderStages::COMPUTE)
-                    .subgroup_operations(SubgroupOperationSet::all());
-                validator
-                    .validate(&module)
-                    .unwrap_or_else(|e| panic!("{family:?}/{reduce:?}: {}", e.emit_to_string(&source)));
+                for precision in [Precision::F32, Precision::F16, Precision::Bf16] {
+                    if precision != Precision::F32 && !family.has_half_variants() {
+                        continue;
+                    }
+                    let source = family.source_for(reduce, precision);
+                    let module = naga::front::wgsl::parse_str(&source).unwrap_or_else(|e| {
+                        panic!("{family:?}/{reduce:?}/{precision:?}: {}", e.emit_to_string(&source))
+                    });
+                    let mut validator = Validator::new(
+                        ValidationFlags::all(),
+                        Capabilities::SUBGROUP | Capabilities::SHADER_FLOAT16,
+                    );
+                    validator
+                        .subgroup_stages(ShaderStages::COMPUTE)
+                        .subgroup_operations(SubgroupOperationSet::all());
+                    validator.validate(&module).unwrap_or_else(|e| {
+                        panic!("{family:?}/{reduce:?}/{precision:?}: {}", e.emit_to_string(&source))
+                    });
+                }
             }
         }
     }
@@ -96,7 +130,7 @@ mod tests {
     #[test]
     fn workgroup_variant_needs_no_subgroup_capability() {
         for family in Family::ALL {
-            let source = family.source(RowReduce::Workgroup);
+            let source = family.source_for(RowReduce::Workgroup, Precision::F32);
             let module = naga::front::wgsl::parse_str(&source).unwrap();
             Validator::new(ValidationFlags::all(), Capabilities::empty())
                 .validate(&module)

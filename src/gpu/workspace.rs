@@ -348,6 +348,16 @@ impl Binding {
     /// Checks that `slice` holds `elements` 4-byte values at a 4-byte-aligned offset and
     /// has `STORAGE` usage.
     pub(crate) fn check(argument: &'static str, slice: &wgpu::BufferSlice<'_>, elements: u64) -> Result<()> {
+        Self::check_sized(argument, slice, elements, F32)
+    }
+
+    /// [`Binding::check`] for elements of `bytes` bytes (2 for half-precision logits).
+    pub(crate) fn check_sized(
+        argument: &'static str,
+        slice: &wgpu::BufferSlice<'_>,
+        elements: u64,
+        bytes: u64,
+    ) -> Result<()> {
         let usage = slice.buffer().usage();
         if !usage.contains(wgpu::BufferUsages::STORAGE) {
             return Err(Error::InvalidArgument {
@@ -361,11 +371,11 @@ impl Binding {
                 message: format!("offset {} is not a multiple of 4 bytes", slice.offset()),
             });
         }
-        if slice.size() < elements * F32 {
+        if slice.size() < elements * bytes {
             return Err(Error::LengthMismatch {
                 argument,
                 expected: elements as usize,
-                actual: (slice.size() / F32) as usize,
+                actual: (slice.size() / bytes) as usize,
             });
         }
         Ok(())
@@ -380,11 +390,26 @@ impl Binding {
         first: u64,
         elements: u64,
     ) -> Result<Self> {
+        Self::range_sized(gpu, argument, slice, first, elements, F32)
+    }
+
+    /// [`Binding::range`] for elements of `bytes` bytes: half-precision elements are
+    /// bound as whole 4-byte words (the range rounded out, within the buffer).
+    pub(crate) fn range_sized(
+        gpu: &Gpu,
+        argument: &'static str,
+        slice: &wgpu::BufferSlice<'_>,
+        first: u64,
+        elements: u64,
+        bytes: u64,
+    ) -> Result<Self> {
         let limits = gpu.device().limits();
-        let start = slice.offset() + first * F32;
+        let start = slice.offset() + first * bytes;
         let align = u64::from(limits.min_storage_buffer_offset_alignment);
         let offset = start - start % align;
-        let size = start - offset + elements * F32;
+        let size = (start - offset + elements * bytes)
+            .next_multiple_of(F32)
+            .min(slice.buffer().size() - offset);
         let limit = limits.max_storage_buffer_binding_size;
         if size > limit {
             return Err(Error::TooLarge {
@@ -397,7 +422,7 @@ impl Binding {
             buffer: slice.buffer().clone(),
             offset,
             size,
-            element_offset: ((start - offset) / F32) as u32,
+            element_offset: ((start - offset) / bytes) as u32,
         })
     }
 }
@@ -457,6 +482,17 @@ impl Gpu {
         groups: &[wgpu::BindGroup],
         dispatches: &[Dispatch],
     ) {
+        self.record_for(encoder, groups, dispatches, crate::Precision::F32);
+    }
+
+    /// [`Gpu::record`] with the kernels built for `precision`'s logits.
+    pub(crate) fn record_for(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        groups: &[wgpu::BindGroup],
+        dispatches: &[Dispatch],
+        precision: crate::Precision,
+    ) {
         let max = u64::from(self.device().limits().max_compute_workgroups_per_dimension);
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some("wgpu-loss"),
@@ -466,7 +502,7 @@ impl Gpu {
             let x = d.workgroups.clamp(1, max);
             let y = d.workgroups.div_ceil(x);
             pass.set_bind_group(0, &groups[d.group], &[]);
-            pass.set_pipeline(self.kernels().pipeline(d.kernel));
+            pass.set_pipeline(&self.kernels().pipeline(d.kernel, precision));
             pass.dispatch_workgroups(x as u32, y as u32, 1);
         }
     }

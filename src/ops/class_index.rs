@@ -10,7 +10,7 @@ use crate::gpu::{
     FLAG_ARGMAX, FLAG_EMPTY_ZERO, FLAG_GRAD_BUFFER, FLAG_IN_PLACE, FLAG_LSE, FLAG_MEAN, FLAG_PROB_TARGETS, FLAG_SUM,
     FLAG_WEIGHT,
 };
-use crate::options::{CrossEntropyOptions, EmptyPolicy, Reduction};
+use crate::options::{CrossEntropyOptions, EmptyPolicy, Precision, Reduction};
 use crate::partials::ClassShard;
 
 /// The caller's buffers for recording an NLL or cross-entropy op with the encode API.
@@ -47,6 +47,7 @@ pub struct LossBuffers<'a> {
     pub(crate) lse: Option<wgpu::BufferSlice<'a>>,
     pub(crate) argmax: Option<wgpu::BufferSlice<'a>>,
     pub(crate) accuracy: Option<wgpu::BufferSlice<'a>>,
+    pub(crate) precision: Precision,
 }
 
 impl<'a> LossBuffers<'a> {
@@ -69,6 +70,7 @@ impl<'a> LossBuffers<'a> {
             lse: None,
             argmax: None,
             accuracy: None,
+            precision: Precision::F32,
         }
     }
 
@@ -185,6 +187,21 @@ impl<'a> LossBuffers<'a> {
         self
     }
 
+    /// The element type of `input` (and, for [`Precision::F16`], of `grad`): f16 or bf16
+    /// logits, widened to f32 in the shader. Cross-entropy only; not with
+    /// [`LossBuffers::grad_in_place`]. `F16` needs the adapter's `SHADER_F16`.
+    ///
+    /// ```
+    /// # let gpu = wgpu_loss::Gpu::new().unwrap();
+    /// # let b = gpu.device().create_buffer(&wgpu::BufferDescriptor { label: None, size: 16,
+    /// #     usage: wgpu::BufferUsages::STORAGE, mapped_at_creation: false });
+    /// let buffers = wgpu_loss::LossBuffers::new(b.slice(..4)).input(b.slice(4..)).precision(wgpu_loss::Precision::Bf16);
+    /// ```
+    pub fn precision(mut self, precision: Precision) -> Self {
+        self.precision = precision;
+        self
+    }
+
     fn wants_extras(&self) -> bool {
         self.lse.is_some() || self.argmax.is_some() || self.accuracy.is_some()
     }
@@ -267,6 +284,18 @@ pub(crate) fn encode_class_index(
             ));
         }
     }
+    let precision = buffers.precision;
+    if precision != Precision::F32 {
+        if !op.is_cross_entropy() || buffers.in_place {
+            return Err(invalid(
+                "precision",
+                "half-precision logits are for cross-entropy, and not with grad_in_place",
+            ));
+        }
+        if precision == Precision::F16 && !gpu.device().features().contains(wgpu::Features::SHADER_F16) {
+            return Err(invalid("precision", "F16 needs the adapter's SHADER_F16 feature"));
+        }
+    }
     if op == ClassIndexOp::CrossEntropyProbs && buffers.accuracy.is_some() {
         return Err(invalid("accuracy", "needs class-index targets"));
     }
@@ -304,10 +333,10 @@ pub(crate) fn encode_class_index(
         (_, false) => None,
     };
     if let Some(s) = &input {
-        Binding::check("input", s, elements)?;
+        Binding::check_sized("input", s, elements, precision.bytes())?;
     }
     if let Some(s) = &buffers.grad {
-        Binding::check("grad", s, elements)?;
+        Binding::check_sized("grad", s, elements, precision.grad_bytes())?;
     }
     let probs = op == ClassIndexOp::CrossEntropyProbs;
     let targets = if probs {
@@ -428,11 +457,18 @@ pub(crate) fn encode_class_index(
     let mut params = vec![batch];
     let mut matrices = Vec::with_capacity(chunks.len());
     for &(first, n) in &chunks {
-        let matrix = |argument, slice: &wgpu::BufferSlice<'_>| {
-            Binding::range(gpu, argument, slice, first * classes as u64, n * classes as u64)
+        let sized = |argument, slice: &wgpu::BufferSlice<'_>, bytes| {
+            Binding::range_sized(gpu, argument, slice, first * classes as u64, n * classes as u64, bytes)
         };
-        let input = input.filter(|_| !in_place).map(|s| matrix("input", &s)).transpose()?;
-        let grad = buffers.grad.map(|s| matrix("grad", &s)).transpose()?;
+        let matrix = |argument, slice: &wgpu::BufferSlice<'_>| sized(argument, slice, 4);
+        let input = input
+            .filter(|_| !in_place)
+            .map(|s| sized("input", &s, precision.bytes()))
+            .transpose()?;
+        let grad = buffers
+            .grad
+            .map(|s| sized("grad", &s, precision.grad_bytes()))
+            .transpose()?;
         let soft_targets = if probs {
             Some(matrix("targets", &buffers.targets)?)
         } else {
@@ -542,7 +578,7 @@ pub(crate) fn encode_class_index(
         dispatches.push(batch_dispatch(Kernel::RecordBadTargetValue));
     }
     ws.clear_batch(encoder);
-    gpu.record(encoder, &groups, &dispatches);
+    gpu.record_for(encoder, &groups, &dispatches, precision);
     // The extra outputs move from the workspace to the caller's buffers.
     for (slice, at, words) in [
         (&buffers.lse, lse_off, rows_u),
@@ -576,6 +612,27 @@ pub(crate) struct Outputs {
     pub accuracy: Vec<f32>,
 }
 
+/// The input of a slice-API call: its name, its bytes (`None` for NLL's gradient, which
+/// reads none), its element count and type.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SliceInput<'d> {
+    pub name: &'static str,
+    pub bytes: Option<&'d [u8]>,
+    pub len: usize,
+    pub precision: Precision,
+}
+
+impl<'d> SliceInput<'d> {
+    pub(crate) fn f32(name: &'static str, data: Option<&'d [f32]>, len: usize) -> Self {
+        Self {
+            name,
+            bytes: data.map(bytemuck::cast_slice),
+            len: data.map_or(len, <[f32]>::len),
+            precision: Precision::F32,
+        }
+    }
+}
+
 /// The targets of a slice-API call: class indices, or a probability matrix.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum SliceTargets<'t> {
@@ -590,7 +647,7 @@ pub(crate) enum SliceTargets<'t> {
 pub(crate) async fn class_index_slice(
     gpu: &Gpu,
     op: ClassIndexOp,
-    input: (&'static str, Option<&[f32]>),
+    input: SliceInput<'_>,
     targets: SliceTargets<'_>,
     rows: usize,
     classes: usize,
@@ -599,23 +656,32 @@ pub(crate) async fn class_index_slice(
     wanted: Wanted,
 ) -> Result<Outputs> {
     let loss_rows = opts.loss_rows(rows);
-    let input_len = input.1.map_or(loss_rows.saturating_mul(classes), <[f32]>::len);
+    let shape = (input.name, input.len);
     let target_bytes: &[u8] = match targets {
         SliceTargets::Classes(t) => {
-            crate::options::check_class_index_shapes((input.0, input_len), t, rows, classes, opts, grad_output)?;
+            crate::options::check_class_index_shapes(shape, t, rows, classes, opts, grad_output)?;
             bytemuck::cast_slice(t)
         }
         SliceTargets::Probs(p) => {
-            crate::options::check_prob_target_shapes((input.0, input_len), p, rows, classes, opts, grad_output)?;
+            crate::options::check_prob_target_shapes(shape, p, rows, classes, opts, grad_output)?;
             bytemuck::cast_slice(p)
         }
     };
+    // Half-precision data is uploaded in whole 4-byte words.
+    let padded: Option<Vec<u8>> = input.bytes.filter(|b| b.len() % 4 != 0).map(|b| {
+        let mut v = b.to_vec();
+        v.resize(b.len().next_multiple_of(4), 0);
+        v
+    });
     let mut uploads: Vec<&[u8]> = vec![target_bytes];
-    uploads.extend(input.1.map(bytemuck::cast_slice));
+    uploads.extend(padded.as_deref().or(input.bytes));
     uploads.extend(grad_output.map(bytemuck::cast_slice));
     let lens = [
         (wanted.loss, opts.grad_output_len(rows)),
-        (wanted.grad, loss_rows * classes),
+        (
+            wanted.grad,
+            (loss_rows * classes * input.precision.grad_bytes() as usize).div_ceil(4),
+        ),
         (wanted.lse, loss_rows),
         (wanted.argmax, loss_rows),
         (wanted.accuracy, 1),
@@ -630,8 +696,9 @@ pub(crate) async fn class_index_slice(
         .run_slice(&uploads, &output_lens, state_bytes, |encoder, ws, inputs, outputs| {
             let mut inputs = inputs.iter().copied();
             let mut outputs = outputs.iter().copied();
-            let mut buffers = LossBuffers::new(inputs.next().expect("targets are always uploaded"));
-            buffers.input = input.1.and_then(|_| inputs.next());
+            let mut buffers =
+                LossBuffers::new(inputs.next().expect("targets are always uploaded")).precision(input.precision);
+            buffers.input = input.bytes.and_then(|_| inputs.next());
             buffers.grad_output = grad_output.and_then(|_| inputs.next());
             let mut next = |on: bool| if on { outputs.next() } else { None };
             buffers.loss = next(wanted.loss);

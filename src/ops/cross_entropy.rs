@@ -1,9 +1,11 @@
 //! Cross-entropy from raw logits with class-index targets (shaders/cross_entropy.wgsl).
 
-use super::class_index::{ClassIndexOp, LossBuffers, SliceTargets, Wanted, class_index_slice, encode_class_index};
+use super::class_index::{
+    ClassIndexOp, LossBuffers, SliceInput, SliceTargets, Wanted, class_index_slice, encode_class_index,
+};
 use crate::error::Result;
 use crate::gpu::{Gpu, Workspace};
-use crate::options::{ClassTargets, CrossEntropyOptions, CrossEntropyOutputs, Extras};
+use crate::options::{ClassTargets, CrossEntropyOptions, CrossEntropyOutputs, Extras, HalfLogits};
 
 impl Gpu {
     /// Records cross-entropy (`torch.nn.functional.cross_entropy` with class indices) into
@@ -96,7 +98,7 @@ impl Gpu {
         let out = class_index_slice(
             self,
             ClassIndexOp::CrossEntropy,
-            ("logits", Some(logits)),
+            SliceInput::f32("logits", Some(logits), 0),
             SliceTargets::Classes(targets),
             rows,
             classes,
@@ -156,7 +158,7 @@ impl Gpu {
         let out = class_index_slice(
             self,
             ClassIndexOp::CrossEntropy,
-            ("logits", Some(logits)),
+            SliceInput::f32("logits", Some(logits), 0),
             SliceTargets::Classes(targets),
             rows,
             classes,
@@ -217,7 +219,7 @@ impl Gpu {
         let out = class_index_slice(
             self,
             ClassIndexOp::CrossEntropy,
-            ("logits", Some(logits)),
+            SliceInput::f32("logits", Some(logits), 0),
             SliceTargets::Classes(targets),
             rows,
             classes,
@@ -484,7 +486,7 @@ impl Gpu {
         let out = class_index_slice(
             self,
             ClassIndexOp::CrossEntropy,
-            ("logits", Some(logits)),
+            SliceInput::f32("logits", Some(logits), 0),
             SliceTargets::Classes(targets),
             rows,
             classes,
@@ -503,6 +505,148 @@ impl Gpu {
     }
 }
 
+impl Gpu {
+    /// Cross-entropy of `rows × classes` half-precision logits (`half::bf16` on any
+    /// adapter, `half::f16` where the adapter has `SHADER_F16`) against class-index targets,
+    /// computed in f32 from the exactly widened values: the same as
+    /// [`Gpu::cross_entropy`] on those values. Blocking; native only.
+    ///
+    /// ```
+    /// use half::bf16;
+    /// use wgpu_loss::{CrossEntropyOptions, Gpu};
+    /// let gpu = Gpu::new().unwrap();
+    /// let logits = [bf16::from_f32(0.0), bf16::from_f32(0.0)];
+    /// let loss = gpu.cross_entropy_half(&logits, &[1], 1, 2, &CrossEntropyOptions::default()).unwrap();
+    /// assert!((loss[0] - 2f32.ln()).abs() < 1e-6);
+    /// ```
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn cross_entropy_half<H: HalfLogits>(
+        &self,
+        logits: &[H],
+        targets: &(impl ClassTargets + ?Sized),
+        rows: usize,
+        classes: usize,
+        opts: &CrossEntropyOptions,
+    ) -> Result<Vec<f32>> {
+        pollster::block_on(self.cross_entropy_half_async(logits, targets, rows, classes, opts))
+    }
+
+    /// The async form of [`Gpu::cross_entropy_half`].
+    ///
+    /// ```
+    /// # let gpu = wgpu_loss::Gpu::new().unwrap();
+    /// let opts = wgpu_loss::CrossEntropyOptions::default();
+    /// let logits = [half::bf16::ONE, half::bf16::ZERO];
+    /// let loss = pollster::block_on(gpu.cross_entropy_half_async(&logits, &[0], 1, 2, &opts)).unwrap();
+    /// ```
+    pub async fn cross_entropy_half_async<H: HalfLogits>(
+        &self,
+        logits: &[H],
+        targets: &(impl ClassTargets + ?Sized),
+        rows: usize,
+        classes: usize,
+        opts: &CrossEntropyOptions,
+    ) -> Result<Vec<f32>> {
+        let wanted = Wanted {
+            loss: true,
+            ..Default::default()
+        };
+        Ok(half_slice(self, logits, targets, rows, classes, opts, None, wanted)
+            .await?
+            .0)
+    }
+
+    /// Loss and gradient of [`Gpu::cross_entropy_half`] from the fused kernel; the gradient
+    /// is `half::f16` for f16 logits (rounded to nearest, `±inf` beyond f16's range) and
+    /// `f32` for bf16 logits. Blocking; native only.
+    ///
+    /// ```
+    /// use half::bf16;
+    /// use wgpu_loss::{CrossEntropyOptions, Gpu};
+    /// let gpu = Gpu::new().unwrap();
+    /// let logits = [bf16::from_f32(0.0), bf16::from_f32(0.0)];
+    /// let (loss, grad) = gpu
+    ///     .cross_entropy_with_grad_half(&logits, &[1], 1, 2, &CrossEntropyOptions::default(), &[1.0])
+    ///     .unwrap();
+    /// assert_eq!(grad, vec![0.5f32, -0.5]);
+    /// ```
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn cross_entropy_with_grad_half<H: HalfLogits>(
+        &self,
+        logits: &[H],
+        targets: &(impl ClassTargets + ?Sized),
+        rows: usize,
+        classes: usize,
+        opts: &CrossEntropyOptions,
+        grad_output: &[f32],
+    ) -> Result<(Vec<f32>, Vec<H::Grad>)> {
+        pollster::block_on(self.cross_entropy_with_grad_half_async(logits, targets, rows, classes, opts, grad_output))
+    }
+
+    /// The async form of [`Gpu::cross_entropy_with_grad_half`].
+    ///
+    /// ```
+    /// # let gpu = wgpu_loss::Gpu::new().unwrap();
+    /// let opts = wgpu_loss::CrossEntropyOptions::default();
+    /// let logits = [half::bf16::ONE, half::bf16::ZERO];
+    /// let (l, g) = pollster::block_on(gpu.cross_entropy_with_grad_half_async(&logits, &[0], 1, 2, &opts, &[1.0])).unwrap();
+    /// ```
+    pub async fn cross_entropy_with_grad_half_async<H: HalfLogits>(
+        &self,
+        logits: &[H],
+        targets: &(impl ClassTargets + ?Sized),
+        rows: usize,
+        classes: usize,
+        opts: &CrossEntropyOptions,
+        grad_output: &[f32],
+    ) -> Result<(Vec<f32>, Vec<H::Grad>)> {
+        let wanted = Wanted {
+            loss: true,
+            grad: true,
+            ..Default::default()
+        };
+        half_slice(self, logits, targets, rows, classes, opts, Some(grad_output), wanted).await
+    }
+}
+
+/// The slice API of cross-entropy on half-precision logits: the gradient comes back as
+/// words and is reinterpreted as `H::Grad`.
+#[allow(clippy::too_many_arguments)]
+async fn half_slice<H: HalfLogits>(
+    gpu: &Gpu,
+    logits: &[H],
+    targets: &(impl ClassTargets + ?Sized),
+    rows: usize,
+    classes: usize,
+    opts: &CrossEntropyOptions,
+    grad_output: Option<&[f32]>,
+    wanted: Wanted,
+) -> Result<(Vec<f32>, Vec<H::Grad>)> {
+    let targets = &*targets.to_i32(classes)?;
+    let input = SliceInput {
+        name: "logits",
+        bytes: Some(bytemuck::cast_slice(logits)),
+        len: logits.len(),
+        precision: H::PRECISION,
+    };
+    let out = class_index_slice(
+        gpu,
+        ClassIndexOp::CrossEntropy,
+        input,
+        SliceTargets::Classes(targets),
+        rows,
+        classes,
+        opts,
+        grad_output,
+        wanted,
+    )
+    .await?;
+    let bytes: &[u8] = bytemuck::cast_slice(&out.grad);
+    let n = if wanted.grad { logits.len() } else { 0 };
+    let grad = bytemuck::pod_collect_to_vec(&bytes[..n * std::mem::size_of::<H::Grad>()]);
+    Ok((out.loss, grad))
+}
+
 /// The slice API of cross-entropy with probability targets.
 #[allow(clippy::too_many_arguments)]
 async fn probs_slice(
@@ -518,7 +662,7 @@ async fn probs_slice(
     class_index_slice(
         gpu,
         ClassIndexOp::CrossEntropyProbs,
-        ("logits", Some(logits)),
+        SliceInput::f32("logits", Some(logits), 0),
         SliceTargets::Probs(targets),
         rows,
         classes,

@@ -1,6 +1,8 @@
 //! Negative log-likelihood from log-probabilities (shaders/nll.wgsl).
 
-use super::class_index::{ClassIndexOp, LossBuffers, SliceTargets, Wanted, class_index_slice, encode_class_index};
+use super::class_index::{
+    ClassIndexOp, LossBuffers, SliceInput, SliceTargets, Wanted, class_index_slice, encode_class_index,
+};
 use crate::error::Result;
 use crate::gpu::{Gpu, Workspace};
 use crate::options::ClassTargets;
@@ -92,7 +94,7 @@ impl Gpu {
         let out = class_index_slice(
             self,
             ClassIndexOp::Nll,
-            ("log_probs", Some(log_probs)),
+            SliceInput::f32("log_probs", Some(log_probs), 0),
             SliceTargets::Classes(targets),
             rows,
             classes,
@@ -148,7 +150,7 @@ impl Gpu {
         let out = class_index_slice(
             self,
             ClassIndexOp::Nll,
-            ("log_probs", None),
+            SliceInput::f32("log_probs", None, opts.loss_rows(rows).saturating_mul(classes)),
             SliceTargets::Classes(targets),
             rows,
             classes,
