@@ -29,5 +29,7 @@ pub use error::{Error, Result};
 pub use gpu::{Gpu, GpuOptions, Workspace};
 pub use ops::ElementwiseBuffers;
 pub use ops::{LossBuffers, SoftmaxOp};
-pub use options::{ClassTargets, CrossEntropyOptions, CrossEntropyOutputs, EmptyPolicy, Extras, Precision, Reduction};
+pub use options::{
+    ClassTargets, CrossEntropyOptions, CrossEntropyOutputs, EmptyPolicy, Extras, HalfLogits, Precision, Reduction,
+};
 pub use partials::{ClassShard, RowPartial, cross_entropy_from_partials, merge_row_partials};
