@@ -292,7 +292,7 @@ fn row_loss_of(rt: RowTarget, tot: RowTotals, x_target: f32) -> Ext {
         }
     }
     if params.z_loss_scale != 0.0 {
-        let lse = tot.m + log(tot.sum_exp);
+        let lse = finite_lse(tot);
         loss = ext_add(loss, ext(params.z_loss_scale * lse * lse));
     }
     return loss;
@@ -340,7 +340,7 @@ fn write_segment_grad(row: u32, rt: RowTarget, tot: RowTotals, begin: u32, end: 
         q_sum = q_target + eps_per_class * tot.w_all;
     }
     if params.z_loss_scale != 0.0 {
-        q_sum += 2.0 * params.z_loss_scale * (tot.m + log(tot.sum_exp));
+        q_sum += 2.0 * params.z_loss_scale * finite_lse(tot);
     }
     // Out of this memory when the target lies in another shard (or there is no index).
     let target_here = select(0xffffffffu, local_target(rt.t), target_in_memory(rt));

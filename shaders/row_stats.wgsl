@@ -139,7 +139,12 @@ fn row_lse(t: RowTotals) -> Ext {
     if t.sum_exp == 0.0 {
         return ext_kind(EXT_NEG_INF);
     }
-    return ext(t.m + log(t.sum_exp));
+    return ext(finite_lse(t));
+}
+
+// The log-sum-exp of a row that has a finite logit and no NaN / +inf.
+fn finite_lse(t: RowTotals) -> f32 {
+    return t.m + log(t.sum_exp);
 }
 
 // softmax of a finite logit x of the row.

@@ -246,6 +246,18 @@ pub(crate) fn check_matrix(argument: &'static str, len: usize, rows: usize, clas
     check_len(argument, len, expected)
 }
 
+/// Checks `spatial` (the product of the dimensions after the classes) before anything is
+/// sized by it.
+pub(crate) fn check_spatial(spatial: usize) -> Result<()> {
+    if spatial == 0 {
+        return Err(Error::InvalidArgument {
+            argument: "spatial",
+            message: "must be at least 1 (the product of the dimensions after the classes)".into(),
+        });
+    }
+    Ok(())
+}
+
 /// Checks that `argument` has exactly `expected` elements.
 pub(crate) fn check_len(argument: &'static str, actual: usize, expected: usize) -> Result<()> {
     if actual != expected {
@@ -259,21 +271,10 @@ pub(crate) fn check_len(argument: &'static str, actual: usize, expected: usize) 
 }
 
 impl CrossEntropyOptions {
-    /// Checks `spatial` before anything is sized by it.
-    pub(crate) fn check_spatial(&self) -> Result<()> {
-        if self.spatial == 0 {
-            return Err(Error::InvalidArgument {
-                argument: "spatial",
-                message: "must be at least 1 (the product of the dimensions after the classes)".into(),
-            });
-        }
-        Ok(())
-    }
-
     /// Checks `weight` (length and finiteness), `label_smoothing`, `spatial`, `z_loss_scale`
     /// and `logit_softcap` against `classes`.
     pub(crate) fn check(&self, classes: usize) -> Result<()> {
-        self.check_spatial()?;
+        check_spatial(self.spatial)?;
         if !self.z_loss_scale.is_finite() {
             return Err(Error::InvalidArgument {
                 argument: "z_loss_scale",
@@ -365,44 +366,27 @@ pub(crate) fn check_class_index_loss(
     opts: &CrossEntropyOptions,
     grad_output: Option<&[f32]>,
 ) -> Result<()> {
-    check_class_index_shapes(input, targets, rows, classes, opts, grad_output)?;
+    check_loss_shapes(input, (targets.len(), 1), rows, classes, opts, grad_output)?;
     check_targets(targets, opts.loss_rows(rows), classes, opts.ignore_index)
 }
 
-/// The checks of [`check_class_index_loss`] but the target values, which the GPU checks
-/// on the device (and reports through the batch status).
-pub(crate) fn check_class_index_shapes(
+/// The shape checks of the class-index and probability-target losses (all but the target
+/// values, which the GPU checks on the device and reports through the batch status):
+/// `targets` is `(length, per row)`, 1 class index or `classes` probabilities per row.
+pub(crate) fn check_loss_shapes(
     input: (&'static str, usize),
-    targets: &[i32],
+    targets: (usize, usize),
     rows: usize,
     classes: usize,
     opts: &CrossEntropyOptions,
     grad_output: Option<&[f32]>,
 ) -> Result<()> {
-    opts.check_spatial()?;
-    check_matrix(input.0, input.1, opts.loss_rows(rows), classes)?;
+    check_spatial(opts.spatial)?;
+    let loss_rows = opts.loss_rows(rows);
+    check_matrix(input.0, input.1, loss_rows, classes)?;
     opts.check(classes)?;
-    check_len("targets", targets.len(), opts.loss_rows(rows))?;
-    if let Some(g) = grad_output {
-        check_len("grad_output", g.len(), opts.grad_output_len(rows))?;
-    }
-    Ok(())
-}
-
-/// The shape checks of cross-entropy with probability targets (`rows × classes`, laid out
-/// as the input).
-pub(crate) fn check_prob_target_shapes(
-    input: (&'static str, usize),
-    targets: &[f32],
-    rows: usize,
-    classes: usize,
-    opts: &CrossEntropyOptions,
-    grad_output: Option<&[f32]>,
-) -> Result<()> {
-    opts.check_spatial()?;
-    check_matrix(input.0, input.1, opts.loss_rows(rows), classes)?;
-    opts.check(classes)?;
-    check_matrix("targets", targets.len(), opts.loss_rows(rows), classes)?;
+    // loss_rows × classes fits (the input's check above), so neither product overflows.
+    check_len("targets", targets.0, loss_rows * targets.1)?;
     if let Some(g) = grad_output {
         check_len("grad_output", g.len(), opts.grad_output_len(rows))?;
     }

@@ -2,9 +2,9 @@
 
 use super::reduce::Targets;
 use super::softmax::log_softmax_row;
-use super::{to_f32, to_f64};
+use super::{from_rows, row_options, to_f32, to_f64, to_rows};
 use crate::error::Result;
-use crate::options::{ClassTargets, CrossEntropyOutputs, Extras, check_class_index_loss, check_prob_target_shapes};
+use crate::options::{ClassTargets, CrossEntropyOutputs, Extras, check_class_index_loss, check_loss_shapes};
 use crate::{CrossEntropyOptions, EmptyPolicy, Reduction};
 
 /// The smoothed, weighted target row `q[c] = (1-ε)·w[t]·[c = t] + (ε/C)·w[c]`.
@@ -186,47 +186,6 @@ fn cross_entropy_probs_f64(
     (loss, grad)
 }
 
-/// `(N, C, spatial)` → `(N·spatial, C)` rows (the identity for `spatial` = 1), so the CPU
-/// twins compute every layout with the row formulas; [`from_rows`] undoes it.
-pub(super) fn to_rows(x: &[f32], classes: usize, spatial: usize) -> std::borrow::Cow<'_, [f32]> {
-    if spatial == 1 {
-        return std::borrow::Cow::Borrowed(x);
-    }
-    let per_sample = classes * spatial;
-    let mut out = Vec::with_capacity(x.len());
-    for sample in x.chunks_exact(per_sample) {
-        for s in 0..spatial {
-            out.extend((0..classes).map(|c| sample[c * spatial + s]));
-        }
-    }
-    std::borrow::Cow::Owned(out)
-}
-
-/// `(N·spatial, C)` rows → `(N, C, spatial)`.
-pub(super) fn from_rows(x: Vec<f32>, classes: usize, spatial: usize) -> Vec<f32> {
-    if spatial == 1 {
-        return x;
-    }
-    let per_sample = classes * spatial;
-    let mut out = vec![0.0; x.len()];
-    for (n, sample) in out.chunks_exact_mut(per_sample).enumerate() {
-        for s in 0..spatial {
-            for c in 0..classes {
-                sample[c * spatial + s] = x[(n * spatial + s) * classes + c];
-            }
-        }
-    }
-    out
-}
-
-/// The options of the row form of a `spatial` batch.
-pub(super) fn row_options(opts: &CrossEntropyOptions) -> CrossEntropyOptions {
-    CrossEntropyOptions {
-        spatial: 1,
-        ..opts.clone()
-    }
-}
-
 /// Softmax cross-entropy of the `rows × classes` `logits` against class-index `targets`, as
 /// `torch.nn.functional.cross_entropy`: one value per row for `Reduction::None`, else one value.
 ///
@@ -396,7 +355,14 @@ fn probs_with_grad(
     opts: &CrossEntropyOptions,
     grad_output: Option<&[f32]>,
 ) -> Result<(Vec<f32>, Vec<f32>)> {
-    check_prob_target_shapes(("logits", logits.len()), targets, rows, classes, opts, grad_output)?;
+    check_loss_shapes(
+        ("logits", logits.len()),
+        (targets.len(), classes),
+        rows,
+        classes,
+        opts,
+        grad_output,
+    )?;
     let x = to_f64(&to_rows(logits, classes, opts.spatial));
     let y = to_f64(&to_rows(targets, classes, opts.spatial));
     let g = grad_output.map(to_f64);

@@ -39,6 +39,47 @@ pub use nll::{nll_loss, nll_loss_grad};
 pub(crate) use reduce::class_index_reduce;
 pub use softmax::{log_softmax, log_softmax_backward, softmax, softmax_backward, softmax_spatial};
 
+/// `(N, C, spatial)` → `(N·spatial, C)` rows (the identity for `spatial` = 1), so the CPU
+/// twins compute every layout with the row formulas; [`from_rows`] undoes it.
+fn to_rows(x: &[f32], classes: usize, spatial: usize) -> std::borrow::Cow<'_, [f32]> {
+    if spatial == 1 {
+        return std::borrow::Cow::Borrowed(x);
+    }
+    let per_sample = classes * spatial;
+    let mut out = Vec::with_capacity(x.len());
+    for sample in x.chunks_exact(per_sample) {
+        for s in 0..spatial {
+            out.extend((0..classes).map(|c| sample[c * spatial + s]));
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// `(N·spatial, C)` rows → `(N, C, spatial)`.
+fn from_rows(x: Vec<f32>, classes: usize, spatial: usize) -> Vec<f32> {
+    if spatial == 1 {
+        return x;
+    }
+    let per_sample = classes * spatial;
+    let mut out = vec![0.0; x.len()];
+    for (n, sample) in out.chunks_exact_mut(per_sample).enumerate() {
+        for s in 0..spatial {
+            for c in 0..classes {
+                sample[c * spatial + s] = x[(n * spatial + s) * classes + c];
+            }
+        }
+    }
+    out
+}
+
+/// The options of the row form of a `spatial` batch.
+fn row_options(opts: &crate::CrossEntropyOptions) -> crate::CrossEntropyOptions {
+    crate::CrossEntropyOptions {
+        spatial: 1,
+        ..opts.clone()
+    }
+}
+
 fn to_f64(x: &[f32]) -> Vec<f64> {
     x.iter().map(|&v| f64::from(v)).collect()
 }

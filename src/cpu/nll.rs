@@ -1,8 +1,7 @@
 //! `nll_loss` and its gradient, for class-index targets.
 
-use super::cross_entropy::{from_rows, to_rows};
 use super::reduce::Targets;
-use super::{to_f32, to_f64};
+use super::{from_rows, to_f32, to_f64, to_rows};
 use crate::CrossEntropyOptions;
 use crate::error::Result;
 use crate::options::ClassTargets;

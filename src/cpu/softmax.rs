@@ -1,10 +1,9 @@
 //! `log_softmax`, `softmax` and their backward passes over the rows of a `rows × classes` matrix.
 
-use super::cross_entropy::{from_rows, to_rows};
-use super::{to_f32, to_f64};
+use super::{from_rows, to_f32, to_f64, to_rows};
 use crate::SoftmaxOp;
 use crate::error::Result;
-use crate::options::check_matrix;
+use crate::options::{check_matrix, check_spatial};
 
 /// Log-softmax of one row: `x - (m + ln Σ exp(x - m))` with `m` the row's maximum.
 ///
@@ -125,27 +124,20 @@ pub fn softmax_spatial(
     spatial: usize,
 ) -> Result<Vec<f32>> {
     let (_, (input_name, _)) = op.kernel(grad_output.is_some())?;
-    if spatial == 0 {
-        return Err(crate::Error::InvalidArgument {
-            argument: "spatial",
-            message: "must be at least 1 (the product of the dimensions after the classes)".into(),
-        });
-    }
+    check_spatial(spatial)?;
     let positions = rows.saturating_mul(spatial);
     check_matrix(input_name, input.len(), positions, classes)?;
+    if let Some(dy) = grad_output {
+        check_matrix("grad_output", dy.len(), positions, classes)?;
+    }
     let x = to_rows(input, classes, spatial);
-    let out = match (op, grad_output) {
-        (SoftmaxOp::LogSoftmax, _) => log_softmax(&x, positions, classes)?,
-        (SoftmaxOp::Softmax, _) => softmax(&x, positions, classes)?,
-        (backward, Some(dy)) => {
-            check_matrix("grad_output", dy.len(), positions, classes)?;
-            let dy = to_rows(dy, classes, spatial);
-            match backward {
-                SoftmaxOp::LogSoftmaxBackward => log_softmax_backward(&x, &dy, positions, classes)?,
-                _ => softmax_backward(&x, &dy, positions, classes)?,
-            }
-        }
-        (_, None) => unreachable!("op.kernel checked that the backward ops have a grad_output"),
+    // op.kernel checked that exactly the backward ops have a grad_output.
+    let dy = grad_output.map(|dy| to_rows(dy, classes, spatial)).unwrap_or_default();
+    let out = match op {
+        SoftmaxOp::LogSoftmax => log_softmax(&x, positions, classes)?,
+        SoftmaxOp::Softmax => softmax(&x, positions, classes)?,
+        SoftmaxOp::LogSoftmaxBackward => log_softmax_backward(&x, &dy, positions, classes)?,
+        SoftmaxOp::SoftmaxBackward => softmax_backward(&x, &dy, positions, classes)?,
     };
     Ok(from_rows(out, classes, spatial))
 }

@@ -444,11 +444,18 @@ pub(crate) fn plan_row_chunks(rows: u64, row_bytes: u64, align: u64, max_binding
 }
 
 impl Gpu {
-    /// The row chunks of a `rows × classes` matrix on this device (one chunk when the whole
-    /// batch fits one storage binding).
-    pub(crate) fn row_chunks(&self, rows: usize, classes: usize) -> Result<Vec<(u64, u64)>> {
+    /// The chunks `(first row, rows)` of a `rows × row_len` f32 matrix on this device (one
+    /// chunk when the whole batch fits one storage binding). Every chunk holds whole groups
+    /// of `group` rows (the positions of one (N, C, d…) sample; the elements of a pos_weight
+    /// period), the last one clipped to `rows`.
+    pub(crate) fn row_chunks(&self, rows: u64, row_len: u64, group: u64) -> Result<Vec<(u64, u64)>> {
         let align = u64::from(self.device().limits().min_storage_buffer_offset_alignment);
-        plan_row_chunks(rows as u64, classes as u64 * F32, align, self.max_binding_size())
+        let group_bytes = group.saturating_mul(row_len).saturating_mul(F32);
+        let groups = plan_row_chunks(rows.div_ceil(group), group_bytes, align, self.max_binding_size())?;
+        Ok(groups
+            .into_iter()
+            .map(|(first, n)| (first * group, (n * group).min(rows - first * group)))
+            .collect())
     }
 }
 

@@ -259,7 +259,7 @@ pub(crate) fn encode_class_index(
     classes: usize,
     opts: &CrossEntropyOptions,
 ) -> Result<()> {
-    opts.check_spatial()?;
+    crate::options::check_spatial(opts.spatial)?;
     crate::options::check_matrix(
         "input",
         opts.loss_rows(rows).saturating_mul(classes),
@@ -362,12 +362,8 @@ pub(crate) fn encode_class_index(
         .grad_output
         .map(|s| Binding::of(gpu, "grad_output", &s, loss_len))
         .transpose()?;
-    // Chunks hold whole samples (rows × spatial loss rows each), counted in loss rows.
-    let chunks: Vec<(u64, u64)> = gpu
-        .row_chunks(rows, classes.saturating_mul(opts.spatial))?
-        .into_iter()
-        .map(|(first, n)| (first * spatial, n * spatial))
-        .collect();
+    // Chunks hold whole samples (spatial loss rows each), counted in loss rows.
+    let chunks = gpu.row_chunks(rows_u, classes as u64, spatial)?;
     let largest = chunks.iter().map(|c| c.1).max().unwrap_or(0);
     gpu.check_workgroups("rows", largest)?;
     gpu.check_workgroups("rows × classes", (largest * classes as u64).div_ceil(256))?;
@@ -623,11 +619,22 @@ pub(crate) struct SliceInput<'d> {
 }
 
 impl<'d> SliceInput<'d> {
-    pub(crate) fn f32(name: &'static str, data: Option<&'d [f32]>, len: usize) -> Self {
+    /// f32 data.
+    pub(crate) fn f32(name: &'static str, data: &'d [f32]) -> Self {
         Self {
             name,
-            bytes: data.map(bytemuck::cast_slice),
-            len: data.map_or(len, <[f32]>::len),
+            bytes: Some(bytemuck::cast_slice(data)),
+            len: data.len(),
+            precision: Precision::F32,
+        }
+    }
+
+    /// No data, only the length its shape needs (NLL's gradient reads no input).
+    pub(crate) fn absent(name: &'static str, len: usize) -> Self {
+        Self {
+            name,
+            bytes: None,
+            len,
             precision: Precision::F32,
         }
     }
@@ -658,15 +665,21 @@ pub(crate) async fn class_index_slice(
     let loss_rows = opts.loss_rows(rows);
     let shape = (input.name, input.len);
     let target_bytes: &[u8] = match targets {
-        SliceTargets::Classes(t) => {
-            crate::options::check_class_index_shapes(shape, t, rows, classes, opts, grad_output)?;
-            bytemuck::cast_slice(t)
-        }
-        SliceTargets::Probs(p) => {
-            crate::options::check_prob_target_shapes(shape, p, rows, classes, opts, grad_output)?;
-            bytemuck::cast_slice(p)
-        }
+        SliceTargets::Classes(t) => bytemuck::cast_slice(t),
+        SliceTargets::Probs(p) => bytemuck::cast_slice(p),
     };
+    let per_row = match targets {
+        SliceTargets::Classes(_) => 1,
+        SliceTargets::Probs(_) => classes,
+    };
+    crate::options::check_loss_shapes(
+        shape,
+        (target_bytes.len() / 4, per_row),
+        rows,
+        classes,
+        opts,
+        grad_output,
+    )?;
     // Half-precision data is uploaded in whole 4-byte words.
     let padded: Option<Vec<u8>> = input.bytes.filter(|b| b.len() % 4 != 0).map(|b| {
         let mut v = b.to_vec();

@@ -98,7 +98,7 @@ impl Gpu {
         let out = class_index_slice(
             self,
             ClassIndexOp::CrossEntropy,
-            SliceInput::f32("logits", Some(logits), 0),
+            SliceInput::f32("logits", logits),
             SliceTargets::Classes(targets),
             rows,
             classes,
@@ -158,7 +158,7 @@ impl Gpu {
         let out = class_index_slice(
             self,
             ClassIndexOp::CrossEntropy,
-            SliceInput::f32("logits", Some(logits), 0),
+            SliceInput::f32("logits", logits),
             SliceTargets::Classes(targets),
             rows,
             classes,
@@ -219,7 +219,7 @@ impl Gpu {
         let out = class_index_slice(
             self,
             ClassIndexOp::CrossEntropy,
-            SliceInput::f32("logits", Some(logits), 0),
+            SliceInput::f32("logits", logits),
             SliceTargets::Classes(targets),
             rows,
             classes,
@@ -486,7 +486,7 @@ impl Gpu {
         let out = class_index_slice(
             self,
             ClassIndexOp::CrossEntropy,
-            SliceInput::f32("logits", Some(logits), 0),
+            SliceInput::f32("logits", logits),
             SliceTargets::Classes(targets),
             rows,
             classes,
@@ -662,7 +662,7 @@ async fn probs_slice(
     class_index_slice(
         gpu,
         ClassIndexOp::CrossEntropyProbs,
-        SliceInput::f32("logits", Some(logits), 0),
+        SliceInput::f32("logits", logits),
         SliceTargets::Probs(targets),
         rows,
         classes,

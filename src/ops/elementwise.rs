@@ -192,19 +192,14 @@ pub(crate) fn encode_elementwise(
     // Chunks of whole tiles (one partial sum each) that start on a multiple of
     // pos_weight's length (it broadcasts over element index mod that length).
     let unit = lcm(TILE, spec.pos_weight_len() as u64);
-    let chunks: Vec<(u64, u64)> = gpu
-        .row_chunks(elements.div_ceil(unit) as usize, unit as usize)
-        .map_err(|e| match e {
-            Error::TooLarge { bytes, limit, .. } => Error::TooLarge {
-                argument: if spec.pos_weight.is_some() { "pos_weight" } else { "n" },
-                bytes,
-                limit,
-            },
-            other => other,
-        })?
-        .into_iter()
-        .map(|(first, k)| (first * unit, (k * unit).min(elements - first * unit)))
-        .collect();
+    let chunks = gpu.row_chunks(elements, 1, unit).map_err(|e| match e {
+        Error::TooLarge { bytes, limit, .. } => Error::TooLarge {
+            argument: if spec.pos_weight.is_some() { "pos_weight" } else { "n" },
+            bytes,
+            limit,
+        },
+        other => other,
+    })?;
     let largest = chunks.iter().map(|c| c.1).max().unwrap_or(0);
     gpu.check_workgroups("n", largest.div_ceil(TILE))?;
 

@@ -94,7 +94,7 @@ impl Gpu {
         let out = class_index_slice(
             self,
             ClassIndexOp::Nll,
-            SliceInput::f32("log_probs", Some(log_probs), 0),
+            SliceInput::f32("log_probs", log_probs),
             SliceTargets::Classes(targets),
             rows,
             classes,
@@ -150,7 +150,7 @@ impl Gpu {
         let out = class_index_slice(
             self,
             ClassIndexOp::Nll,
-            SliceInput::f32("log_probs", None, opts.loss_rows(rows).saturating_mul(classes)),
+            SliceInput::absent("log_probs", opts.loss_rows(rows).saturating_mul(classes)),
             SliceTargets::Classes(targets),
             rows,
             classes,

@@ -4,7 +4,7 @@ use crate::error::Result;
 use crate::gpu::{
     Binding, Dispatch, Gpu, Kernel, Layout, LossParams, SOLO_CLASSES, SOLO_ROWS_PER_WORKGROUP, Workspace,
 };
-use crate::options::check_matrix;
+use crate::options::{check_matrix, check_spatial};
 
 /// Validates and records one row-wise kernel: `input` (and `aux`, the upstream gradient of
 /// the backward kernels) in, `output` out, all `rows × classes`.
@@ -21,13 +21,7 @@ fn encode_row_op(
     classes: usize,
     spatial: usize,
 ) -> Result<()> {
-    if spatial == 0 {
-        return Err(crate::Error::InvalidArgument {
-            argument: "spatial",
-            message: "must be at least 1 (the product of the dimensions after the classes)".into(),
-        });
-    }
-    let n = rows;
+    check_spatial(spatial)?;
     let rows = rows.saturating_mul(spatial);
     check_matrix(input.0, rows.saturating_mul(classes), rows, classes)?;
     let elements = rows as u64 * classes as u64;
@@ -37,11 +31,7 @@ fn encode_row_op(
     }
     Binding::check(output.0, output.1, elements)?;
     // Chunks hold whole samples, counted in rows (n, s).
-    let chunks: Vec<(u64, u64)> = gpu
-        .row_chunks(n, classes.saturating_mul(spatial))?
-        .into_iter()
-        .map(|(first, k)| (first * spatial as u64, k * spatial as u64))
-        .collect();
+    let chunks = gpu.row_chunks(rows as u64, classes as u64, spatial as u64)?;
     let largest = chunks.iter().map(|c| c.1).max().unwrap_or(0);
     gpu.check_workgroups("rows", largest)?;
     // Long rows of the forward kernels are split into segments (partials, then merged);
