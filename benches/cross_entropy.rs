@@ -216,7 +216,7 @@ struct CopyBinding {
 }
 
 /// Runs `iters` iterations of: record into a new encoder, submit, wait for that submission.
-fn time_submissions(gpu: &Gpu, iters: u64, record: &mut impl FnMut(&mut wgpu::CommandEncoder)) -> Duration {
+fn time_submissions(gpu: &Gpu, iters: u64, record: Record<'_>) -> Duration {
     let start = Instant::now();
     for _ in 0..iters {
         let mut encoder = gpu
@@ -234,6 +234,9 @@ fn time_submissions(gpu: &Gpu, iters: u64, record: &mut impl FnMut(&mut wgpu::Co
     start.elapsed()
 }
 
+/// How a benchmark records its op into an encoder.
+type Record<'a> = &'a mut dyn FnMut(&mut wgpu::CommandEncoder);
+
 /// One benchmark `group/id` over `timed` (which returns the time of `iters` iterations).
 fn bench(c: &mut Criterion, group: &str, id: &str, bytes: u64, mut timed: impl FnMut(u64) -> Duration) {
     let mut group = c.benchmark_group(group);
@@ -245,16 +248,9 @@ fn bench(c: &mut Criterion, group: &str, id: &str, bytes: u64, mut timed: impl F
 }
 
 /// One benchmark of a GPU op that `record` records (with its own reused workspace).
-fn bench_gpu(
-    c: &mut Criterion,
-    gpu: &Gpu,
-    group: &str,
-    data: &ShapeData,
-    bytes: u64,
-    record: &mut impl FnMut(&mut wgpu::CommandEncoder),
-) {
+fn bench_gpu(c: &mut Criterion, gpu: &Gpu, group: &str, data: &ShapeData, bytes: u64, record: Record<'_>) {
     bench(c, group, &data.id(), bytes, |iters| {
-        time_submissions(gpu, iters, record)
+        time_submissions(gpu, iters, &mut *record)
     });
 }
 
@@ -296,11 +292,7 @@ impl Timer {
 }
 
 /// Wall time and (with a [`Timer`]) GPU time of one submission of `record`.
-fn time_once(
-    gpu: &Gpu,
-    timer: Option<&Timer>,
-    record: &mut impl FnMut(&mut wgpu::CommandEncoder),
-) -> (Duration, Option<Duration>) {
+fn time_once(gpu: &Gpu, timer: Option<&Timer>, record: Record<'_>) -> (Duration, Option<Duration>) {
     let device = gpu.device();
     let mut encoder = device.create_command_encoder(&Default::default());
     if let Some(t) = timer {
@@ -362,10 +354,10 @@ fn summarise(
     op: &'static str,
     data: &ShapeData,
     bytes: u64,
-    record: &mut impl FnMut(&mut wgpu::CommandEncoder),
+    record: Record<'_>,
 ) -> Summary {
-    time_once(gpu, timer, record); // warm-up: pipelines, bind groups, parameters
-    let (walls, gpus): (Vec<_>, Vec<_>) = (0..reps).map(|_| time_once(gpu, timer, record)).unzip();
+    time_once(gpu, timer, &mut *record); // warm-up: pipelines, bind groups, parameters
+    let (walls, gpus): (Vec<_>, Vec<_>) = (0..reps).map(|_| time_once(gpu, timer, &mut *record)).unzip();
     Summary {
         op,
         shape: data.id(),
@@ -406,19 +398,26 @@ fn print_summary(lines: &[Summary]) {
     }
 }
 
-fn bench_shape(c: &mut Criterion, gpu: &Gpu, copy: &CopyKernel, data: &ShapeData, summary: &mut Vec<Summary>) {
+fn bench_shape(
+    c: &mut Criterion,
+    gpu: &Gpu,
+    timer: Option<&Timer>,
+    copy: &CopyKernel,
+    data: &ShapeData,
+    summary: &mut Vec<Summary>,
+) {
     let (rows, classes) = (data.rows, data.classes);
     let read = data.matrix_bytes();
     let opts = CrossEntropyOptions::default();
-    let timer = Timer::new(gpu);
     let reps = if std::env::args().any(|a| a == "--test") {
         1
     } else {
         SUMMARY_REPS
     };
-    let mut summarise = |op, bytes, record: &mut dyn FnMut(&mut wgpu::CommandEncoder)| {
-        let mut record = |e: &mut wgpu::CommandEncoder| record(e);
-        summary.push(summarise(gpu, timer.as_ref(), reps, op, data, bytes, &mut record));
+    // Criterion's benchmark, then the summary's medians, of one op.
+    let mut measure = |op, bytes, record: Record<'_>| {
+        bench_gpu(c, gpu, op, data, bytes, &mut *record);
+        summary.push(summarise(gpu, timer, reps, op, data, bytes, record));
     };
 
     let mut ws = Workspace::new(gpu);
@@ -433,8 +432,7 @@ fn bench_shape(c: &mut Criterion, gpu: &Gpu, copy: &CopyKernel, data: &ShapeData
         )
         .expect("log_softmax records");
     };
-    bench_gpu(c, gpu, "log_softmax", data, 2 * read, &mut log_softmax);
-    summarise("log_softmax", 2 * read, &mut log_softmax);
+    measure("log_softmax", 2 * read, &mut log_softmax);
 
     let loss_only = LossBuffers::new(data.targets_buf.slice(..))
         .input(data.logits_buf.slice(..))
@@ -449,14 +447,12 @@ fn bench_shape(c: &mut Criterion, gpu: &Gpu, copy: &CopyKernel, data: &ShapeData
             gpu.encode_cross_entropy(encoder, &mut ws, &buffers, rows, classes, &opts)
                 .expect("cross_entropy records");
         };
-        bench_gpu(c, gpu, group, data, bytes, &mut record);
-        summarise(group, bytes, &mut record);
+        measure(group, bytes, &mut record);
     }
 
     let binding = copy.bind(gpu.device(), &data.logits_buf, &data.output_buf);
     let mut record_copy = |encoder: &mut wgpu::CommandEncoder| copy.record(gpu.device(), encoder, &binding);
-    bench_gpu(c, gpu, "copy", data, 2 * read, &mut record_copy);
-    summarise("copy", 2 * read, &mut record_copy);
+    measure("copy", 2 * read, &mut record_copy);
 
     if data.logits.len() <= CPU_MAX_ELEMENTS {
         bench(c, "cpu_cross_entropy_with_grad", &data.id(), 2 * read, |iters| {
@@ -479,13 +475,14 @@ fn loss_kernels(c: &mut Criterion) {
         .filter(|s| !s.is_empty())
         .collect::<Vec<_>>()
         .join(", ");
+    let timer = Timer::new(&gpu);
     eprintln!(
         "adapter: {} ({:?}, {:?}; {driver}), subgroups used: {}, GPU timestamps: {}",
         info.name,
         info.backend,
         info.device_type,
         gpu.uses_subgroups(),
-        Timer::new(&gpu).is_some(),
+        timer.is_some(),
     );
     let copy = CopyKernel::new(gpu.device());
     let mut summary = Vec::new();
@@ -497,7 +494,7 @@ fn loss_kernels(c: &mut Criterion) {
             continue;
         }
         let data = ShapeData::new(&gpu, rows, classes);
-        bench_shape(c, &gpu, &copy, &data, &mut summary);
+        bench_shape(c, &gpu, timer.as_ref(), &copy, &data, &mut summary);
     }
     print_summary(&summary);
 }
