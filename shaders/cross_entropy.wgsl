@@ -312,36 +312,55 @@ fn finish_row(row: u32, rt: RowTarget, tot: RowTotals, x_target: f32, argmax: u3
     }
 }
 
-// Writes the gradient of classes [begin, end) of a row: invocation `first` of `stride`
-// writes every stride-th class (the whole workgroup, or one invocation per row).
-fn write_segment_grad(row: u32, rt: RowTarget, tot: RowTotals, begin: u32, end: u32, first: u32, stride: u32) {
+// How a row's gradient is written: every class `fill` when `filled` (0 for an ignored
+// row or, under EmptyPolicy::Zero, an empty one; NaN for a bad target, a poisoned row or a
+// non-finite upstream gradient), else g·(softmax·q_sum - q) with q[t] including q_target.
+struct RowGrad {
+    filled: bool,
+    fill: f32,
+    g: f32,
+    q_target: f32,
+    q_sum: f32,
+}
+
+fn row_grad(row: u32, rt: RowTarget, tot: RowTotals) -> RowGrad {
     let kind = rt.kind;
-    let base = row_start(row);
-    let sp = params.spatial;
     let g = upstream_grad(row);
     if kind == TARGET_IGNORED || (kind == TARGET_VALID && row_is_empty_zero(tot)) {
-        for (var c = begin + first; c < end; c += stride) {
-            store_grad(params.grad_off + base + c * sp, 0.0);
-        }
-        return;
+        return RowGrad(true, 0.0, 0.0, 0.0, 0.0);
     }
     if kind == TARGET_INVALID || row_is_poisoned(tot) || g.k != EXT_FINITE {
-        for (var c = begin + first; c < end; c += stride) {
-            store_grad(params.grad_off + base + c * sp, nan_f32());
-        }
-        return;
+        return RowGrad(true, nan_f32(), 0.0, 0.0, 0.0);
     }
     let eps = params.label_smoothing;
-    var eps_per_class = eps / f32(params.total_classes);
     var q_target = 0.0;
     var q_sum = tot.w_all;
     if !has_prob_targets() {
         q_target = (1.0 - eps) * class_weight(u32(rt.t));
-        q_sum = q_target + eps_per_class * tot.w_all;
+        q_sum = q_target + eps / f32(params.total_classes) * tot.w_all;
     }
     if params.z_loss_scale != 0.0 {
         q_sum += 2.0 * params.z_loss_scale * finite_lse(tot);
     }
+    return RowGrad(false, 0.0, g.v, q_target, q_sum);
+}
+
+// Writes the gradient of classes [begin, end) of a row: invocation `first` of `stride`
+// writes every stride-th class (the whole workgroup, or one invocation per row).
+fn write_segment_grad(row: u32, rt: RowTarget, tot: RowTotals, begin: u32, end: u32, first: u32, stride: u32) {
+    let base = row_start(row);
+    let sp = params.spatial;
+    let rg = row_grad(row, rt, tot);
+    if rg.filled {
+        for (var c = begin + first; c < end; c += stride) {
+            store_grad(params.grad_off + base + c * sp, rg.fill);
+        }
+        return;
+    }
+    let g = ext(rg.g);
+    let q_target = rg.q_target;
+    let q_sum = rg.q_sum;
+    let eps_per_class = params.label_smoothing / f32(params.total_classes);
     // Out of this memory when the target lies in another shard (or there is no index).
     let target_here = select(0xffffffffu, local_target(rt.t), target_in_memory(rt));
     if is_plain() {

@@ -33,12 +33,21 @@ fn row_sum4(v: vec4<f32>, lid: u32) -> vec4<f32> {
     return workgroupUniformLoad(&tree_f32[0]);
 }
 
+// Workgroup memory is not zero-initialised (the pipelines turn that off, as every other
+// variable here is written before it is read), so the flag word is cleared first; the
+// barrier after the load lets a later call clear it again.
 fn row_or(v: u32, lid: u32) -> u32 {
+    if lid == 0u {
+        atomicStore(&tree_flags, 0u);
+    }
+    workgroupBarrier();
     if v != 0u {
         atomicOr(&tree_flags, v);
     }
     workgroupBarrier();
-    return atomicLoad(&tree_flags);
+    let r = atomicLoad(&tree_flags);
+    workgroupBarrier();
+    return r;
 }
 
 // The max (or the min) of an unsigned value across the row's invocations (argmax).

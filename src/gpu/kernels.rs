@@ -69,7 +69,23 @@ pub(crate) enum Kernel {
     ElementwiseForwardBackward,
     ElementwiseBackward,
     ElementwiseReduce,
+    /// A kernel that holds each row on-chip, unrolled for this many quads per invocation
+    /// (built on first use).
+    Resident(ResidentKernel, u32),
 }
+
+/// The kernels of the resident families (shaders/*_resident.wgsl).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum ResidentKernel {
+    LogSoftmaxForward,
+    SoftmaxForward,
+    CrossEntropyForward,
+    CrossEntropyForwardBackward,
+    CrossEntropyForwardBackwardInPlace,
+}
+
+/// The most quads one invocation of a resident kernel holds.
+pub(crate) const MAX_RESIDENT_SLOTS: u32 = 32;
 
 impl Kernel {
     const ALL: [Kernel; 30] = [
@@ -135,6 +151,18 @@ impl Kernel {
             | Kernel::ElementwiseForwardBackward
             | Kernel::ElementwiseBackward
             | Kernel::ElementwiseReduce => Family::Elementwise,
+            Kernel::Resident(ResidentKernel::LogSoftmaxForward | ResidentKernel::SoftmaxForward, _) => {
+                Family::SoftmaxResident
+            }
+            Kernel::Resident(_, _) => Family::CrossEntropyResident,
+        }
+    }
+
+    /// The quads per invocation a resident kernel is unrolled for (0 for the others).
+    fn slots(self) -> u32 {
+        match self {
+            Kernel::Resident(_, slots) => slots,
+            _ => 0,
         }
     }
 
@@ -170,13 +198,22 @@ impl Kernel {
             Kernel::ElementwiseForwardBackward => "elementwise_forward_backward",
             Kernel::ElementwiseBackward => "elementwise_backward",
             Kernel::ElementwiseReduce => "elementwise_reduce",
+            Kernel::Resident(kernel, _) => match kernel {
+                ResidentKernel::LogSoftmaxForward => "log_softmax_forward_resident",
+                ResidentKernel::SoftmaxForward => "softmax_forward_resident",
+                ResidentKernel::CrossEntropyForward => "cross_entropy_forward_resident",
+                ResidentKernel::CrossEntropyForwardBackward => "cross_entropy_forward_backward_resident",
+                ResidentKernel::CrossEntropyForwardBackwardInPlace => {
+                    "cross_entropy_forward_backward_resident_in_place"
+                }
+            },
         }
     }
 
     pub(crate) fn layout(self) -> Layout {
         match self.family() {
-            Family::Softmax | Family::SoftmaxVec4 => Layout::Row,
-            Family::CrossEntropy | Family::Nll | Family::Reduce => Layout::ClassIndex,
+            Family::Softmax | Family::SoftmaxVec4 | Family::SoftmaxResident => Layout::Row,
+            Family::CrossEntropy | Family::CrossEntropyResident | Family::Nll | Family::Reduce => Layout::ClassIndex,
             Family::Elementwise => Layout::ClassIndex,
         }
     }
@@ -197,16 +234,16 @@ pub(crate) struct RowShape {
     pub subgroup_size: u32,
 }
 
-/// All pipelines and layouts of one device: every kernel for f32 logits, built with the
-/// `Gpu`; the half-precision variants of the cross-entropy kernels built on first use and
-/// kept.
+/// All pipelines and layouts of one device: every kernel of [`Kernel::ALL`] for f32 logits,
+/// built with the `Gpu`; the half-precision variants of the cross-entropy kernels and the
+/// resident kernels (one per slot count) built on first use and kept.
 #[derive(Debug)]
 pub(crate) struct Kernels {
     device: wgpu::Device,
     row: RowShape,
     layouts: HashMap<Layout, wgpu::BindGroupLayout>,
     pipelines: HashMap<Kernel, wgpu::ComputePipeline>,
-    half: std::sync::Mutex<HashMap<(Kernel, Precision), wgpu::ComputePipeline>>,
+    on_demand: std::sync::Mutex<HashMap<(Kernel, Precision), wgpu::ComputePipeline>>,
 }
 
 impl Kernels {
@@ -220,12 +257,15 @@ impl Kernels {
             row,
             layouts,
             pipelines: HashMap::new(),
-            half: Default::default(),
+            on_demand: Default::default(),
         };
-        let modules: HashMap<Family, wgpu::ShaderModule> = Family::ALL
-            .into_iter()
-            .map(|family| (family, kernels.module(family, Precision::F32)))
-            .collect();
+        let mut modules: HashMap<Family, wgpu::ShaderModule> = HashMap::new();
+        for kernel in Kernel::ALL {
+            let family = kernel.family();
+            modules
+                .entry(family)
+                .or_insert_with(|| kernels.module(family, Precision::F32, 0));
+        }
         kernels.pipelines = Kernel::ALL
             .into_iter()
             .map(|kernel| (kernel, kernels.create_pipeline(kernel, &modules[&kernel.family()])))
@@ -233,10 +273,10 @@ impl Kernels {
         kernels
     }
 
-    fn module(&self, family: Family, precision: Precision) -> wgpu::ShaderModule {
+    fn module(&self, family: Family, precision: Precision, slots: u32) -> wgpu::ShaderModule {
         self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some(&format!("wgpu-loss {family:?} {precision:?}")),
-            source: wgpu::ShaderSource::Wgsl(family.source_for(self.row.reduce, precision).into()),
+            label: Some(&format!("wgpu-loss {family:?} {precision:?} {slots}")),
+            source: wgpu::ShaderSource::Wgsl(family.source_for(self.row.reduce, precision, slots).into()),
         })
     }
 
@@ -267,7 +307,9 @@ impl Kernels {
             entry_point: Some(kernel.entry_point()),
             compilation_options: wgpu::PipelineCompilationOptions {
                 constants,
-                ..Default::default()
+                // Every kernel writes its workgroup memory before reading it: zeroing it
+                // first would cost each workgroup a pass over it and a barrier.
+                zero_initialize_workgroup_memory: false,
             },
             cache: None,
         })
@@ -280,12 +322,19 @@ impl Kernels {
     /// The kernel's pipeline for `precision`'s logits (f32 for families without half
     /// variants, which never read the logits' elements).
     pub(crate) fn pipeline(&self, kernel: Kernel, precision: Precision) -> wgpu::ComputePipeline {
-        if precision == Precision::F32 || !kernel.family().has_half_variants() {
-            return self.pipelines[&kernel].clone();
+        let family = kernel.family();
+        let precision = if family.has_half_variants() {
+            precision
+        } else {
+            Precision::F32
+        };
+        if let Some(pipeline) = self.pipelines.get(&kernel).filter(|_| precision == Precision::F32) {
+            return pipeline.clone();
         }
-        let mut half = self.half.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        half.entry((kernel, precision))
-            .or_insert_with(|| self.create_pipeline(kernel, &self.module(kernel.family(), precision)))
+        let mut built = self.on_demand.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        built
+            .entry((kernel, precision))
+            .or_insert_with(|| self.create_pipeline(kernel, &self.module(family, precision, kernel.slots())))
             .clone()
     }
 }

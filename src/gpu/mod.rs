@@ -11,7 +11,7 @@ mod workspace;
 use std::sync::Mutex;
 use std::time::Duration;
 
-pub(crate) use kernels::{Kernel, Layout, SOLO_CLASSES, SOLO_ROWS_PER_WORKGROUP};
+pub(crate) use kernels::{Kernel, Layout, ResidentKernel, SOLO_CLASSES, SOLO_ROWS_PER_WORKGROUP};
 pub(crate) use params::{
     FLAG_ARGMAX, FLAG_EMPTY_ZERO, FLAG_GRAD_BUFFER, FLAG_IN_PLACE, FLAG_LSE, FLAG_MEAN, FLAG_PROB_TARGETS, FLAG_SUM,
     FLAG_WEIGHT, LossParams,
@@ -20,7 +20,7 @@ pub use workspace::Workspace;
 pub(crate) use workspace::{BATCH_STATE_BYTES, Binding, Dispatch, PARTIAL_BYTES, status_to_result};
 
 use crate::error::{Error, Result};
-use kernels::{Kernels, RowShape};
+use kernels::{Kernels, MAX_RESIDENT_SLOTS, RowShape};
 use shaders::RowReduce;
 use slice::SliceScratch;
 
@@ -53,6 +53,11 @@ pub struct GpuOptions {
     /// adapter — one subgroup on CPU adapters, 256 on GPUs). Rounded down to a power of two
     /// within the device's limits and, with subgroups, to at least one subgroup.
     pub row_workgroup_size: Option<u32>,
+    /// Hold each row in registers when it fits (default `true`): log-softmax, softmax and
+    /// plain cross-entropy then read the row once and write it once. Rows fit when their
+    /// classes are a multiple of 4 at 16-byte-aligned offsets, more than 32 and at most
+    /// 128 × the invocations per row. `false` takes the two-read kernels everywhere.
+    pub resident_rows: bool,
 }
 
 impl Default for GpuOptions {
@@ -63,6 +68,7 @@ impl Default for GpuOptions {
             max_binding_size: None,
             segment_classes: 16384,
             row_workgroup_size: None,
+            resident_rows: true,
         }
     }
 }
@@ -92,6 +98,7 @@ pub struct Gpu {
     readback_timeout: Duration,
     max_binding_size: u64,
     segment_classes: u32,
+    resident_rows: bool,
     slice_pool: Mutex<Vec<SliceScratch>>,
 }
 
@@ -197,6 +204,7 @@ impl Gpu {
             readback_timeout: options.readback_timeout,
             max_binding_size: options.max_binding_size.unwrap_or(u64::MAX),
             segment_classes: options.segment_classes.max(1),
+            resident_rows: options.resident_rows,
             slice_pool: Mutex::new(Vec::new()),
         }
     }
@@ -254,6 +262,19 @@ impl Gpu {
         } else {
             (seg as u32, classes.div_ceil(seg) as u32)
         }
+    }
+
+    /// The quads per invocation a resident kernel needs for whole rows of `classes` (a
+    /// power of two), or `None` where rows are not held on-chip: resident rows turned off,
+    /// short rows (one invocation each), classes not a multiple of 4, or more than
+    /// [`MAX_RESIDENT_SLOTS`] quads per invocation. The caller checks the offsets.
+    pub(crate) fn resident_slots(&self, classes: usize) -> Option<u32> {
+        if !self.resident_rows || classes <= SOLO_CLASSES || !classes.is_multiple_of(4) {
+            return None;
+        }
+        let per_slot = 4 * self.row.workgroup_size as usize;
+        let slots = classes.div_ceil(per_slot).next_power_of_two();
+        (slots <= MAX_RESIDENT_SLOTS as usize).then_some(slots as u32)
     }
 
     /// The most bytes one row chunk of a `rows × classes` matrix may bind.

@@ -8,11 +8,15 @@ const ROW_STATS: &str = include_str!("../../shaders/row_stats.wgsl");
 const CLASS_INDEX: &str = include_str!("../../shaders/class_index.wgsl");
 const SOFTMAX: &str = include_str!("../../shaders/softmax.wgsl");
 const SOFTMAX_VEC4: &str = include_str!("../../shaders/softmax_vec4.wgsl");
+const ROW_RESIDENT: &str = include_str!("../../shaders/row_resident.wgsl");
+const SOFTMAX_RESIDENT: &str = include_str!("../../shaders/softmax_resident.wgsl");
+const CROSS_ENTROPY_RESIDENT: &str = include_str!("../../shaders/cross_entropy_resident.wgsl");
 const CROSS_ENTROPY: &str = include_str!("../../shaders/cross_entropy.wgsl");
 const NLL: &str = include_str!("../../shaders/nll.wgsl");
 const REDUCE: &str = include_str!("../../shaders/reduce.wgsl");
 const ELEMENTWISE: &str = include_str!("../../shaders/elementwise.wgsl");
 const FORMAT_F32: &str = include_str!("../../shaders/formats/f32.wgsl");
+const FORMAT_F32X4: &str = include_str!("../../shaders/formats/f32x4.wgsl");
 const FORMAT_F16: &str = include_str!("../../shaders/formats/f16.wgsl");
 const FORMAT_BF16: &str = include_str!("../../shaders/formats/bf16.wgsl");
 
@@ -32,17 +36,24 @@ pub(crate) enum RowReduce {
 pub(crate) enum Family {
     Softmax,
     SoftmaxVec4,
+    /// Rows held on-chip (shaders/row_resident.wgsl), unrolled per slot count.
+    SoftmaxResident,
     CrossEntropy,
+    /// Rows held on-chip, f32 logits only.
+    CrossEntropyResident,
     Nll,
     Reduce,
     Elementwise,
 }
 
 impl Family {
-    pub(crate) const ALL: [Family; 6] = [
+    #[cfg(test)]
+    pub(crate) const ALL: [Family; 8] = [
         Family::Softmax,
         Family::SoftmaxVec4,
+        Family::SoftmaxResident,
         Family::CrossEntropy,
+        Family::CrossEntropyResident,
         Family::Nll,
         Family::Reduce,
         Family::Elementwise,
@@ -50,7 +61,14 @@ impl Family {
 
     /// Whether the family's kernels reduce along rows (and so take the `WG` override).
     pub(crate) fn is_row_wise(self) -> bool {
-        matches!(self, Family::Softmax | Family::SoftmaxVec4 | Family::CrossEntropy)
+        matches!(
+            self,
+            Family::Softmax
+                | Family::SoftmaxVec4
+                | Family::SoftmaxResident
+                | Family::CrossEntropy
+                | Family::CrossEntropyResident
+        )
     }
 
     /// Whether the family is built for each [`Precision`] of the logits, not f32 alone.
@@ -59,8 +77,9 @@ impl Family {
     }
 
     /// The complete WGSL module of the family for `precision`'s logits and gradients
-    /// (the class-index families read them through shaders/formats/*.wgsl).
-    pub(crate) fn source_for(self, reduce: RowReduce, precision: Precision) -> String {
+    /// (the class-index families read them through shaders/formats/*.wgsl), with the
+    /// resident families' slots unrolled `slots` times (see [`unroll_slots`]).
+    pub(crate) fn source_for(self, reduce: RowReduce, precision: Precision, slots: u32) -> String {
         let format = match precision {
             Precision::F32 => FORMAT_F32,
             Precision::F16 => FORMAT_F16,
@@ -74,6 +93,14 @@ impl Family {
         let parts: &[&str] = match self {
             Family::Softmax => &[COMMON, row_reduce, ROW_STATS, SOFTMAX],
             Family::SoftmaxVec4 => &[COMMON, row_reduce, ROW_STATS, SOFTMAX_VEC4],
+            Family::SoftmaxResident => &[
+                COMMON,
+                row_reduce,
+                ROW_STATS,
+                SOFTMAX_VEC4,
+                ROW_RESIDENT,
+                SOFTMAX_RESIDENT,
+            ],
             Family::CrossEntropy => &[
                 enable,
                 COMMON,
@@ -83,12 +110,42 @@ impl Family {
                 CLASS_INDEX,
                 CROSS_ENTROPY,
             ],
+            Family::CrossEntropyResident => &[
+                COMMON,
+                FORMAT_F32X4,
+                row_reduce,
+                ROW_STATS,
+                CLASS_INDEX,
+                CROSS_ENTROPY,
+                ROW_RESIDENT,
+                CROSS_ENTROPY_RESIDENT,
+            ],
             Family::Nll => &[COMMON, format, CLASS_INDEX, NLL],
             Family::Reduce => &[COMMON, format, CLASS_INDEX, REDUCE],
             Family::Elementwise => &[COMMON, ELEMENTWISE],
         };
-        parts.join("\n")
+        unroll_slots(&parts.join("\n"), slots)
     }
+}
+
+/// Repeats each line that contains `$s` once per slot, `$s` replaced by 0, 1, …,
+/// `slots - 1` (WGSL has no loop unrolling of its own, and a loop over an array of slots
+/// would keep them in memory rather than in registers). Lines without `$s` are kept as
+/// they are.
+pub(crate) fn unroll_slots(source: &str, slots: u32) -> String {
+    let mut out = String::with_capacity(source.len());
+    for line in source.lines() {
+        if line.contains("$s") {
+            for s in 0..slots {
+                out.push_str(&line.replace("$s", &s.to_string()));
+                out.push('\n');
+            }
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -106,7 +163,7 @@ mod tests {
                     if precision != Precision::F32 && !family.has_half_variants() {
                         continue;
                     }
-                    let source = family.source_for(reduce, precision);
+                    let source = family.source_for(reduce, precision, 3);
                     let module = naga::front::wgsl::parse_str(&source).unwrap_or_else(|e| {
                         panic!("{family:?}/{reduce:?}/{precision:?}: {}", e.emit_to_string(&source))
                     });
@@ -130,7 +187,7 @@ mod tests {
     #[test]
     fn workgroup_variant_needs_no_subgroup_capability() {
         for family in Family::ALL {
-            let source = family.source_for(RowReduce::Workgroup, Precision::F32);
+            let source = family.source_for(RowReduce::Workgroup, Precision::F32, 3);
             let module = naga::front::wgsl::parse_str(&source).unwrap();
             Validator::new(ValidationFlags::all(), Capabilities::empty())
                 .validate(&module)

@@ -3,8 +3,8 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::{
-    BATCH_STATE_BYTES, Binding, Dispatch, Gpu, Kernel, Layout, LossParams, SOLO_CLASSES, SOLO_ROWS_PER_WORKGROUP,
-    Workspace, status_to_result,
+    BATCH_STATE_BYTES, Binding, Dispatch, Gpu, Kernel, Layout, LossParams, ResidentKernel, SOLO_CLASSES,
+    SOLO_ROWS_PER_WORKGROUP, Workspace, status_to_result,
 };
 use crate::gpu::{
     FLAG_ARGMAX, FLAG_EMPTY_ZERO, FLAG_GRAD_BUFFER, FLAG_IN_PLACE, FLAG_LSE, FLAG_MEAN, FLAG_PROB_TARGETS, FLAG_SUM,
@@ -522,6 +522,19 @@ pub(crate) fn encode_class_index(
     }
     // Spatial batches and short rows: one invocation per row.
     let solo = op.is_cross_entropy() && (spatial > 1 || classes <= SOLO_CLASSES);
+    // Plain class-index rows of f32 logits whose quads are 16-byte aligned: held on-chip
+    // where they fit.
+    let aligned = |b: &Option<Binding>| b.as_ref().is_none_or(|b| b.element_offset % 4 == 0);
+    let resident = (op == ClassIndexOp::CrossEntropy
+        && spatial == 1
+        && split == 1
+        && precision == Precision::F32
+        && opts.label_smoothing == 0.0
+        && opts.logit_softcap == 0.0
+        && !wants_argmax
+        && matrices.iter().all(|(input, grad, _)| aligned(input) && aligned(grad)))
+    .then(|| gpu.resident_slots(classes))
+    .flatten();
     for (k, &(_, n)) in chunks.iter().enumerate() {
         let per_chunk = |kernel, workgroups| Dispatch {
             kernel,
@@ -547,10 +560,14 @@ pub(crate) fn encode_class_index(
                 n.div_ceil(SOLO_ROWS_PER_WORKGROUP),
             )),
             ClassIndexOp::CrossEntropy | ClassIndexOp::CrossEntropyProbs => dispatches.push(per_chunk(
-                if wants_grad {
-                    Kernel::CrossEntropyForwardBackward
-                } else {
-                    Kernel::CrossEntropyForward
+                match (resident, wants_grad, in_place) {
+                    (Some(slots), false, _) => Kernel::Resident(ResidentKernel::CrossEntropyForward, slots),
+                    (Some(slots), true, false) => Kernel::Resident(ResidentKernel::CrossEntropyForwardBackward, slots),
+                    (Some(slots), true, true) => {
+                        Kernel::Resident(ResidentKernel::CrossEntropyForwardBackwardInPlace, slots)
+                    }
+                    (None, true, _) => Kernel::CrossEntropyForwardBackward,
+                    (None, false, _) => Kernel::CrossEntropyForward,
                 },
                 n,
             )),

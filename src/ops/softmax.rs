@@ -2,7 +2,8 @@
 
 use crate::error::Result;
 use crate::gpu::{
-    Binding, Dispatch, Gpu, Kernel, Layout, LossParams, SOLO_CLASSES, SOLO_ROWS_PER_WORKGROUP, Workspace,
+    Binding, Dispatch, Gpu, Kernel, Layout, LossParams, ResidentKernel, SOLO_CLASSES, SOLO_ROWS_PER_WORKGROUP,
+    Workspace,
 };
 use crate::options::{check_matrix, check_spatial};
 
@@ -78,7 +79,7 @@ fn encode_row_op(
         bindings.push((x, dy, y));
     }
     // Whole rows of a multiple of 4 classes at 16-byte-aligned offsets are read and
-    // written as vec4 (the forward kernels).
+    // written as vec4 (the forward kernels), held on-chip where they fit.
     let vec4 = spatial == 1
         && split == 1
         && classes > SOLO_CLASSES
@@ -124,9 +125,16 @@ fn encode_row_op(
                     _ => Kernel::SoftmaxBackwardSolo,
                 };
                 let forward = matches!(kernel, Kernel::LogSoftmaxForward | Kernel::SoftmaxForward);
-                let vec4_kernel = match kernel {
-                    Kernel::LogSoftmaxForward => Some(Kernel::LogSoftmaxForwardVec4),
-                    Kernel::SoftmaxForward => Some(Kernel::SoftmaxForwardVec4),
+                let resident = gpu.resident_slots(classes);
+                let vec4_kernel = match (kernel, resident) {
+                    (Kernel::LogSoftmaxForward, Some(slots)) => {
+                        Some(Kernel::Resident(ResidentKernel::LogSoftmaxForward, slots))
+                    }
+                    (Kernel::SoftmaxForward, Some(slots)) => {
+                        Some(Kernel::Resident(ResidentKernel::SoftmaxForward, slots))
+                    }
+                    (Kernel::LogSoftmaxForward, None) => Some(Kernel::LogSoftmaxForwardVec4),
+                    (Kernel::SoftmaxForward, None) => Some(Kernel::SoftmaxForwardVec4),
                     _ => None,
                 };
                 dispatches.push(if let Some(kernel) = vec4_kernel.filter(|_| vec4) {

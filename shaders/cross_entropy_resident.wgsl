@@ -1,0 +1,88 @@
+// Cross-entropy from class indices with the row held on-chip (row_resident.wgsl), for
+// plain rows (no label smoothing, probability targets, soft-capping or argmax; class
+// weights, z-loss, the per-row lse and every reduction as cross_entropy.wgsl) of a multiple
+// of 4 classes at 16-byte-aligned offsets that fit in WG·SLOTS quads.
+//
+// Layout: see class_index.wgsl, with the logits and gradient viewed as vec4
+// (formats/f32x4.wgsl). In place, the logits are bound as `grad` and overwritten.
+// Passes: reads the logits once; forward+backward writes the gradient once from the
+// registers, with one exp per element.
+// Numerics: the loss exactly as cross_entropy.wgsl (finish_row); the gradient
+// g·(e·q_sum/Σ - q[t]·[c = t]), e = exp(x - max) held from the statistics.
+
+// Quad q of the logits: from `grad` in place (a constant after inlining: one load).
+fn resident_logits(q: u32, in_place: bool) -> vec4<f32> {
+    if in_place {
+        return load_grad4(q);
+    }
+    return load_input4(q);
+}
+
+fn cross_entropy_resident_row(row: u32, lid: u32, backward: bool, in_place: bool) {
+    let rt = target_of(row);
+    // Read before the row's reduction: in place, the gradient overwrites it afterwards.
+    let x_target = target_logit(row, rt);
+    let quads = params.classes / 4u;
+    let base = (select(params.input_off, params.grad_off, in_place) + row_start(row)) / 4u;
+    var f = resident_start();
+    let x$s = resident_pad(resident_logits(base + min(lid + $su * WG, quads - 1u), in_place), lid + $su * WG, quads);
+    f = resident_fold(f, x$s);
+    let mx = resident_max(f.m, lid);
+    var sum = vec4<f32>(0.0);
+    let e$s = resident_exp(x$s, mx);
+    sum += e$s;
+    let t = resident_totals(mx, sum, f, lid);
+    if lid == 0u {
+        finish_row(row, rt, t, x_target, 0u);
+    }
+    if !backward {
+        return;
+    }
+    let rg = row_grad(row, rt, t);
+    var scale = 0.0;
+    if !rg.filled {
+        scale = rg.g * rg.q_sum / t.sum_exp;
+    }
+    let at_target = vec4<f32>(rg.g * rg.q_target);
+    let target_here = vec4<u32>(select(0xffffffffu, local_target(rt.t), target_in_memory(rt)));
+    let out = (params.grad_off + row_start(row)) / 4u;
+    let first = vec4<u32>(0u, 1u, 2u, 3u);
+    let fill = vec4<f32>(rg.fill);
+    if lid + $su * WG < quads { store_grad4(out + lid + $su * WG, select(e$s * scale - select(vec4<f32>(0.0), at_target, first + 4u * (lid + $su * WG) == target_here), fill, rg.filled)); }
+}
+
+@compute @workgroup_size(WG)
+fn cross_entropy_forward_resident(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let row = workgroup_index(wid, nwg);
+    if row < params.rows {
+        cross_entropy_resident_row(row, lid, false, false);
+    }
+}
+
+@compute @workgroup_size(WG)
+fn cross_entropy_forward_backward_resident(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let row = workgroup_index(wid, nwg);
+    if row < params.rows {
+        cross_entropy_resident_row(row, lid, true, false);
+    }
+}
+
+@compute @workgroup_size(WG)
+fn cross_entropy_forward_backward_resident_in_place(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let row = workgroup_index(wid, nwg);
+    if row < params.rows {
+        cross_entropy_resident_row(row, lid, true, true);
+    }
+}

@@ -1,0 +1,60 @@
+// Row-wise log-softmax and softmax with the row held on-chip (row_resident.wgsl): the
+// same results as softmax.wgsl, for rows of a multiple of 4 classes at 16-byte-aligned
+// offsets that fit in WG·SLOTS quads.
+//
+// Layout: the Row bind-group layout, input / output as vec4 arrays (softmax_vec4.wgsl).
+// Passes: reads the row once and writes it once; the exps are computed once per element.
+
+fn softmax_resident_row(row: u32, lid: u32, log_space: bool) {
+    let quads = params.classes / 4u;
+    let base = (params.input_off + row * params.classes) / 4u;
+    let out = (params.grad_off + row * params.classes) / 4u;
+    var f = resident_start();
+    let x$s = resident_pad(input4[base + min(lid + $su * WG, quads - 1u)], lid + $su * WG, quads);
+    f = resident_fold(f, x$s);
+    let mx = resident_max(f.m, lid);
+    var sum = vec4<f32>(0.0);
+    let e$s = resident_exp(x$s, mx);
+    sum += e$s;
+    let t = resident_totals(mx, sum, f, lid);
+    // A poisoned row is all NaN: chosen per quad (one store path, no second loop of stores).
+    let poisoned = row_is_poisoned(t);
+    let nan = vec4<f32>(nan_f32());
+    var log_sum = 0.0;
+    var inv_sum = 0.0;
+    if !poisoned {
+        log_sum = log(t.sum_exp);
+        inv_sum = 1.0 / t.sum_exp;
+    }
+    let neg_inf = vec4<f32>(neg_inf_f32());
+    if log_space {
+        // -inf logits give -inf, chosen from their bits, never computed.
+        if lid + $su * WG < quads { output4[out + lid + $su * WG] = select(select(neg_inf, (x$s - mx) - log_sum, is_finite4(x$s)), nan, poisoned); }
+    } else {
+        if lid + $su * WG < quads { output4[out + lid + $su * WG] = select(e$s * inv_sum, nan, poisoned); }
+    }
+}
+
+@compute @workgroup_size(WG)
+fn log_softmax_forward_resident(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let row = workgroup_index(wid, nwg);
+    if row < params.rows {
+        softmax_resident_row(row, lid, true);
+    }
+}
+
+@compute @workgroup_size(WG)
+fn softmax_forward_resident(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let row = workgroup_index(wid, nwg);
+    if row < params.rows {
+        softmax_resident_row(row, lid, false);
+    }
+}
