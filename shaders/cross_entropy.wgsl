@@ -345,6 +345,32 @@ fn row_grad(row: u32, rt: RowTarget, tot: RowTotals) -> RowGrad {
     return RowGrad(false, 0.0, g.v, q_target, q_sum);
 }
 
+// A plain row's gradient as e·scale - at_target·[c = target], e = exp(x - max) (0 for a
+// -inf logit), or `fill` everywhere when row_grad says so.
+struct PlainGrad {
+    scale: f32,
+    at_target: f32,
+    // The target's class in this row's memory (0xffffffff when not here).
+    target_class: u32,
+    filled: bool,
+    fill: f32,
+}
+
+fn plain_grad(row: u32, rt: RowTarget, tot: RowTotals) -> PlainGrad {
+    let rg = row_grad(row, rt, tot);
+    let target_class = select(0xffffffffu, local_target(rt.t), target_in_memory(rt));
+    if rg.filled {
+        return PlainGrad(0.0, 0.0, target_class, true, rg.fill);
+    }
+    return PlainGrad(rg.g * rg.q_sum / tot.sum_exp, rg.g * rg.q_target, target_class, false, 0.0);
+}
+
+// The gradient of four classes `c` (memory-local) from their e = exp(x - max).
+fn plain_grad_quad(p: PlainGrad, e: vec4<f32>, c: vec4<u32>) -> vec4<f32> {
+    let d = e * p.scale - select(vec4<f32>(0.0), vec4<f32>(p.at_target), c == vec4<u32>(p.target_class));
+    return select(d, vec4<f32>(p.fill), p.filled);
+}
+
 // Writes the gradient of classes [begin, end) of a row: invocation `first` of `stride`
 // writes every stride-th class (the whole workgroup, or one invocation per row).
 fn write_segment_grad(row: u32, rt: RowTarget, tot: RowTotals, begin: u32, end: u32, first: u32, stride: u32) {
@@ -364,18 +390,14 @@ fn write_segment_grad(row: u32, rt: RowTarget, tot: RowTotals, begin: u32, end: 
     // Out of this memory when the target lies in another shard (or there is no index).
     let target_here = select(0xffffffffu, local_target(rt.t), target_in_memory(rt));
     if is_plain() {
-        // g·(softmax·S - q[t]·[c = t]), four classes per step; a -inf logit's softmax is 0,
-        // chosen from its bits.
-        let scale = g.v * q_sum / tot.sum_exp;
-        let at_target = g.v * q_target;
+        // Four classes per step; a -inf logit's e is 0, chosen from its bits.
+        let p = plain_grad(row, rt, tot);
         var c = begin + first;
         for (; c + 3u * stride < end; c += 4u * stride) {
             let cs = vec4<u32>(c, c + stride, c + 2u * stride, c + 3u * stride);
             let i = vec4<u32>(base) + cs * sp;
             let x = vec4<f32>(logit(params.input_off + i.x), logit(params.input_off + i.y), logit(params.input_off + i.z), logit(params.input_off + i.w));
-            let masked = bitcast<vec4<u32>>(x) == vec4<u32>(NEG_INF_BITS);
-            let p = select(exp(select(x, vec4<f32>(tot.m), masked) - tot.m) * scale, vec4<f32>(0.0), masked);
-            let d = p - select(vec4<f32>(0.0), vec4<f32>(at_target), cs == vec4<u32>(target_here));
+            let d = plain_grad_quad(p, quad_exp(x, tot.m), cs);
             let o = params.grad_off + i;
             store_grad(o.x, d.x);
             store_grad(o.y, d.y);
@@ -384,12 +406,8 @@ fn write_segment_grad(row: u32, rt: RowTarget, tot: RowTotals, begin: u32, end: 
         }
         for (; c < end; c += stride) {
             let i = base + c * sp;
-            let x = logit(params.input_off + i);
-            var p = 0.0;
-            if !is_neg_inf(x) {
-                p = exp(x - tot.m) * scale;
-            }
-            store_grad(params.grad_off + i, p - select(0.0, at_target, c == target_here));
+            let d = plain_grad_quad(p, quad_exp(vec4<f32>(logit(params.input_off + i)), tot.m), vec4<u32>(c));
+            store_grad(params.grad_off + i, d.x);
         }
         return;
     }

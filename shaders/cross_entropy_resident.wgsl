@@ -29,7 +29,7 @@ fn cross_entropy_resident_row(row: u32, lid: u32, backward: bool, in_place: bool
     f = resident_fold(f, x$s);
     let mx = resident_max(f.m, lid);
     var sum = vec4<f32>(0.0);
-    let e$s = resident_exp(x$s, mx);
+    let e$s = quad_exp(x$s, mx);
     sum += e$s;
     let t = resident_totals(mx, sum, f, lid);
     if lid == 0u {
@@ -38,17 +38,9 @@ fn cross_entropy_resident_row(row: u32, lid: u32, backward: bool, in_place: bool
     if !backward {
         return;
     }
-    let rg = row_grad(row, rt, t);
-    var scale = 0.0;
-    if !rg.filled {
-        scale = rg.g * rg.q_sum / t.sum_exp;
-    }
-    let at_target = vec4<f32>(rg.g * rg.q_target);
-    let target_here = vec4<u32>(select(0xffffffffu, local_target(rt.t), target_in_memory(rt)));
+    let p = plain_grad(row, rt, t);
     let out = (params.grad_off + row_start(row)) / 4u;
-    let first = vec4<u32>(0u, 1u, 2u, 3u);
-    let fill = vec4<f32>(rg.fill);
-    if lid + $su * WG < quads { store_grad4(out + lid + $su * WG, select(e$s * scale - select(vec4<f32>(0.0), at_target, first + 4u * (lid + $su * WG) == target_here), fill, rg.filled)); }
+    if lid + $su * WG < quads { store_grad4(out + lid + $su * WG, plain_grad_quad(p, e$s, short_classes(lid + $su * WG))); }
 }
 
 @compute @workgroup_size(WG)

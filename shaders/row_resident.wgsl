@@ -19,10 +19,6 @@ fn resident_pad(x: vec4<f32>, q: u32, quads: u32) -> vec4<f32> {
     return select(vec4<f32>(neg_inf_f32()), x, q < quads);
 }
 
-fn is_finite4(x: vec4<f32>) -> vec4<bool> {
-    return (bitcast<vec4<u32>>(x) & vec4<u32>(EXP_MASK)) != vec4<u32>(EXP_MASK);
-}
-
 // What an invocation folds from its quads: the running max of the finite logits, and
 // the maxima of their bits that tell the non-finite ones apart (see resident_flags).
 struct ResidentFold {
@@ -59,17 +55,62 @@ fn resident_flags(f: ResidentFold) -> u32 {
 
 // The row's max of finite logits from each invocation's running max (-MAX_FINITE if none).
 fn resident_max(m: vec4<f32>, lid: u32) -> f32 {
-    return row_max(max(max(m.x, m.y), max(m.z, m.w)), lid);
-}
-
-// exp(x - m) for the finite logits of a quad, 0 for the others (never computed from them).
-fn resident_exp(x: vec4<f32>, m: f32) -> vec4<f32> {
-    let finite = is_finite4(x);
-    return select(vec4<f32>(0.0), exp(select(vec4<f32>(m), x, finite) - m), finite);
+    return row_max(max4(m), lid);
 }
 
 // The row's totals from its max and each invocation's Σ exp(x - max) and fold.
 fn resident_totals(m: f32, sum: vec4<f32>, f: ResidentFold, lid: u32) -> RowTotals {
-    let s = row_sum4(vec4<f32>((sum.x + sum.y) + (sum.z + sum.w), 0.0, 0.0, 0.0), lid).x;
+    let s = row_sum4(vec4<f32>(sum4(sum), 0.0, 0.0, 0.0), lid).x;
     return RowTotals(m, s, 0.0, 0.0, 0.0, row_or(resident_flags(f), lid));
+}
+
+// How a log-softmax / softmax row is written from its totals: all NaN when poisoned.
+struct SoftmaxRow {
+    m: f32,
+    log_sum: f32,
+    inv_sum: f32,
+    poisoned: bool,
+}
+
+fn softmax_row_of(t: RowTotals) -> SoftmaxRow {
+    let poisoned = row_is_poisoned(t);
+    if poisoned {
+        return SoftmaxRow(t.m, 0.0, 0.0, true);
+    }
+    return SoftmaxRow(t.m, log(t.sum_exp), 1.0 / t.sum_exp, false);
+}
+
+// A quad of log-softmax (-inf for -inf logits, chosen from their bits) or softmax, from
+// the logits x and their e = exp(x - max).
+fn softmax_quad(r: SoftmaxRow, x: vec4<f32>, e: vec4<f32>, log_space: bool) -> vec4<f32> {
+    var v: vec4<f32>;
+    if log_space {
+        v = select(vec4<f32>(neg_inf_f32()), (x - r.m) - r.log_sum, is_finite4(x));
+    } else {
+        v = e * r.inv_sum;
+    }
+    return select(v, vec4<f32>(nan_f32()), r.poisoned);
+}
+
+// Short rows (classes ≤ 32, the *_short kernels): one invocation holds a whole row, SLOTS
+// quads of it, and nothing is combined across invocations. Classes are read one by one
+// (rows need not be aligned; class c of row r at row_start(r) + c·spatial).
+
+// The classes 4q … 4q+3 of a row as indices from its class 0, clamped to the row, and
+// which of them are in the row.
+fn short_classes(q: u32) -> vec4<u32> {
+    return 4u * q + vec4<u32>(0u, 1u, 2u, 3u);
+}
+
+fn short_index(i0: u32, q: u32) -> vec4<u32> {
+    return vec4<u32>(i0) + min(short_classes(q), vec4<u32>(params.classes - 1u)) * params.spatial;
+}
+
+fn short_in_row(q: u32) -> vec4<bool> {
+    return short_classes(q) < vec4<u32>(params.classes);
+}
+
+// A short row's totals from what its one invocation folded.
+fn short_totals(m: f32, sum: vec4<f32>, f: ResidentFold) -> RowTotals {
+    return RowTotals(m, sum4(sum), 0.0, 0.0, 0.0, resident_flags(f));
 }

@@ -89,6 +89,25 @@ fn stats_push4(s: ptr<function, RowStats>, x: vec4<f32>) {
     (*s).m = m_new;
 }
 
+// Four logits at a time (the resident kernels, the plain gradient).
+fn is_finite4(x: vec4<f32>) -> vec4<bool> {
+    return (bitcast<vec4<u32>>(x) & vec4<u32>(EXP_MASK)) != vec4<u32>(EXP_MASK);
+}
+
+fn max4(v: vec4<f32>) -> f32 {
+    return max(max(v.x, v.y), max(v.z, v.w));
+}
+
+fn sum4(v: vec4<f32>) -> f32 {
+    return (v.x + v.y) + (v.z + v.w);
+}
+
+// exp(x - m) for the finite logits of a quad, 0 for the others (never computed from them).
+fn quad_exp(x: vec4<f32>, m: f32) -> vec4<f32> {
+    let finite = is_finite4(x);
+    return select(vec4<f32>(0.0), exp(select(vec4<f32>(m), x, finite) - m), finite);
+}
+
 // The whole row's statistics, the same in every invocation of the workgroup.
 struct RowTotals {
     // Max of the finite logits (-MAX_FINITE if there are none).

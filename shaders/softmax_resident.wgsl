@@ -14,25 +14,10 @@ fn softmax_resident_row(row: u32, lid: u32, log_space: bool) {
     f = resident_fold(f, x$s);
     let mx = resident_max(f.m, lid);
     var sum = vec4<f32>(0.0);
-    let e$s = resident_exp(x$s, mx);
+    let e$s = quad_exp(x$s, mx);
     sum += e$s;
-    let t = resident_totals(mx, sum, f, lid);
-    // A poisoned row is all NaN: chosen per quad (one store path, no second loop of stores).
-    let poisoned = row_is_poisoned(t);
-    let nan = vec4<f32>(nan_f32());
-    var log_sum = 0.0;
-    var inv_sum = 0.0;
-    if !poisoned {
-        log_sum = log(t.sum_exp);
-        inv_sum = 1.0 / t.sum_exp;
-    }
-    let neg_inf = vec4<f32>(neg_inf_f32());
-    if log_space {
-        // -inf logits give -inf, chosen from their bits, never computed.
-        if lid + $su * WG < quads { output4[out + lid + $su * WG] = select(select(neg_inf, (x$s - mx) - log_sum, is_finite4(x$s)), nan, poisoned); }
-    } else {
-        if lid + $su * WG < quads { output4[out + lid + $su * WG] = select(e$s * inv_sum, nan, poisoned); }
-    }
+    let r = softmax_row_of(resident_totals(mx, sum, f, lid));
+    if lid + $su * WG < quads { output4[out + lid + $su * WG] = softmax_quad(r, x$s, e$s, log_space); }
 }
 
 @compute @workgroup_size(WG)

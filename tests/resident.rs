@@ -1,7 +1,9 @@
-//! Rows held on-chip (shaders/row_resident.wgsl, softmax_resident.wgsl,
-//! cross_entropy_resident.wgsl): log-softmax, softmax and plain cross-entropy at every
-//! slot count and just either side of each, on every row-reduction path and with resident
-//! rows turned off, against the f64 CPU twins with the tolerances of tests/common.
+//! Rows held in registers (shaders/row_resident.wgsl with softmax_resident.wgsl and
+//! cross_entropy_resident.wgsl, a workgroup per row; softmax_short.wgsl and
+//! cross_entropy_short.wgsl, an invocation per short row): log-softmax, softmax and plain
+//! cross-entropy at every slot count and just either side of each, on every
+//! row-reduction path and with resident rows turned off, against the f64 CPU twins with
+//! the tolerances of tests/common.
 
 mod common;
 
@@ -21,16 +23,18 @@ fn paths() -> Vec<&'static Gpu> {
     gpus().into_iter().chain([off]).collect()
 }
 
-/// Classes at each resident capacity (4 × invocations per row × slots, for 8, 16 and 32
-/// invocations and 1 to 32 slots) and a quad either side, so every slot count is run
-/// full, one quad short, and one quad over (the next slot count, or the two-read
-/// kernels past the last).
+/// Short rows of every quad count, full and partial (1 to 32 classes), then classes at
+/// each resident capacity (4 × invocations per row × slots, for 8, 16 and 32 invocations
+/// and 1 to 32 slots) and a quad either side, so every slot count is run full, one quad
+/// short, and one quad over (the next slot count, or the two-read kernels past the last).
 fn boundary_classes() -> Vec<usize> {
+    let short = [1, 2, 3, 4, 5, 8, 9, 12, 13, 20, 31, 32];
     let mut classes: Vec<usize> = [8, 16, 32]
         .into_iter()
         .flat_map(|wg| (0..6).map(move |k| 4 * wg * (1 << k)))
         .flat_map(|cap| [cap - 4, cap, cap + 4])
         .filter(|&c| c > 32)
+        .chain(short)
         .collect();
     classes.sort_unstable();
     classes.dedup();
@@ -134,7 +138,7 @@ fn cross_entropy_at_every_slot_boundary_matches_cpu() {
 fn gradient_in_place_from_the_registers() {
     let mut rng = Rng::new(43);
     for gpu in paths() {
-        for (rows, classes) in [(5, 36), (9, 1000), (3, 1028)] {
+        for (rows, classes) in [(4, 1), (50, 10), (6, 32), (5, 36), (9, 1000), (3, 1028)] {
             let x = rng.logits(rows * classes, 9.0);
             let targets = rng.targets(rows, classes);
             let opts = CrossEntropyOptions::default();

@@ -74,7 +74,8 @@ pub(crate) enum Kernel {
     Resident(ResidentKernel, u32),
 }
 
-/// The kernels of the resident families (shaders/*_resident.wgsl).
+/// The kernels that hold rows in registers: a workgroup per row (shaders/*_resident.wgsl)
+/// or, for short rows, an invocation per row (shaders/*_short.wgsl).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum ResidentKernel {
     LogSoftmaxForward,
@@ -82,6 +83,11 @@ pub(crate) enum ResidentKernel {
     CrossEntropyForward,
     CrossEntropyForwardBackward,
     CrossEntropyForwardBackwardInPlace,
+    LogSoftmaxShort,
+    SoftmaxShort,
+    CrossEntropyShortForward,
+    CrossEntropyShortForwardBackward,
+    CrossEntropyShortForwardBackwardInPlace,
 }
 
 /// The most quads one invocation of a resident kernel holds.
@@ -151,10 +157,16 @@ impl Kernel {
             | Kernel::ElementwiseForwardBackward
             | Kernel::ElementwiseBackward
             | Kernel::ElementwiseReduce => Family::Elementwise,
-            Kernel::Resident(ResidentKernel::LogSoftmaxForward | ResidentKernel::SoftmaxForward, _) => {
-                Family::SoftmaxResident
-            }
-            Kernel::Resident(_, _) => Family::CrossEntropyResident,
+            Kernel::Resident(kernel, _) => match kernel {
+                ResidentKernel::LogSoftmaxForward | ResidentKernel::SoftmaxForward => Family::SoftmaxResident,
+                ResidentKernel::CrossEntropyForward
+                | ResidentKernel::CrossEntropyForwardBackward
+                | ResidentKernel::CrossEntropyForwardBackwardInPlace => Family::CrossEntropyResident,
+                ResidentKernel::LogSoftmaxShort | ResidentKernel::SoftmaxShort => Family::SoftmaxShort,
+                ResidentKernel::CrossEntropyShortForward
+                | ResidentKernel::CrossEntropyShortForwardBackward
+                | ResidentKernel::CrossEntropyShortForwardBackwardInPlace => Family::CrossEntropyShort,
+            },
         }
     }
 
@@ -206,14 +218,25 @@ impl Kernel {
                 ResidentKernel::CrossEntropyForwardBackwardInPlace => {
                     "cross_entropy_forward_backward_resident_in_place"
                 }
+                ResidentKernel::LogSoftmaxShort => "log_softmax_forward_short",
+                ResidentKernel::SoftmaxShort => "softmax_forward_short",
+                ResidentKernel::CrossEntropyShortForward => "cross_entropy_forward_short",
+                ResidentKernel::CrossEntropyShortForwardBackward => "cross_entropy_forward_backward_short",
+                ResidentKernel::CrossEntropyShortForwardBackwardInPlace => {
+                    "cross_entropy_forward_backward_short_in_place"
+                }
             },
         }
     }
 
     pub(crate) fn layout(self) -> Layout {
         match self.family() {
-            Family::Softmax | Family::SoftmaxVec4 | Family::SoftmaxResident => Layout::Row,
-            Family::CrossEntropy | Family::CrossEntropyResident | Family::Nll | Family::Reduce => Layout::ClassIndex,
+            Family::Softmax | Family::SoftmaxVec4 | Family::SoftmaxResident | Family::SoftmaxShort => Layout::Row,
+            Family::CrossEntropy
+            | Family::CrossEntropyResident
+            | Family::CrossEntropyShort
+            | Family::Nll
+            | Family::Reduce => Layout::ClassIndex,
             Family::Elementwise => Layout::ClassIndex,
         }
     }

@@ -277,6 +277,12 @@ impl Gpu {
         (slots <= MAX_RESIDENT_SLOTS as usize).then_some(slots as u32)
     }
 
+    /// The quads one invocation holds for a short row of `classes` (≤ 32: one invocation
+    /// per row), or `None` for longer rows or with resident rows turned off.
+    pub(crate) fn short_slots(&self, classes: usize) -> Option<u32> {
+        (self.resident_rows && classes <= SOLO_CLASSES).then(|| classes.div_ceil(4) as u32)
+    }
+
     /// The most bytes one row chunk of a `rows × classes` matrix may bind.
     pub(crate) fn max_binding_size(&self) -> u64 {
         self.max_binding_size
@@ -342,7 +348,7 @@ fn choose_row_shape(device: &wgpu::Device, info: &wgpu::AdapterInfo, options: &G
     }
     RowShape {
         reduce: RowReduce::Workgroup,
-        workgroup_size: prev_power_of_two(options.row_workgroup_size.unwrap_or(if cpu { 16 } else { 256 })).min(limit),
+        workgroup_size: prev_power_of_two(options.row_workgroup_size.unwrap_or(if cpu { 8 } else { 256 })).min(limit),
         subgroup_size: 0,
     }
 }

@@ -11,6 +11,8 @@ const SOFTMAX_VEC4: &str = include_str!("../../shaders/softmax_vec4.wgsl");
 const ROW_RESIDENT: &str = include_str!("../../shaders/row_resident.wgsl");
 const SOFTMAX_RESIDENT: &str = include_str!("../../shaders/softmax_resident.wgsl");
 const CROSS_ENTROPY_RESIDENT: &str = include_str!("../../shaders/cross_entropy_resident.wgsl");
+const SOFTMAX_SHORT: &str = include_str!("../../shaders/softmax_short.wgsl");
+const CROSS_ENTROPY_SHORT: &str = include_str!("../../shaders/cross_entropy_short.wgsl");
 const CROSS_ENTROPY: &str = include_str!("../../shaders/cross_entropy.wgsl");
 const NLL: &str = include_str!("../../shaders/nll.wgsl");
 const REDUCE: &str = include_str!("../../shaders/reduce.wgsl");
@@ -41,6 +43,9 @@ pub(crate) enum Family {
     CrossEntropy,
     /// Rows held on-chip, f32 logits only.
     CrossEntropyResident,
+    /// Short rows held by one invocation each, unrolled per slot count.
+    SoftmaxShort,
+    CrossEntropyShort,
     Nll,
     Reduce,
     Elementwise,
@@ -48,12 +53,14 @@ pub(crate) enum Family {
 
 impl Family {
     #[cfg(test)]
-    pub(crate) const ALL: [Family; 8] = [
+    pub(crate) const ALL: [Family; 10] = [
         Family::Softmax,
         Family::SoftmaxVec4,
         Family::SoftmaxResident,
         Family::CrossEntropy,
         Family::CrossEntropyResident,
+        Family::SoftmaxShort,
+        Family::CrossEntropyShort,
         Family::Nll,
         Family::Reduce,
         Family::Elementwise,
@@ -68,12 +75,14 @@ impl Family {
                 | Family::SoftmaxResident
                 | Family::CrossEntropy
                 | Family::CrossEntropyResident
+                | Family::SoftmaxShort
+                | Family::CrossEntropyShort
         )
     }
 
     /// Whether the family is built for each [`Precision`] of the logits, not f32 alone.
     pub(crate) fn has_half_variants(self) -> bool {
-        self == Family::CrossEntropy
+        matches!(self, Family::CrossEntropy | Family::CrossEntropyShort)
     }
 
     /// The complete WGSL module of the family for `precision`'s logits and gradients
@@ -119,6 +128,18 @@ impl Family {
                 CROSS_ENTROPY,
                 ROW_RESIDENT,
                 CROSS_ENTROPY_RESIDENT,
+            ],
+            Family::SoftmaxShort => &[COMMON, row_reduce, ROW_STATS, SOFTMAX, ROW_RESIDENT, SOFTMAX_SHORT],
+            Family::CrossEntropyShort => &[
+                enable,
+                COMMON,
+                format,
+                row_reduce,
+                ROW_STATS,
+                CLASS_INDEX,
+                CROSS_ENTROPY,
+                ROW_RESIDENT,
+                CROSS_ENTROPY_SHORT,
             ],
             Family::Nll => &[COMMON, format, CLASS_INDEX, NLL],
             Family::Reduce => &[COMMON, format, CLASS_INDEX, REDUCE],

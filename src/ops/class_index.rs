@@ -525,16 +525,18 @@ pub(crate) fn encode_class_index(
     // Plain class-index rows of f32 logits whose quads are 16-byte aligned: held on-chip
     // where they fit.
     let aligned = |b: &Option<Binding>| b.as_ref().is_none_or(|b| b.element_offset % 4 == 0);
-    let resident = (op == ClassIndexOp::CrossEntropy
+    let plain =
+        op == ClassIndexOp::CrossEntropy && opts.label_smoothing == 0.0 && opts.logit_softcap == 0.0 && !wants_argmax;
+    let resident = (plain
         && spatial == 1
         && split == 1
         && precision == Precision::F32
-        && opts.label_smoothing == 0.0
-        && opts.logit_softcap == 0.0
-        && !wants_argmax
         && matrices.iter().all(|(input, grad, _)| aligned(input) && aligned(grad)))
     .then(|| gpu.resident_slots(classes))
     .flatten();
+    // Short plain rows (and spatial batches of as few classes) in any precision: one
+    // invocation holds each row.
+    let short = plain.then(|| gpu.short_slots(classes)).flatten();
     for (k, &(_, n)) in chunks.iter().enumerate() {
         let per_chunk = |kernel, workgroups| Dispatch {
             kernel,
@@ -552,10 +554,16 @@ pub(crate) fn encode_class_index(
                 });
             }
             ClassIndexOp::CrossEntropy | ClassIndexOp::CrossEntropyProbs if solo => dispatches.push(per_chunk(
-                if wants_grad {
-                    Kernel::CrossEntropyForwardBackwardSolo
-                } else {
-                    Kernel::CrossEntropyForwardSolo
+                match (short, wants_grad, in_place) {
+                    (Some(slots), false, _) => Kernel::Resident(ResidentKernel::CrossEntropyShortForward, slots),
+                    (Some(slots), true, false) => {
+                        Kernel::Resident(ResidentKernel::CrossEntropyShortForwardBackward, slots)
+                    }
+                    (Some(slots), true, true) => {
+                        Kernel::Resident(ResidentKernel::CrossEntropyShortForwardBackwardInPlace, slots)
+                    }
+                    (None, true, _) => Kernel::CrossEntropyForwardBackwardSolo,
+                    (None, false, _) => Kernel::CrossEntropyForwardSolo,
                 },
                 n.div_ceil(SOLO_ROWS_PER_WORKGROUP),
             )),

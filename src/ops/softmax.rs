@@ -118,10 +118,14 @@ fn encode_row_op(
                 });
             }
             _ => {
-                let solo = match kernel {
-                    Kernel::LogSoftmaxForward => Kernel::LogSoftmaxForwardSolo,
-                    Kernel::SoftmaxForward => Kernel::SoftmaxForwardSolo,
-                    Kernel::LogSoftmaxBackward => Kernel::LogSoftmaxBackwardSolo,
+                let solo = match (kernel, gpu.short_slots(classes)) {
+                    (Kernel::LogSoftmaxForward, Some(slots)) => {
+                        Kernel::Resident(ResidentKernel::LogSoftmaxShort, slots)
+                    }
+                    (Kernel::SoftmaxForward, Some(slots)) => Kernel::Resident(ResidentKernel::SoftmaxShort, slots),
+                    (Kernel::LogSoftmaxForward, None) => Kernel::LogSoftmaxForwardSolo,
+                    (Kernel::SoftmaxForward, None) => Kernel::SoftmaxForwardSolo,
+                    (Kernel::LogSoftmaxBackward, _) => Kernel::LogSoftmaxBackwardSolo,
                     _ => Kernel::SoftmaxBackwardSolo,
                 };
                 let forward = matches!(kernel, Kernel::LogSoftmaxForward | Kernel::SoftmaxForward);
