@@ -4,19 +4,12 @@
 // of 4 classes at 16-byte-aligned offsets that fit in WG·SLOTS quads.
 //
 // Layout: see class_index.wgsl, with the logits and gradient viewed as vec4
-// (formats/f32x4.wgsl). In place, the logits are bound as `grad` and overwritten.
+// (formats/f32x4.wgsl, read through cross_entropy_vec4.wgsl's logits4). In place, the
+// logits are bound as `grad` and overwritten.
 // Passes: reads the logits once; forward+backward writes the gradient once from the
 // registers, with one exp per element.
 // Numerics: the loss exactly as cross_entropy.wgsl (finish_row); the gradient
 // g·(e·q_sum/Σ - q[t]·[c = t]), e = exp(x - max) held from the statistics.
-
-// Quad q of the logits: from `grad` in place (a constant after inlining: one load).
-fn resident_logits(q: u32, in_place: bool) -> vec4<f32> {
-    if in_place {
-        return load_grad4(q);
-    }
-    return load_input4(q);
-}
 
 fn cross_entropy_resident_row(row: u32, lid: u32, backward: bool, in_place: bool) {
     let rt = target_of(row);
@@ -25,7 +18,7 @@ fn cross_entropy_resident_row(row: u32, lid: u32, backward: bool, in_place: bool
     let quads = params.classes / 4u;
     let base = (select(params.input_off, params.grad_off, in_place) + row_start(row)) / 4u;
     var f = resident_start();
-    let x$s = resident_pad(resident_logits(base + min(lid + $su * WG, quads - 1u), in_place), lid + $su * WG, quads);
+    let x$s = resident_pad(logits4(base + min(lid + $su * WG, quads - 1u), in_place), lid + $su * WG, quads);
     f = resident_fold(f, x$s);
     let mx = resident_max(f.m, lid);
     var sum = vec4<f32>(0.0);
@@ -40,7 +33,7 @@ fn cross_entropy_resident_row(row: u32, lid: u32, backward: bool, in_place: bool
     }
     let p = plain_grad(row, rt, t);
     let out = (params.grad_off + row_start(row)) / 4u;
-    if lid + $su * WG < quads { store_grad4(out + lid + $su * WG, plain_grad_quad(p, e$s, short_classes(lid + $su * WG))); }
+    if lid + $su * WG < quads { store_grad4(out + lid + $su * WG, plain_grad_quad(p, e$s, quad_classes(lid + $su * WG))); }
 }
 
 @compute @workgroup_size(WG)

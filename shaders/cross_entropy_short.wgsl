@@ -48,7 +48,7 @@ fn cross_entropy_short_row(row: u32, backward: bool, in_place: bool) {
         return;
     }
     let p = plain_grad(row, rt, t);
-    short_store_grad(params.grad_off + start, $su, plain_grad_quad(p, e$s, short_classes($su)));
+    short_store_grad(params.grad_off + start, $su, plain_grad_quad(p, e$s, quad_classes($su)));
 }
 
 @compute @workgroup_size(SOLO_WG)

@@ -64,50 +64,18 @@ fn resident_totals(m: f32, sum: vec4<f32>, f: ResidentFold, lid: u32) -> RowTota
     return RowTotals(m, s, 0.0, 0.0, 0.0, row_or(resident_flags(f), lid));
 }
 
-// How a log-softmax / softmax row is written from its totals: all NaN when poisoned.
-struct SoftmaxRow {
-    m: f32,
-    log_sum: f32,
-    inv_sum: f32,
-    poisoned: bool,
-}
-
-fn softmax_row_of(t: RowTotals) -> SoftmaxRow {
-    let poisoned = row_is_poisoned(t);
-    if poisoned {
-        return SoftmaxRow(t.m, 0.0, 0.0, true);
-    }
-    return SoftmaxRow(t.m, log(t.sum_exp), 1.0 / t.sum_exp, false);
-}
-
-// A quad of log-softmax (-inf for -inf logits, chosen from their bits) or softmax, from
-// the logits x and their e = exp(x - max).
-fn softmax_quad(r: SoftmaxRow, x: vec4<f32>, e: vec4<f32>, log_space: bool) -> vec4<f32> {
-    var v: vec4<f32>;
-    if log_space {
-        v = select(vec4<f32>(neg_inf_f32()), (x - r.m) - r.log_sum, is_finite4(x));
-    } else {
-        v = e * r.inv_sum;
-    }
-    return select(v, vec4<f32>(nan_f32()), r.poisoned);
-}
-
 // Short rows (classes ≤ 32, the *_short kernels): one invocation holds a whole row, SLOTS
 // quads of it, and nothing is combined across invocations. Classes are read one by one
 // (rows need not be aligned; class c of row r at row_start(r) + c·spatial).
 
-// The classes 4q … 4q+3 of a row as indices from its class 0, clamped to the row, and
-// which of them are in the row.
-fn short_classes(q: u32) -> vec4<u32> {
-    return 4u * q + vec4<u32>(0u, 1u, 2u, 3u);
-}
-
+// Where classes 4q … 4q+3 of the row whose class 0 is element i0 sit (clamped to the
+// row), and which of them are in the row.
 fn short_index(i0: u32, q: u32) -> vec4<u32> {
-    return vec4<u32>(i0) + min(short_classes(q), vec4<u32>(params.classes - 1u)) * params.spatial;
+    return vec4<u32>(i0) + min(quad_classes(q), vec4<u32>(params.classes - 1u)) * params.spatial;
 }
 
 fn short_in_row(q: u32) -> vec4<bool> {
-    return short_classes(q) < vec4<u32>(params.classes);
+    return quad_classes(q) < vec4<u32>(params.classes);
 }
 
 // A short row's totals from what its one invocation folded.

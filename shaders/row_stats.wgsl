@@ -102,6 +102,11 @@ fn sum4(v: vec4<f32>) -> f32 {
     return (v.x + v.y) + (v.z + v.w);
 }
 
+// The classes 4q … 4q+3 (quad q) of a row.
+fn quad_classes(q: u32) -> vec4<u32> {
+    return 4u * q + vec4<u32>(0u, 1u, 2u, 3u);
+}
+
 // exp(x - m) for the finite logits of a quad, 0 for the others (never computed from them).
 fn quad_exp(x: vec4<f32>, m: f32) -> vec4<f32> {
     let finite = is_finite4(x);
@@ -164,6 +169,34 @@ fn row_lse(t: RowTotals) -> Ext {
 // The log-sum-exp of a row that has a finite logit and no NaN / +inf.
 fn finite_lse(t: RowTotals) -> f32 {
     return t.m + log(t.sum_exp);
+}
+
+// How a log-softmax / softmax row is written from its totals: all NaN when poisoned.
+struct SoftmaxRow {
+    m: f32,
+    log_sum: f32,
+    inv_sum: f32,
+    poisoned: bool,
+}
+
+fn softmax_row_of(t: RowTotals) -> SoftmaxRow {
+    let poisoned = row_is_poisoned(t);
+    if poisoned {
+        return SoftmaxRow(t.m, 0.0, 0.0, true);
+    }
+    return SoftmaxRow(t.m, log(t.sum_exp), 1.0 / t.sum_exp, false);
+}
+
+// A quad of log-softmax (-inf for -inf logits, chosen from their bits) or softmax, from
+// the logits x and their e = exp(x - max).
+fn softmax_quad(r: SoftmaxRow, x: vec4<f32>, e: vec4<f32>, log_space: bool) -> vec4<f32> {
+    var v: vec4<f32>;
+    if log_space {
+        v = select(vec4<f32>(neg_inf_f32()), (x - r.m) - r.log_sum, is_finite4(x));
+    } else {
+        v = e * r.inv_sum;
+    }
+    return select(v, vec4<f32>(nan_f32()), r.poisoned);
 }
 
 // softmax of a finite logit x of the row.

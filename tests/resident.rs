@@ -41,12 +41,12 @@ fn boundary_classes() -> Vec<usize> {
     classes
 }
 
-/// Random rows, then rows with non-finite entries: -inf here and there, one NaN, one
-/// +inf, all -inf (the last three are all-NaN rows).
-fn batch(rng: &mut Rng, classes: usize) -> (Vec<f32>, usize) {
-    let mut rows: Vec<Vec<f32>> = (0..3).map(|_| rng.logits(classes, 20.0)).collect();
-    let adversarial = adversarial_rows(classes);
-    rows.extend([adversarial[0].clone(), adversarial[5].clone(), adversarial[6].clone()]);
+/// Two batches, each checked with the tolerance its own largest |x| sets: random rows, and
+/// rows with ±1e4 and non-finite entries (-inf here and there, one NaN, one +inf, all -inf;
+/// the last three are all-NaN rows).
+fn batches(rng: &mut Rng, classes: usize) -> [(Vec<f32>, usize); 2] {
+    let random = (rng.logits(5 * classes, 20.0), 5);
+    let mut rows = adversarial_rows(classes)[..7].to_vec();
     rows.push(
         (0..classes)
             .map(|i| if i == classes - 1 { f32::NAN } else { 1.0 })
@@ -59,7 +59,15 @@ fn batch(rng: &mut Rng, classes: usize) -> (Vec<f32>, usize) {
     );
     rows.push(vec![f32::NEG_INFINITY; classes]);
     let n = rows.len();
-    (rows.concat(), n)
+    [random, (rows.concat(), n)]
+}
+
+/// Every boundary class count with both of its batches.
+fn cases(rng: &mut Rng) -> Vec<(usize, (Vec<f32>, usize))> {
+    boundary_classes()
+        .into_iter()
+        .flat_map(|c| batches(rng, c).map(|b| (c, b)))
+        .collect()
 }
 
 /// The per-row log-sum-exp alone of the extra outputs (argmax takes the general kernels).
@@ -73,8 +81,7 @@ fn lse_only() -> Extras {
 fn softmax_at_every_slot_boundary_matches_cpu() {
     let mut rng = Rng::new(41);
     for gpu in paths() {
-        for classes in boundary_classes() {
-            let (x, rows) = batch(&mut rng, classes);
+        for (classes, (x, rows)) in cases(&mut rng) {
             let what = format!("{rows}x{classes} subgroups={}", gpu.uses_subgroups());
             let lp = gpu.log_softmax(&x, rows, classes).unwrap();
             assert_elementwise(
@@ -100,8 +107,7 @@ fn softmax_at_every_slot_boundary_matches_cpu() {
 fn cross_entropy_at_every_slot_boundary_matches_cpu() {
     let mut rng = Rng::new(42);
     for gpu in paths() {
-        for classes in boundary_classes() {
-            let (x, rows) = batch(&mut rng, classes);
+        for (classes, (x, rows)) in cases(&mut rng) {
             let mut targets = rng.targets(rows, classes);
             targets[1] = -100;
             let weight: Vec<f32> = (0..classes).map(|c| 0.5 + (c % 5) as f32 * 0.25).collect();

@@ -152,12 +152,14 @@ fn splitting(segment: u32) -> Gpu {
 }
 
 /// Split rows (partials per segment, merged exactly) match the CPU: ordinary rows, rows
-/// whose segments are entirely -inf, NaN in one segment, ±1e4, all options.
+/// whose segments are entirely -inf, NaN in one segment, ±1e4, all options; segments of 7
+/// classes (read one by one) and of 8 (read as vec4 where the rows allow).
 #[test]
 fn split_rows_match_cpu() {
     let mut rng = Rng::new(24);
-    let split = splitting(7);
-    for (rows, classes) in [(5, 15), (3, 33), (4, 100), (2, 1000), (1, 4097)] {
+    let splits = [splitting(7), splitting(8)];
+    let cases = [(5, 15), (3, 33), (4, 100), (2, 1000), (1, 4097)];
+    for (split, (rows, classes)) in splits.iter().flat_map(|s| cases.map(|c| (s, c))) {
         let mut x = rng.logits(rows * classes, 10.0);
         let mut rows_x: Vec<Vec<f32>> = x.chunks(classes).map(<[f32]>::to_vec).collect();
         for row in &mut rows_x[1..] {

@@ -53,9 +53,17 @@ pub(crate) enum Kernel {
     SoftmaxBackwardSolo,
     LogSoftmaxForwardVec4,
     SoftmaxForwardVec4,
+    SoftmaxPartialsVec4,
+    LogSoftmaxMergedForwardVec4,
+    SoftmaxMergedForwardVec4,
     CrossEntropyPartials,
     CrossEntropyMergedForward,
     CrossEntropyMergedForwardBackward,
+    CrossEntropyForwardVec4,
+    CrossEntropyForwardBackwardVec4,
+    CrossEntropyForwardBackwardVec4InPlace,
+    CrossEntropyPartialsVec4,
+    CrossEntropyMergedForwardBackwardVec4,
     SoftmaxPartials,
     LogSoftmaxMergedForward,
     SoftmaxMergedForward,
@@ -94,7 +102,7 @@ pub(crate) enum ResidentKernel {
 pub(crate) const MAX_RESIDENT_SLOTS: u32 = 32;
 
 impl Kernel {
-    const ALL: [Kernel; 30] = [
+    const ALL: [Kernel; 38] = [
         Kernel::LogSoftmaxForward,
         Kernel::SoftmaxForward,
         Kernel::LogSoftmaxBackward,
@@ -109,9 +117,17 @@ impl Kernel {
         Kernel::SoftmaxBackwardSolo,
         Kernel::LogSoftmaxForwardVec4,
         Kernel::SoftmaxForwardVec4,
+        Kernel::SoftmaxPartialsVec4,
+        Kernel::LogSoftmaxMergedForwardVec4,
+        Kernel::SoftmaxMergedForwardVec4,
         Kernel::CrossEntropyPartials,
         Kernel::CrossEntropyMergedForward,
         Kernel::CrossEntropyMergedForwardBackward,
+        Kernel::CrossEntropyForwardVec4,
+        Kernel::CrossEntropyForwardBackwardVec4,
+        Kernel::CrossEntropyForwardBackwardVec4InPlace,
+        Kernel::CrossEntropyPartialsVec4,
+        Kernel::CrossEntropyMergedForwardBackwardVec4,
         Kernel::SoftmaxPartials,
         Kernel::LogSoftmaxMergedForward,
         Kernel::SoftmaxMergedForward,
@@ -140,7 +156,11 @@ impl Kernel {
             | Kernel::SoftmaxBackwardSolo
             | Kernel::LogSoftmaxMergedForward
             | Kernel::SoftmaxMergedForward => Family::Softmax,
-            Kernel::LogSoftmaxForwardVec4 | Kernel::SoftmaxForwardVec4 => Family::SoftmaxVec4,
+            Kernel::LogSoftmaxForwardVec4
+            | Kernel::SoftmaxForwardVec4
+            | Kernel::SoftmaxPartialsVec4
+            | Kernel::LogSoftmaxMergedForwardVec4
+            | Kernel::SoftmaxMergedForwardVec4 => Family::SoftmaxVec4,
             Kernel::CrossEntropyForward
             | Kernel::CrossEntropyForwardBackward
             | Kernel::CrossEntropyForwardSolo
@@ -148,6 +168,11 @@ impl Kernel {
             | Kernel::CrossEntropyPartials
             | Kernel::CrossEntropyMergedForward
             | Kernel::CrossEntropyMergedForwardBackward => Family::CrossEntropy,
+            Kernel::CrossEntropyForwardVec4
+            | Kernel::CrossEntropyForwardBackwardVec4
+            | Kernel::CrossEntropyForwardBackwardVec4InPlace
+            | Kernel::CrossEntropyPartialsVec4
+            | Kernel::CrossEntropyMergedForwardBackwardVec4 => Family::CrossEntropyVec4,
             Kernel::NllForward | Kernel::NllBackward => Family::Nll,
             Kernel::TargetWeightTotal
             | Kernel::ReduceLosses
@@ -194,9 +219,17 @@ impl Kernel {
             Kernel::SoftmaxBackwardSolo => "softmax_backward_solo",
             Kernel::LogSoftmaxForwardVec4 => "log_softmax_forward_vec4",
             Kernel::SoftmaxForwardVec4 => "softmax_forward_vec4",
+            Kernel::SoftmaxPartialsVec4 => "softmax_partials_vec4",
+            Kernel::LogSoftmaxMergedForwardVec4 => "log_softmax_merged_forward_vec4",
+            Kernel::SoftmaxMergedForwardVec4 => "softmax_merged_forward_vec4",
             Kernel::CrossEntropyPartials => "cross_entropy_partials",
             Kernel::CrossEntropyMergedForward => "cross_entropy_merged_forward",
             Kernel::CrossEntropyMergedForwardBackward => "cross_entropy_merged_forward_backward",
+            Kernel::CrossEntropyForwardVec4 => "cross_entropy_forward_vec4",
+            Kernel::CrossEntropyForwardBackwardVec4 => "cross_entropy_forward_backward_vec4",
+            Kernel::CrossEntropyForwardBackwardVec4InPlace => "cross_entropy_forward_backward_vec4_in_place",
+            Kernel::CrossEntropyPartialsVec4 => "cross_entropy_partials_vec4",
+            Kernel::CrossEntropyMergedForwardBackwardVec4 => "cross_entropy_merged_forward_backward_vec4",
             Kernel::SoftmaxPartials => "softmax_partials",
             Kernel::LogSoftmaxMergedForward => "log_softmax_merged_forward",
             Kernel::SoftmaxMergedForward => "softmax_merged_forward",
@@ -233,6 +266,7 @@ impl Kernel {
         match self.family() {
             Family::Softmax | Family::SoftmaxVec4 | Family::SoftmaxResident | Family::SoftmaxShort => Layout::Row,
             Family::CrossEntropy
+            | Family::CrossEntropyVec4
             | Family::CrossEntropyResident
             | Family::CrossEntropyShort
             | Family::Nll

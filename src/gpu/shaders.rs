@@ -10,6 +10,7 @@ const SOFTMAX: &str = include_str!("../../shaders/softmax.wgsl");
 const SOFTMAX_VEC4: &str = include_str!("../../shaders/softmax_vec4.wgsl");
 const ROW_RESIDENT: &str = include_str!("../../shaders/row_resident.wgsl");
 const SOFTMAX_RESIDENT: &str = include_str!("../../shaders/softmax_resident.wgsl");
+const CROSS_ENTROPY_VEC4: &str = include_str!("../../shaders/cross_entropy_vec4.wgsl");
 const CROSS_ENTROPY_RESIDENT: &str = include_str!("../../shaders/cross_entropy_resident.wgsl");
 const SOFTMAX_SHORT: &str = include_str!("../../shaders/softmax_short.wgsl");
 const CROSS_ENTROPY_SHORT: &str = include_str!("../../shaders/cross_entropy_short.wgsl");
@@ -41,7 +42,9 @@ pub(crate) enum Family {
     /// Rows held on-chip (shaders/row_resident.wgsl), unrolled per slot count.
     SoftmaxResident,
     CrossEntropy,
-    /// Rows held on-chip, f32 logits only.
+    /// Plain rows of f32 logits read as vec4, streamed twice.
+    CrossEntropyVec4,
+    /// Plain rows of f32 logits held on-chip.
     CrossEntropyResident,
     /// Short rows held by one invocation each, unrolled per slot count.
     SoftmaxShort,
@@ -53,11 +56,12 @@ pub(crate) enum Family {
 
 impl Family {
     #[cfg(test)]
-    pub(crate) const ALL: [Family; 10] = [
+    pub(crate) const ALL: [Family; 11] = [
         Family::Softmax,
         Family::SoftmaxVec4,
         Family::SoftmaxResident,
         Family::CrossEntropy,
+        Family::CrossEntropyVec4,
         Family::CrossEntropyResident,
         Family::SoftmaxShort,
         Family::CrossEntropyShort,
@@ -74,6 +78,7 @@ impl Family {
                 | Family::SoftmaxVec4
                 | Family::SoftmaxResident
                 | Family::CrossEntropy
+                | Family::CrossEntropyVec4
                 | Family::CrossEntropyResident
                 | Family::SoftmaxShort
                 | Family::CrossEntropyShort
@@ -119,6 +124,15 @@ impl Family {
                 CLASS_INDEX,
                 CROSS_ENTROPY,
             ],
+            Family::CrossEntropyVec4 => &[
+                COMMON,
+                FORMAT_F32X4,
+                row_reduce,
+                ROW_STATS,
+                CLASS_INDEX,
+                CROSS_ENTROPY,
+                CROSS_ENTROPY_VEC4,
+            ],
             Family::CrossEntropyResident => &[
                 COMMON,
                 FORMAT_F32X4,
@@ -126,6 +140,7 @@ impl Family {
                 ROW_STATS,
                 CLASS_INDEX,
                 CROSS_ENTROPY,
+                CROSS_ENTROPY_VEC4,
                 ROW_RESIDENT,
                 CROSS_ENTROPY_RESIDENT,
             ],

@@ -527,13 +527,13 @@ pub(crate) fn encode_class_index(
     let aligned = |b: &Option<Binding>| b.as_ref().is_none_or(|b| b.element_offset % 4 == 0);
     let plain =
         op == ClassIndexOp::CrossEntropy && opts.label_smoothing == 0.0 && opts.logit_softcap == 0.0 && !wants_argmax;
-    let resident = (plain
+    let vec4 = plain
         && spatial == 1
-        && split == 1
+        && classes.is_multiple_of(4)
+        && seg_len.is_multiple_of(4)
         && precision == Precision::F32
-        && matrices.iter().all(|(input, grad, _)| aligned(input) && aligned(grad)))
-    .then(|| gpu.resident_slots(classes))
-    .flatten();
+        && matrices.iter().all(|(input, grad, _)| aligned(input) && aligned(grad));
+    let resident = (vec4 && split == 1).then(|| gpu.resident_slots(classes)).flatten();
     // Short plain rows (and spatial batches of as few classes) in any precision: one
     // invocation holds each row.
     let short = plain.then(|| gpu.short_slots(classes)).flatten();
@@ -547,10 +547,20 @@ pub(crate) fn encode_class_index(
             ClassIndexOp::ShardPartials(_) => dispatches.push(per_chunk(Kernel::CrossEntropyPartials, n)),
             ClassIndexOp::ShardGrad(_) => dispatches.push(per_chunk(Kernel::CrossEntropyMergedForwardBackward, n)),
             ClassIndexOp::CrossEntropy | ClassIndexOp::CrossEntropyProbs if split > 1 => {
-                dispatches.push(per_chunk(Kernel::CrossEntropyPartials, n * split));
-                dispatches.push(match wants_grad {
-                    true => per_chunk(Kernel::CrossEntropyMergedForwardBackward, n * split),
-                    false => per_chunk(Kernel::CrossEntropyMergedForward, n),
+                // Plain rows not in place read their segments as vec4.
+                let vec4 = vec4 && !in_place;
+                dispatches.push(per_chunk(
+                    if vec4 {
+                        Kernel::CrossEntropyPartialsVec4
+                    } else {
+                        Kernel::CrossEntropyPartials
+                    },
+                    n * split,
+                ));
+                dispatches.push(match (wants_grad, vec4) {
+                    (true, true) => per_chunk(Kernel::CrossEntropyMergedForwardBackwardVec4, n * split),
+                    (true, false) => per_chunk(Kernel::CrossEntropyMergedForwardBackward, n * split),
+                    (false, _) => per_chunk(Kernel::CrossEntropyMergedForward, n),
                 });
             }
             ClassIndexOp::CrossEntropy | ClassIndexOp::CrossEntropyProbs if solo => dispatches.push(per_chunk(
@@ -574,6 +584,9 @@ pub(crate) fn encode_class_index(
                     (Some(slots), true, true) => {
                         Kernel::Resident(ResidentKernel::CrossEntropyForwardBackwardInPlace, slots)
                     }
+                    (None, false, _) if vec4 => Kernel::CrossEntropyForwardVec4,
+                    (None, true, false) if vec4 => Kernel::CrossEntropyForwardBackwardVec4,
+                    (None, true, true) if vec4 => Kernel::CrossEntropyForwardBackwardVec4InPlace,
                     (None, true, _) => Kernel::CrossEntropyForwardBackward,
                     (None, false, _) => Kernel::CrossEntropyForward,
                 },

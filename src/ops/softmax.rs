@@ -78,12 +78,12 @@ fn encode_row_op(
         });
         bindings.push((x, dy, y));
     }
-    // Whole rows of a multiple of 4 classes at 16-byte-aligned offsets are read and
-    // written as vec4 (the forward kernels), held on-chip where they fit.
+    // Rows (and segments) of a multiple of 4 classes at 16-byte-aligned offsets are read
+    // and written as vec4 (the forward kernels), held on-chip where they fit.
     let vec4 = spatial == 1
-        && split == 1
         && classes > SOLO_CLASSES
         && classes.is_multiple_of(4)
+        && seg_len.is_multiple_of(4)
         && bindings
             .iter()
             .all(|(x, _, y)| x.element_offset % 4 == 0 && y.element_offset % 4 == 0);
@@ -106,16 +106,20 @@ fn encode_row_op(
     for (group, &(_, n)) in chunks.iter().enumerate() {
         match merged_kernel {
             Some(merged) if split > 1 => {
-                dispatches.push(Dispatch {
-                    kernel: Kernel::SoftmaxPartials,
-                    workgroups: n * split,
-                    group,
-                });
-                dispatches.push(Dispatch {
-                    kernel: merged,
-                    workgroups: n * split,
-                    group,
-                });
+                let (partials, merged) = match (vec4, merged) {
+                    (true, Kernel::LogSoftmaxMergedForward) => {
+                        (Kernel::SoftmaxPartialsVec4, Kernel::LogSoftmaxMergedForwardVec4)
+                    }
+                    (true, _) => (Kernel::SoftmaxPartialsVec4, Kernel::SoftmaxMergedForwardVec4),
+                    (false, merged) => (Kernel::SoftmaxPartials, merged),
+                };
+                for kernel in [partials, merged] {
+                    dispatches.push(Dispatch {
+                        kernel,
+                        workgroups: n * split,
+                        group,
+                    });
+                }
             }
             _ => {
                 let solo = match (kernel, gpu.short_slots(classes)) {

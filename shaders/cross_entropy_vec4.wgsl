@@ -1,0 +1,136 @@
+// Cross-entropy from class indices for plain rows (as cross_entropy_resident.wgsl) too
+// long to hold on-chip, read as vec4: rows of a multiple of 4 classes at 16-byte-aligned
+// offsets, whole (one workgroup per row) or split into segments of a multiple of 4
+// classes (cross_entropy_partials_vec4, then cross_entropy_merged_forward_backward_vec4;
+// the loss alone merges in cross_entropy_merged_forward).
+//
+// Layout: see class_index.wgsl, with the logits and gradient viewed as vec4
+// (formats/f32x4.wgsl). In place, the logits are bound as `grad` and overwritten.
+// Passes: the statistics read the logits once (online log-sum-exp, stats_push4); the
+// gradient reads them again and writes the gradient once.
+
+// Quad q of the logits: from `grad` in place (a constant after inlining: one load).
+fn logits4(q: u32, in_place: bool) -> vec4<f32> {
+    if in_place {
+        return load_grad4(q);
+    }
+    return load_input4(q);
+}
+
+// The statistics of quads [first, end) from `base` of a row, folded by the workgroup.
+fn streamed_totals(base: u32, first: u32, end: u32, lid: u32, in_place: bool) -> RowTotals {
+    var s = stats_start();
+    for (var q = first + lid; q < end; q += WG) {
+        stats_push4(&s, logits4(base + q, in_place));
+    }
+    return row_totals(s, lid);
+}
+
+// Writes the gradient of quads [first, end) of a row from its merged totals.
+fn streamed_grad(row: u32, rt: RowTarget, t: RowTotals, first: u32, end: u32, lid: u32, in_place: bool) {
+    let p = plain_grad(row, rt, t);
+    let start = row_start(row);
+    let base = (select(params.input_off, params.grad_off, in_place) + start) / 4u;
+    let out = (params.grad_off + start) / 4u;
+    for (var q = first + lid; q < end; q += WG) {
+        store_grad4(out + q, plain_grad_quad(p, quad_exp(logits4(base + q, in_place), t.m), quad_classes(q)));
+    }
+}
+
+fn cross_entropy_streamed_row(row: u32, lid: u32, backward: bool, in_place: bool) {
+    let rt = target_of(row);
+    // Read before the row's reduction: in place, the gradient overwrites it afterwards.
+    let x_target = target_logit(row, rt);
+    let quads = params.classes / 4u;
+    let base = (select(params.input_off, params.grad_off, in_place) + row_start(row)) / 4u;
+    let t = streamed_totals(base, 0u, quads, lid, in_place);
+    if lid == 0u {
+        finish_row(row, rt, t, x_target, 0u);
+    }
+    if backward {
+        streamed_grad(row, rt, t, 0u, quads, lid, in_place);
+    }
+}
+
+@compute @workgroup_size(WG)
+fn cross_entropy_forward_vec4(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let row = workgroup_index(wid, nwg);
+    if row < params.rows {
+        cross_entropy_streamed_row(row, lid, false, false);
+    }
+}
+
+@compute @workgroup_size(WG)
+fn cross_entropy_forward_backward_vec4(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let row = workgroup_index(wid, nwg);
+    if row < params.rows {
+        cross_entropy_streamed_row(row, lid, true, false);
+    }
+}
+
+@compute @workgroup_size(WG)
+fn cross_entropy_forward_backward_vec4_in_place(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let row = workgroup_index(wid, nwg);
+    if row < params.rows {
+        cross_entropy_streamed_row(row, lid, true, true);
+    }
+}
+
+// Pass 1 of split rows: one workgroup per (row, segment) writes the segment's partial,
+// with the target logit when the target falls in the segment.
+@compute @workgroup_size(WG)
+fn cross_entropy_partials_vec4(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let index = workgroup_index(wid, nwg);
+    if index >= params.rows * params.segments {
+        return;
+    }
+    let s = segment_of(index);
+    let rt = target_of(s.row);
+    let base = (params.input_off + row_start(s.row)) / 4u;
+    let t = streamed_totals(base, s.begin / 4u, s.end / 4u, lid, false);
+    if lid == 0u {
+        let local = local_target(rt.t);
+        let here = target_in_memory(rt) && local >= s.begin && local < s.end;
+        store_partial_totals(s.partial, t, target_logit(s.row, rt), here);
+        if s.begin == 0u && rt.kind == TARGET_INVALID {
+            report_bad_target(s.row);
+        }
+    }
+}
+
+// Pass 2 of split rows: each (row, segment) workgroup merges the row's partials, the first
+// segment writes the row's loss, and every segment writes its gradient.
+@compute @workgroup_size(WG)
+fn cross_entropy_merged_forward_backward_vec4(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let index = workgroup_index(wid, nwg);
+    if index >= params.rows * params.segments {
+        return;
+    }
+    let s = segment_of(index);
+    let merged = merge_partials((params.row_base + s.row) * params.segments, params.segments);
+    let rt = target_of(s.row);
+    if lid == 0u && s.begin == 0u {
+        finish_row(s.row, rt, merged.totals, merged.target_logit, 0u);
+    }
+    streamed_grad(s.row, rt, merged.totals, s.begin / 4u, s.end / 4u, lid, false);
+}
