@@ -243,6 +243,12 @@ fn target_in_memory(rt: RowTarget) -> bool {
     return !has_prob_targets() && rt.kind == TARGET_VALID && local_target(rt.t) < params.classes;
 }
 
+// The target's class in this row's memory, or 0xffffffff when it is in another shard (or
+// there is no class index).
+fn target_class_here(rt: RowTarget) -> u32 {
+    return select(0xffffffffu, local_target(rt.t), target_in_memory(rt));
+}
+
 // A row with no finite logit (and no NaN / +inf) under EmptyPolicy::Zero: loss 0, gradient 0.
 fn row_is_empty_zero(t: RowTotals) -> bool {
     return empty_gives_zero() && t.sum_exp == 0.0 && (t.flags & ROW_POISON) == 0u;
@@ -350,7 +356,7 @@ fn row_grad(row: u32, rt: RowTarget, tot: RowTotals) -> RowGrad {
 struct PlainGrad {
     scale: f32,
     at_target: f32,
-    // The target's class in this row's memory (0xffffffff when not here).
+    // The target's class in this row's memory (see target_class_here).
     target_class: u32,
     filled: bool,
     fill: f32,
@@ -358,7 +364,7 @@ struct PlainGrad {
 
 fn plain_grad(row: u32, rt: RowTarget, tot: RowTotals) -> PlainGrad {
     let rg = row_grad(row, rt, tot);
-    let target_class = select(0xffffffffu, local_target(rt.t), target_in_memory(rt));
+    let target_class = target_class_here(rt);
     if rg.filled {
         return PlainGrad(0.0, 0.0, target_class, true, rg.fill);
     }
@@ -376,19 +382,6 @@ fn plain_grad_quad(p: PlainGrad, e: vec4<f32>, c: vec4<u32>) -> vec4<f32> {
 fn write_segment_grad(row: u32, rt: RowTarget, tot: RowTotals, begin: u32, end: u32, first: u32, stride: u32) {
     let base = row_start(row);
     let sp = params.spatial;
-    let rg = row_grad(row, rt, tot);
-    if rg.filled {
-        for (var c = begin + first; c < end; c += stride) {
-            store_grad(params.grad_off + base + c * sp, rg.fill);
-        }
-        return;
-    }
-    let g = ext(rg.g);
-    let q_target = rg.q_target;
-    let q_sum = rg.q_sum;
-    let eps_per_class = params.label_smoothing / f32(params.total_classes);
-    // Out of this memory when the target lies in another shard (or there is no index).
-    let target_here = select(0xffffffffu, local_target(rt.t), target_in_memory(rt));
     if is_plain() {
         // Four classes per step; a -inf logit's e is 0, chosen from its bits.
         let p = plain_grad(row, rt, tot);
@@ -411,6 +404,15 @@ fn write_segment_grad(row: u32, rt: RowTarget, tot: RowTotals, begin: u32, end: 
         }
         return;
     }
+    let rg = row_grad(row, rt, tot);
+    if rg.filled {
+        for (var c = begin + first; c < end; c += stride) {
+            store_grad(params.grad_off + base + c * sp, rg.fill);
+        }
+        return;
+    }
+    let eps_per_class = params.label_smoothing / f32(params.total_classes);
+    let target_here = target_class_here(rt);
     for (var c = begin + first; c < end; c += stride) {
         let i = base + c * sp;
         let x = logit(params.input_off + i);
@@ -424,13 +426,13 @@ fn write_segment_grad(row: u32, rt: RowTarget, tot: RowTotals, begin: u32, end: 
         if has_prob_targets() {
             q = soft_mass(w, soft_target(i));
         } else {
-            q = eps_per_class * w + select(0.0, q_target, c == target_here);
+            q = eps_per_class * w + select(0.0, rg.q_target, c == target_here);
         }
-        var d = p * q_sum - q;
+        var d = p * rg.q_sum - q;
         if params.softcap > 0.0 {
             d *= soft_cap_slope(x);
         }
-        store_grad(params.grad_off + i, g.v * d);
+        store_grad(params.grad_off + i, rg.g * d);
     }
 }
 
