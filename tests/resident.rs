@@ -9,7 +9,10 @@ mod common;
 
 use std::sync::OnceLock;
 
-use common::{Rng, adversarial_rows, assert_elementwise, assert_gradient, assert_loss, download, gpu, gpus, upload};
+use common::{
+    Rng, adversarial_rows, assert_elementwise, assert_gradient, assert_loss, assert_softmax_forward, download, gpu,
+    gpus, upload,
+};
 use wgpu_loss::{CrossEntropyOptions, Extras, Gpu, GpuOptions, LossBuffers, Reduction, Workspace, cpu};
 
 /// The shared paths, and the default path with resident rows off (the two-read kernels).
@@ -83,20 +86,7 @@ fn softmax_at_every_slot_boundary_matches_cpu() {
     for gpu in paths() {
         for (classes, (x, rows)) in cases(&mut rng) {
             let what = format!("{rows}x{classes} subgroups={}", gpu.uses_subgroups());
-            let lp = gpu.log_softmax(&x, rows, classes).unwrap();
-            assert_elementwise(
-                &format!("log_softmax {what}"),
-                &lp,
-                &cpu::log_softmax(&x, rows, classes).unwrap(),
-                &x,
-            );
-            let p = gpu.softmax(&x, rows, classes).unwrap();
-            assert_elementwise(
-                &format!("softmax {what}"),
-                &p,
-                &cpu::softmax(&x, rows, classes).unwrap(),
-                &x,
-            );
+            assert_softmax_forward(gpu, &x, rows, classes, &what);
         }
     }
 }

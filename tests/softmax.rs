@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{Rng, adversarial_rows, assert_elementwise, assert_gradient, gpus, shapes};
+use common::{Rng, adversarial_rows, assert_gradient, assert_softmax_forward, gpus, shapes};
 use wgpu_loss::cpu;
 
 #[test]
@@ -12,20 +12,7 @@ fn forward_matches_cpu_on_every_shape() {
         for (rows, classes) in shapes() {
             let x = rng.logits(rows * classes, 20.0);
             let what = format!("{rows}x{classes} subgroups={}", gpu.uses_subgroups());
-            let lp = gpu.log_softmax(&x, rows, classes).unwrap();
-            assert_elementwise(
-                &format!("log_softmax {what}"),
-                &lp,
-                &cpu::log_softmax(&x, rows, classes).unwrap(),
-                &x,
-            );
-            let p = gpu.softmax(&x, rows, classes).unwrap();
-            assert_elementwise(
-                &format!("softmax {what}"),
-                &p,
-                &cpu::softmax(&x, rows, classes).unwrap(),
-                &x,
-            );
+            assert_softmax_forward(gpu, &x, rows, classes, &what);
         }
     }
 }
@@ -67,16 +54,9 @@ fn adversarial_rows_match_cpu_exactly_where_non_finite() {
             let n = rows.len();
             let x: Vec<f32> = rows.concat();
             let what = format!("{n}x{classes} subgroups={}", gpu.uses_subgroups());
+            assert_softmax_forward(gpu, &x, n, classes, &what);
             let lp = gpu.log_softmax(&x, n, classes).unwrap();
             let want = cpu::log_softmax(&x, n, classes).unwrap();
-            assert_elementwise(&format!("log_softmax {what}"), &lp, &want, &x);
-            let p = gpu.softmax(&x, n, classes).unwrap();
-            assert_elementwise(
-                &format!("softmax {what}"),
-                &p,
-                &cpu::softmax(&x, n, classes).unwrap(),
-                &x,
-            );
             // NaN rows are exactly the last three and those with no finite logit.
             for (r, row) in lp.chunks(classes).enumerate() {
                 let no_finite = x[r * classes..][..classes].iter().all(|v| *v == f32::NEG_INFINITY);

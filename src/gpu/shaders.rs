@@ -104,6 +104,26 @@ impl Family {
             RowReduce::Workgroup => ROW_REDUCE_WORKGROUP,
             RowReduce::Subgroup => ROW_REDUCE_SUBGROUP,
         };
+        // The cross-entropy modules: its kernels over the precision's elements, or over
+        // f32 viewed as vec4; each with what the extra kernels add.
+        let cross_entropy = [
+            enable,
+            COMMON,
+            format,
+            row_reduce,
+            ROW_STATS,
+            CLASS_INDEX,
+            CROSS_ENTROPY,
+        ];
+        let cross_entropy_vec4 = [
+            COMMON,
+            FORMAT_F32X4,
+            row_reduce,
+            ROW_STATS,
+            CLASS_INDEX,
+            CROSS_ENTROPY,
+            CROSS_ENTROPY_VEC4,
+        ];
         let parts: &[&str] = match self {
             Family::Softmax => &[COMMON, row_reduce, ROW_STATS, SOFTMAX],
             Family::SoftmaxVec4 => &[COMMON, row_reduce, ROW_STATS, SOFTMAX_VEC4],
@@ -115,47 +135,13 @@ impl Family {
                 ROW_RESIDENT,
                 SOFTMAX_RESIDENT,
             ],
-            Family::CrossEntropy => &[
-                enable,
-                COMMON,
-                format,
-                row_reduce,
-                ROW_STATS,
-                CLASS_INDEX,
-                CROSS_ENTROPY,
-            ],
-            Family::CrossEntropyVec4 => &[
-                COMMON,
-                FORMAT_F32X4,
-                row_reduce,
-                ROW_STATS,
-                CLASS_INDEX,
-                CROSS_ENTROPY,
-                CROSS_ENTROPY_VEC4,
-            ],
-            Family::CrossEntropyResident => &[
-                COMMON,
-                FORMAT_F32X4,
-                row_reduce,
-                ROW_STATS,
-                CLASS_INDEX,
-                CROSS_ENTROPY,
-                CROSS_ENTROPY_VEC4,
-                ROW_RESIDENT,
-                CROSS_ENTROPY_RESIDENT,
-            ],
             Family::SoftmaxShort => &[COMMON, row_reduce, ROW_STATS, SOFTMAX, ROW_RESIDENT, SOFTMAX_SHORT],
-            Family::CrossEntropyShort => &[
-                enable,
-                COMMON,
-                format,
-                row_reduce,
-                ROW_STATS,
-                CLASS_INDEX,
-                CROSS_ENTROPY,
-                ROW_RESIDENT,
-                CROSS_ENTROPY_SHORT,
-            ],
+            Family::CrossEntropy => &cross_entropy,
+            Family::CrossEntropyShort => &[&cross_entropy[..], &[ROW_RESIDENT, CROSS_ENTROPY_SHORT]].concat(),
+            Family::CrossEntropyVec4 => &cross_entropy_vec4,
+            Family::CrossEntropyResident => {
+                &[&cross_entropy_vec4[..], &[ROW_RESIDENT, CROSS_ENTROPY_RESIDENT]].concat()
+            }
             Family::Nll => &[COMMON, format, CLASS_INDEX, NLL],
             Family::Reduce => &[COMMON, format, CLASS_INDEX, REDUCE],
             Family::Elementwise => &[COMMON, ELEMENTWISE],

@@ -109,6 +109,16 @@ pub fn assert_elementwise(what: &str, gpu: &[f32], cpu: &[f32], inputs: &[f32]) 
     assert_close(what, gpu, cpu, 2e-5 * scale_of(inputs), 1e-4);
 }
 
+/// log-softmax and softmax of `x` on `gpu` against the CPU twins.
+pub fn assert_softmax_forward(gpu: &Gpu, x: &[f32], rows: usize, classes: usize, what: &str) {
+    let lp = gpu.log_softmax(x, rows, classes).unwrap();
+    let want = wgpu_loss::cpu::log_softmax(x, rows, classes).unwrap();
+    assert_elementwise(&format!("log_softmax {what}"), &lp, &want, x);
+    let p = gpu.softmax(x, rows, classes).unwrap();
+    let want = wgpu_loss::cpu::softmax(x, rows, classes).unwrap();
+    assert_elementwise(&format!("softmax {what}"), &p, &want, x);
+}
+
 /// Gradients: `1e-5·max|grad| + 1e-4·|expected|`: each element is g·(p·S - q), with p
 /// correct to a few ulps, so the error is relative to the largest gradient of the batch.
 pub fn assert_gradient(what: &str, gpu: &[f32], cpu: &[f32]) {
