@@ -15,15 +15,25 @@ use common::{
 };
 use wgpu_loss::{CrossEntropyOptions, Extras, Gpu, GpuOptions, LossBuffers, Reduction, Workspace, cpu};
 
-/// The shared paths, and the default path with resident rows off (the two-read kernels).
+/// The shared paths, a 32-wide workgroup-memory tree (as GPUs without subgroups reduce),
+/// and the default path with resident rows off (the two-read kernels).
 fn paths() -> Vec<&'static Gpu> {
-    static OFF: OnceLock<Gpu> = OnceLock::new();
-    let off = OFF.get_or_init(|| {
-        let mut opts = GpuOptions::default();
-        opts.resident_rows = false;
-        Gpu::from_device_with_options(gpu().device().clone(), gpu().queue().clone(), opts)
+    static MORE: OnceLock<[Gpu; 2]> = OnceLock::new();
+    let more = MORE.get_or_init(|| {
+        let with = |change: fn(&mut GpuOptions)| {
+            let mut opts = GpuOptions::default();
+            change(&mut opts);
+            Gpu::from_device_with_options(gpu().device().clone(), gpu().queue().clone(), opts)
+        };
+        [
+            with(|o| {
+                o.subgroups = false;
+                o.row_workgroup_size = Some(32);
+            }),
+            with(|o| o.resident_rows = false),
+        ]
     });
-    gpus().into_iter().chain([off]).collect()
+    gpus().into_iter().chain(more).collect()
 }
 
 /// Short rows of every quad count, full and partial (1 to 32 classes), then classes at
