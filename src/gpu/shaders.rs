@@ -204,6 +204,17 @@ mod tests {
         }
     }
 
+    /// Lines with `$s` repeat once per slot, in order; the others stay as they are.
+    #[test]
+    fn unroll_slots_repeats_slot_lines() {
+        let source = "let a = 1;\nlet x$s = load($su);\nsum += x$s;\nreturn sum;";
+        assert_eq!(
+            unroll_slots(source, 2),
+            "let a = 1;\nlet x0 = load(0u);\nlet x1 = load(1u);\nsum += x0;\nsum += x1;\nreturn sum;\n"
+        );
+        assert_eq!(unroll_slots(source, 0), "let a = 1;\nreturn sum;\n");
+    }
+
     /// Without the SUBGROUP capability only the subgroup variants may fail validation,
     /// so the fallback really uses no subgroup operation.
     #[test]
