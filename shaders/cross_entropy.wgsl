@@ -40,6 +40,12 @@ fn logit(i: u32) -> f32 {
     return load_input(i);
 }
 
+// Where a row's logits start, in `grad` when in place (the kernels that take in_place as a
+// constant argument, so each load is from one binding after inlining).
+fn logits_start(row: u32, in_place: bool) -> u32 {
+    return select(params.input_off, params.grad_off, in_place) + row_start(row);
+}
+
 // Partials are two vec4 each in batch.partials (see row_stats.wgsl).
 fn load_partial(i: u32) -> vec4<f32> {
     return batch.partials[i];
@@ -480,6 +486,17 @@ fn cross_entropy_forward_backward(
     write_segment_grad(row, rt, r.tot, 0u, params.classes, lid, WG);
 }
 
+// A segment's partial, with the target logit when the target falls in the segment; the
+// row's first segment reports a bad target.
+fn store_segment_partial(s: Segment, rt: RowTarget, t: RowTotals) {
+    let local = local_target(rt.t);
+    let here = target_in_memory(rt) && local >= s.begin && local < s.end;
+    store_partial_totals(s.partial, t, target_logit(s.row, rt), here);
+    if s.begin == 0u && rt.kind == TARGET_INVALID {
+        report_bad_target(s.row);
+    }
+}
+
 // Pass 1 of split rows and shards: one workgroup per (row, segment) writes the segment's
 // partial, with the target logit when the target falls in the segment (and its argmax
 // candidate to aux when asked).
@@ -499,12 +516,7 @@ fn cross_entropy_partials(
     let g = gather(s.row, s.begin, end, lid, WG);
     let r = combine(g, lid);
     if lid == 0u {
-        let local = local_target(rt.t);
-        let here = target_in_memory(rt) && local >= s.begin && local < s.end;
-        store_partial_totals(s.partial, r.tot, target_logit(s.row, rt), here);
-        if s.begin == 0u && rt.kind == TARGET_INVALID {
-            report_bad_target(s.row);
-        }
+        store_segment_partial(s, rt, r.tot);
         if tracks_argmax() {
             aux[params.arg_partial_off + 2u * s.partial] = bitcast<f32>(r.arg.key);
             aux[params.arg_partial_off + 2u * s.partial + 1u] = bitcast<f32>(r.arg.index);
@@ -525,6 +537,15 @@ fn merged_argmax(first: u32, count: u32) -> u32 {
     return best.index;
 }
 
+// A split row's loss and extra outputs from its merged partials.
+fn finish_merged_row(row: u32, rt: RowTarget, merged: MergedRow) {
+    var argmax = 0u;
+    if tracks_argmax() {
+        argmax = merged_argmax(first_partial(row), params.segments);
+    }
+    finish_row(row, rt, merged.totals, merged.target_logit, argmax);
+}
+
 // Pass 2 of split rows: merges the row's partials and writes its loss (one workgroup per row).
 @compute @workgroup_size(WG)
 fn cross_entropy_merged_forward(
@@ -536,13 +557,7 @@ fn cross_entropy_merged_forward(
     if row >= params.rows || lid != 0u {
         return;
     }
-    let first = (params.row_base + row) * params.segments;
-    let merged = merge_partials(first, params.segments);
-    var argmax = 0u;
-    if tracks_argmax() {
-        argmax = merged_argmax(first, params.segments);
-    }
-    finish_row(row, target_of(row), merged.totals, merged.target_logit, argmax);
+    finish_merged_row(row, target_of(row), merged_row(row));
 }
 
 // Pass 2 of split rows and shards: each (row, segment) workgroup merges the row's partials,
@@ -558,15 +573,10 @@ fn cross_entropy_merged_forward_backward(
         return;
     }
     let s = segment_of(index);
-    let first = (params.row_base + s.row) * params.segments;
-    let merged = merge_partials(first, params.segments);
+    let merged = merged_row(s.row);
     let rt = target_of(s.row);
     if lid == 0u && s.begin == 0u {
-        var argmax = 0u;
-        if tracks_argmax() {
-            argmax = merged_argmax(first, params.segments);
-        }
-        finish_row(s.row, rt, merged.totals, merged.target_logit, argmax);
+        finish_merged_row(s.row, rt, merged);
     }
     write_segment_grad(s.row, rt, merged.totals, s.begin, s.end, lid, WG);
 }

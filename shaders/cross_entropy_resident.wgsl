@@ -16,7 +16,7 @@ fn cross_entropy_resident_row(row: u32, lid: u32, backward: bool, in_place: bool
     // Read before the row's reduction: in place, the gradient overwrites it afterwards.
     let x_target = target_logit(row, rt);
     let quads = params.classes / 4u;
-    let base = (select(params.input_off, params.grad_off, in_place) + row_start(row)) / 4u;
+    let base = logits_start(row, in_place) / 4u;
     var f = resident_start();
     let x$s = resident_pad(logits4(base + min(lid + $su * WG, quads - 1u), in_place), lid + $su * WG, quads);
     f = resident_fold(f, x$s);

@@ -33,8 +33,7 @@ fn cross_entropy_short_row(row: u32, backward: bool, in_place: bool) {
     let rt = target_of(row);
     // Read before anything is written: in place, the gradient overwrites it.
     let x_target = target_logit(row, rt);
-    let start = row_start(row);
-    let i0 = select(params.input_off, params.grad_off, in_place) + start;
+    let i0 = logits_start(row, in_place);
     var f = resident_start();
     let x$s = short_logits(i0, $su, in_place);
     f = resident_fold(f, x$s);
@@ -48,7 +47,7 @@ fn cross_entropy_short_row(row: u32, backward: bool, in_place: bool) {
         return;
     }
     let p = plain_grad(row, rt, t);
-    short_store_grad(params.grad_off + start, $su, plain_grad_quad(p, e$s, quad_classes($su)));
+    short_store_grad(params.grad_off + row_start(row), $su, plain_grad_quad(p, e$s, quad_classes($su)));
 }
 
 @compute @workgroup_size(SOLO_WG)

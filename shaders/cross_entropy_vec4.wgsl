@@ -29,9 +29,8 @@ fn streamed_totals(base: u32, first: u32, end: u32, lid: u32, in_place: bool) ->
 // Writes the gradient of quads [first, end) of a row from its merged totals.
 fn streamed_grad(row: u32, rt: RowTarget, t: RowTotals, first: u32, end: u32, lid: u32, in_place: bool) {
     let p = plain_grad(row, rt, t);
-    let start = row_start(row);
-    let base = (select(params.input_off, params.grad_off, in_place) + start) / 4u;
-    let out = (params.grad_off + start) / 4u;
+    let base = logits_start(row, in_place) / 4u;
+    let out = (params.grad_off + row_start(row)) / 4u;
     for (var q = first + lid; q < end; q += WG) {
         store_grad4(out + q, plain_grad_quad(p, quad_exp(logits4(base + q, in_place), t.m), quad_classes(q)));
     }
@@ -42,7 +41,7 @@ fn cross_entropy_streamed_row(row: u32, lid: u32, backward: bool, in_place: bool
     // Read before the row's reduction: in place, the gradient overwrites it afterwards.
     let x_target = target_logit(row, rt);
     let quads = params.classes / 4u;
-    let base = (select(params.input_off, params.grad_off, in_place) + row_start(row)) / 4u;
+    let base = logits_start(row, in_place) / 4u;
     let t = streamed_totals(base, 0u, quads, lid, in_place);
     if lid == 0u {
         finish_row(row, rt, t, x_target, 0u);
@@ -105,12 +104,7 @@ fn cross_entropy_partials_vec4(
     let base = (params.input_off + row_start(s.row)) / 4u;
     let t = streamed_totals(base, s.begin / 4u, s.end / 4u, lid, false);
     if lid == 0u {
-        let local = local_target(rt.t);
-        let here = target_in_memory(rt) && local >= s.begin && local < s.end;
-        store_partial_totals(s.partial, t, target_logit(s.row, rt), here);
-        if s.begin == 0u && rt.kind == TARGET_INVALID {
-            report_bad_target(s.row);
-        }
+        store_segment_partial(s, rt, t);
     }
 }
 
@@ -127,10 +121,10 @@ fn cross_entropy_merged_forward_backward_vec4(
         return;
     }
     let s = segment_of(index);
-    let merged = merge_partials((params.row_base + s.row) * params.segments, params.segments);
+    let merged = merged_row(s.row);
     let rt = target_of(s.row);
     if lid == 0u && s.begin == 0u {
-        finish_row(s.row, rt, merged.totals, merged.target_logit, 0u);
+        finish_merged_row(s.row, rt, merged);
     }
     streamed_grad(s.row, rt, merged.totals, s.begin / 4u, s.end / 4u, lid, false);
 }

@@ -249,6 +249,16 @@ fn merge_partials(first: u32, count: u32) -> MergedRow {
     return MergedRow(t, target_logit);
 }
 
+// The index of a split row's first partial (its segments' partials follow in order).
+fn first_partial(row: u32) -> u32 {
+    return (params.row_base + row) * params.segments;
+}
+
+// A split row's partials, merged.
+fn merged_row(row: u32) -> MergedRow {
+    return merge_partials(first_partial(row), params.segments);
+}
+
 // Short rows are handled one per invocation, SOLO_WG rows per workgroup.
 const SOLO_WG: u32 = 64u;
 
@@ -276,5 +286,5 @@ fn segment_of(index: u32) -> Segment {
     let seg = index % params.segments;
     let begin = seg * params.seg_len;
     let end = min(begin + params.seg_len, params.classes);
-    return Segment(row, begin, end, (params.row_base + row) * params.segments + seg);
+    return Segment(row, begin, end, first_partial(row) + seg);
 }

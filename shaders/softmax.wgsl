@@ -31,30 +31,15 @@ fn store_partial(i: u32, v: vec4<f32>) {
 }
 
 // Writes classes [begin, end) of a row's log-softmax (or softmax) from its statistics:
-// invocation `first` of `stride` writes every stride-th class.
+// invocation `first` of `stride` writes every stride-th class, each as one lane of the quad
+// helpers (compilers drop the three unused lanes).
 fn write_softmax_segment(row: u32, t: RowTotals, begin: u32, end: u32, first: u32, stride: u32, log_space: bool) {
     let base = row_start(row);
     let sp = params.spatial;
-    if row_is_poisoned(t) {
-        for (var c = begin + first; c < end; c += stride) {
-            output[params.grad_off + base + c * sp] = nan_f32();
-        }
-        return;
-    }
-    // Hoisted: x - lse = (x - m) - log Σ, softmax = exp(x - m) · (1 / Σ).
-    let log_sum = log(t.sum_exp);
-    let inv_sum = 1.0 / t.sum_exp;
+    let r = softmax_row_of(t);
     for (var c = begin + first; c < end; c += stride) {
-        let x = input[params.input_off + base + c * sp];
-        var v: f32;
-        if is_neg_inf(x) {
-            v = select(0.0, neg_inf_f32(), log_space);
-        } else if log_space {
-            v = (x - t.m) - log_sum;
-        } else {
-            v = exp(x - t.m) * inv_sum;
-        }
-        output[params.grad_off + base + c * sp] = v;
+        let x = vec4<f32>(input[params.input_off + base + c * sp]);
+        output[params.grad_off + base + c * sp] = softmax_quad(r, x, quad_exp(x, t.m), log_space).x;
     }
 }
 
@@ -103,7 +88,7 @@ fn softmax_partials(
 // its segment.
 fn softmax_merged(index: u32, lid: u32, log_space: bool) {
     let s = segment_of(index);
-    let merged = merge_partials((params.row_base + s.row) * params.segments, params.segments);
+    let merged = merged_row(s.row);
     write_softmax_segment(s.row, merged.totals, s.begin, s.end, lid, WG, log_space);
 }
 

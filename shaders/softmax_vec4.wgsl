@@ -96,7 +96,7 @@ fn softmax_partials_vec4(
 // its segment.
 fn softmax_merged_vec4(index: u32, lid: u32, log_space: bool) {
     let s = segment_of(index);
-    let merged = merge_partials((params.row_base + s.row) * params.segments, params.segments);
+    let merged = merged_row(s.row);
     write_softmax_vec4(s.row, merged.totals, s.begin / 4u, s.end / 4u, lid, log_space);
 }
 

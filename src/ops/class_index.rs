@@ -522,8 +522,8 @@ pub(crate) fn encode_class_index(
     }
     // Spatial batches and short rows: one invocation per row.
     let solo = op.is_cross_entropy() && (spatial > 1 || classes <= SOLO_CLASSES);
-    // Plain class-index rows of f32 logits whose quads are 16-byte aligned: held on-chip
-    // where they fit.
+    // Plain class-index rows (no smoothing, cap or argmax) of f32 logits whose quads are
+    // 16-byte aligned are read as vec4, and held on-chip where they fit.
     let aligned = |b: &Option<Binding>| b.as_ref().is_none_or(|b| b.element_offset % 4 == 0);
     let plain =
         op == ClassIndexOp::CrossEntropy && opts.label_smoothing == 0.0 && opts.logit_softcap == 0.0 && !wants_argmax;
@@ -537,6 +537,13 @@ pub(crate) fn encode_class_index(
     // Short plain rows (and spatial batches of as few classes) in any precision: one
     // invocation holds each row.
     let short = plain.then(|| gpu.short_slots(classes)).flatten();
+    // A family's forward, forward+backward and in-place forward+backward kernel (the
+    // general kernels read FLAG_IN_PLACE instead and list their forward+backward twice).
+    let pick = |[forward, backward, backward_in_place]: [Kernel; 3]| match (wants_grad, in_place) {
+        (false, _) => forward,
+        (true, false) => backward,
+        (true, true) => backward_in_place,
+    };
     for (k, &(_, n)) in chunks.iter().enumerate() {
         let per_chunk = |kernel, workgroups| Dispatch {
             kernel,
@@ -564,32 +571,40 @@ pub(crate) fn encode_class_index(
                 });
             }
             ClassIndexOp::CrossEntropy | ClassIndexOp::CrossEntropyProbs if solo => dispatches.push(per_chunk(
-                match (short, wants_grad, in_place) {
-                    (Some(slots), false, _) => Kernel::Resident(ResidentKernel::CrossEntropyShortForward, slots),
-                    (Some(slots), true, false) => {
-                        Kernel::Resident(ResidentKernel::CrossEntropyShortForwardBackward, slots)
-                    }
-                    (Some(slots), true, true) => {
-                        Kernel::Resident(ResidentKernel::CrossEntropyShortForwardBackwardInPlace, slots)
-                    }
-                    (None, true, _) => Kernel::CrossEntropyForwardBackwardSolo,
-                    (None, false, _) => Kernel::CrossEntropyForwardSolo,
-                },
+                pick(match short {
+                    Some(slots) => [
+                        ResidentKernel::CrossEntropyShortForward,
+                        ResidentKernel::CrossEntropyShortForwardBackward,
+                        ResidentKernel::CrossEntropyShortForwardBackwardInPlace,
+                    ]
+                    .map(|k| Kernel::Resident(k, slots)),
+                    None => [
+                        Kernel::CrossEntropyForwardSolo,
+                        Kernel::CrossEntropyForwardBackwardSolo,
+                        Kernel::CrossEntropyForwardBackwardSolo,
+                    ],
+                }),
                 n.div_ceil(SOLO_ROWS_PER_WORKGROUP),
             )),
             ClassIndexOp::CrossEntropy | ClassIndexOp::CrossEntropyProbs => dispatches.push(per_chunk(
-                match (resident, wants_grad, in_place) {
-                    (Some(slots), false, _) => Kernel::Resident(ResidentKernel::CrossEntropyForward, slots),
-                    (Some(slots), true, false) => Kernel::Resident(ResidentKernel::CrossEntropyForwardBackward, slots),
-                    (Some(slots), true, true) => {
-                        Kernel::Resident(ResidentKernel::CrossEntropyForwardBackwardInPlace, slots)
-                    }
-                    (None, false, _) if vec4 => Kernel::CrossEntropyForwardVec4,
-                    (None, true, false) if vec4 => Kernel::CrossEntropyForwardBackwardVec4,
-                    (None, true, true) if vec4 => Kernel::CrossEntropyForwardBackwardVec4InPlace,
-                    (None, true, _) => Kernel::CrossEntropyForwardBackward,
-                    (None, false, _) => Kernel::CrossEntropyForward,
-                },
+                pick(match (resident, vec4) {
+                    (Some(slots), _) => [
+                        ResidentKernel::CrossEntropyForward,
+                        ResidentKernel::CrossEntropyForwardBackward,
+                        ResidentKernel::CrossEntropyForwardBackwardInPlace,
+                    ]
+                    .map(|k| Kernel::Resident(k, slots)),
+                    (None, true) => [
+                        Kernel::CrossEntropyForwardVec4,
+                        Kernel::CrossEntropyForwardBackwardVec4,
+                        Kernel::CrossEntropyForwardBackwardVec4InPlace,
+                    ],
+                    (None, false) => [
+                        Kernel::CrossEntropyForward,
+                        Kernel::CrossEntropyForwardBackward,
+                        Kernel::CrossEntropyForwardBackward,
+                    ],
+                }),
                 n,
             )),
             ClassIndexOp::Nll => {

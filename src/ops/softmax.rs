@@ -87,6 +87,8 @@ fn encode_row_op(
         && bindings
             .iter()
             .all(|(x, _, y)| x.element_offset % 4 == 0 && y.element_offset % 4 == 0);
+    let short = gpu.short_slots(classes);
+    let resident = gpu.resident_slots(classes).filter(|_| vec4);
     ws.set_params(gpu, &params);
     let groups: Vec<wgpu::BindGroup> = bindings
         .into_iter()
@@ -122,7 +124,7 @@ fn encode_row_op(
                 }
             }
             _ => {
-                let solo = match (kernel, gpu.short_slots(classes)) {
+                let solo = match (kernel, short) {
                     (Kernel::LogSoftmaxForward, Some(slots)) => {
                         Kernel::Resident(ResidentKernel::LogSoftmaxShort, slots)
                     }
@@ -133,7 +135,6 @@ fn encode_row_op(
                     _ => Kernel::SoftmaxBackwardSolo,
                 };
                 let forward = matches!(kernel, Kernel::LogSoftmaxForward | Kernel::SoftmaxForward);
-                let resident = gpu.resident_slots(classes);
                 let vec4_kernel = match (kernel, resident) {
                     (Kernel::LogSoftmaxForward, Some(slots)) => {
                         Some(Kernel::Resident(ResidentKernel::LogSoftmaxForward, slots))
