@@ -262,6 +262,94 @@ impl Kernel {
         }
     }
 
+    /// The precision the kernel is built for when recorded for `precision`'s logits: its
+    /// own for families with half variants, f32 for the others.
+    fn built_for(self, precision: Precision) -> Precision {
+        if self.family().has_half_variants() {
+            precision
+        } else {
+            Precision::F32
+        }
+    }
+
+    /// Every kernel a device can record, with each precision it is built for: the
+    /// kernels of [`Kernel::ALL`], and the resident ones at every slot count (powers of two
+    /// up to [`MAX_RESIDENT_SLOTS`] for a workgroup per row, 1 to 8 quads for a short row).
+    fn every_variant(f16: bool) -> Vec<(Kernel, Precision)> {
+        use ResidentKernel as R;
+        let per_row = [
+            R::LogSoftmaxForward,
+            R::SoftmaxForward,
+            R::CrossEntropyForward,
+            R::CrossEntropyForwardBackward,
+            R::CrossEntropyForwardBackwardInPlace,
+        ];
+        let short = [
+            R::LogSoftmaxShort,
+            R::SoftmaxShort,
+            R::CrossEntropyShortForward,
+            R::CrossEntropyShortForwardBackward,
+            R::CrossEntropyShortForwardBackwardInPlace,
+        ];
+        let resident = per_row
+            .into_iter()
+            .flat_map(|k| (0..=MAX_RESIDENT_SLOTS.ilog2()).map(move |p| Kernel::Resident(k, 1 << p)))
+            .chain(short.into_iter().flat_map(|k| {
+                (1..=SOLO_CLASSES.div_ceil(4) as u32).map(move |slots| Kernel::Resident(k, slots))
+            }));
+        let precisions: &[Precision] = if f16 {
+            &[Precision::F32, Precision::Bf16, Precision::F16]
+        } else {
+            &[Precision::F32, Precision::Bf16]
+        };
+        Kernel::ALL
+            .into_iter()
+            .chain(resident)
+            .flat_map(|kernel| {
+                precisions
+                    .iter()
+                    .filter(move |&&p| p == Precision::F32 || kernel.family().has_half_variants())
+                    // In-place kernels write the gradient over f32 logits only.
+                    .filter(move |&&p| p == Precision::F32 || !kernel.is_in_place())
+                    .map(move |&p| (kernel, p))
+            })
+            .collect()
+    }
+
+    /// Whether the kernel writes the gradient over the logits.
+    fn is_in_place(self) -> bool {
+        matches!(
+            self,
+            Kernel::CrossEntropyForwardBackwardVec4InPlace
+                | Kernel::Resident(
+                    ResidentKernel::CrossEntropyForwardBackwardInPlace
+                        | ResidentKernel::CrossEntropyShortForwardBackwardInPlace,
+                    _
+                )
+        )
+    }
+
+    /// The kernel's name as [`crate::Gpu::recorded_kernels`] reports it: the entry point,
+    /// the slot count of a resident kernel in brackets, the precision, and how its rows
+    /// are reduced (`subgroup` or `workgroup`, row-wise kernels only).
+    fn name(self, precision: Precision, reduce: RowReduce) -> String {
+        let slots = match self {
+            Kernel::Resident(_, slots) => format!("[{slots}]"),
+            _ => String::new(),
+        };
+        let precision = match precision {
+            Precision::F32 => "f32",
+            Precision::F16 => "f16",
+            Precision::Bf16 => "bf16",
+        };
+        let reduce = match (self.family().is_row_wise(), reduce) {
+            (false, _) => "",
+            (true, RowReduce::Subgroup) => " subgroup",
+            (true, RowReduce::Workgroup) => " workgroup",
+        };
+        format!("{}{slots} {precision}{reduce}", self.entry_point())
+    }
+
     pub(crate) fn layout(self) -> Layout {
         match self.family() {
             Family::Softmax | Family::SoftmaxVec4 | Family::SoftmaxResident | Family::SoftmaxShort => Layout::Row,
@@ -301,6 +389,8 @@ pub(crate) struct Kernels {
     layouts: HashMap<Layout, wgpu::BindGroupLayout>,
     pipelines: HashMap<Kernel, wgpu::ComputePipeline>,
     on_demand: std::sync::Mutex<HashMap<(Kernel, Precision), wgpu::ComputePipeline>>,
+    /// Every (kernel, precision) recorded so far (see [`Kernels::note_recorded`]).
+    recorded: std::sync::Mutex<std::collections::HashSet<(Kernel, Precision)>>,
 }
 
 impl Kernels {
@@ -315,6 +405,7 @@ impl Kernels {
             layouts,
             pipelines: HashMap::new(),
             on_demand: Default::default(),
+            recorded: Default::default(),
         };
         let mut modules: HashMap<Family, wgpu::ShaderModule> = HashMap::new();
         for kernel in Kernel::ALL {
@@ -376,15 +467,39 @@ impl Kernels {
         &self.layouts[&layout]
     }
 
+    /// Notes that `kernel` was recorded for `precision`'s logits.
+    pub(crate) fn note_recorded(&self, kernel: Kernel, precision: Precision) {
+        let precision = kernel.built_for(precision);
+        self.recorded
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert((kernel, precision));
+    }
+
+    /// The names of the kernels recorded so far, sorted.
+    pub(crate) fn recorded_names(&self) -> Vec<String> {
+        let recorded = self.recorded.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut names: Vec<String> = recorded.iter().map(|&(k, p)| k.name(p, self.row.reduce)).collect();
+        names.sort();
+        names
+    }
+
+    /// The names of every kernel this device can record, sorted.
+    pub(crate) fn recordable_names(&self) -> Vec<String> {
+        let f16 = self.device.features().contains(wgpu::Features::SHADER_F16);
+        let mut names: Vec<String> = Kernel::every_variant(f16)
+            .into_iter()
+            .map(|(k, p)| k.name(p, self.row.reduce))
+            .collect();
+        names.sort();
+        names
+    }
+
     /// The kernel's pipeline for `precision`'s logits (f32 for families without half
     /// variants, which never read the logits' elements).
     pub(crate) fn pipeline(&self, kernel: Kernel, precision: Precision) -> wgpu::ComputePipeline {
         let family = kernel.family();
-        let precision = if family.has_half_variants() {
-            precision
-        } else {
-            Precision::F32
-        };
+        let precision = kernel.built_for(precision);
         if let Some(pipeline) = self.pipelines.get(&kernel).filter(|_| precision == Precision::F32) {
             return pipeline.clone();
         }

@@ -249,6 +249,49 @@ impl Gpu {
         self.row.reduce == RowReduce::Subgroup
     }
 
+    /// Invocations per row in the row-wise kernels on this device: what
+    /// [`GpuOptions::row_workgroup_size`] asked for, rounded as it documents, or the
+    /// adapter's default (one subgroup on CPU adapters, 256 on GPUs).
+    ///
+    /// ```
+    /// let mut opts = wgpu_loss::GpuOptions::default();
+    /// opts.subgroups = false;
+    /// opts.row_workgroup_size = Some(64);
+    /// let gpu = wgpu_loss::Gpu::with_options(opts).unwrap();
+    /// assert_eq!(gpu.row_workgroup_size(), 64);
+    /// ```
+    pub fn row_workgroup_size(&self) -> u32 {
+        self.row.workgroup_size
+    }
+
+    /// The kernels this `Gpu` has recorded so far (slice and encode API alike), sorted: each
+    /// named by its WGSL entry point, the quads per invocation in brackets for kernels that
+    /// hold rows in registers, the precision of the logits it reads, and, for row-wise
+    /// kernels, whether it reduces a row with `subgroup` operations or through `workgroup`
+    /// memory. Tells which path a call took; the tests use it to prove every kernel ran.
+    ///
+    /// ```
+    /// let gpu = wgpu_loss::Gpu::new().unwrap();
+    /// gpu.log_softmax(&[1.0, 2.0, 3.0], 1, 3).unwrap();
+    /// let ran = gpu.recorded_kernels();
+    /// assert!(ran.iter().any(|k| k.starts_with("log_softmax_forward_short[1] f32")), "{ran:?}");
+    /// ```
+    pub fn recorded_kernels(&self) -> Vec<String> {
+        self.kernels.recorded_names()
+    }
+
+    /// Every kernel this `Gpu` can record on its device, named as in
+    /// [`Gpu::recorded_kernels`] (f16 variants only where the device has `SHADER_F16`).
+    ///
+    /// ```
+    /// let gpu = wgpu_loss::Gpu::new().unwrap();
+    /// let all = gpu.recordable_kernels();
+    /// assert!(gpu.recorded_kernels().iter().all(|k| all.contains(k)));
+    /// ```
+    pub fn recordable_kernels(&self) -> Vec<String> {
+        self.kernels.recordable_names()
+    }
+
     pub(crate) fn kernels(&self) -> &Kernels {
         &self.kernels
     }

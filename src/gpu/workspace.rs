@@ -510,6 +510,7 @@ impl Gpu {
             let y = d.workgroups.div_ceil(x);
             pass.set_bind_group(0, &groups[d.group], &[]);
             pass.set_pipeline(&self.kernels().pipeline(d.kernel, precision));
+            self.kernels().note_recorded(d.kernel, precision);
             pass.dispatch_workgroups(x as u32, y as u32, 1);
         }
     }
