@@ -20,15 +20,10 @@ fn torch_max(a: f64, b: f64) -> f64 {
     if a < b { b } else { a }
 }
 
-/// -1, 0 (for ±0) or 1, NaN for NaN: `torch.sign`.
+/// `torch.sign` (and `sgn`, which L1's backward calls): `(0 < d) - (d < 0)`, so -1, 0 or 1,
+/// and 0 for ±0 and for NaN.
 fn sign(d: f64) -> f64 {
-    if d > 0.0 {
-        1.0
-    } else if d < 0.0 {
-        -1.0
-    } else {
-        d * 0.0
-    }
+    f64::from(u8::from(0.0 < d)) - f64::from(u8::from(d < 0.0))
 }
 
 /// `log(1 + e^z)`, stably.
@@ -46,21 +41,34 @@ fn point(loss: Pointwise, x: f64, y: f64, pos_weight: f64) -> (f64, f64) {
     match loss {
         Pointwise::Mse => (d * d, 2.0 * d),
         Pointwise::L1 => (d.abs(), sign(d)),
+        // PyTorch's smooth L1 with beta = 0 is L1 itself (slope 0 at a NaN difference).
+        Pointwise::SmoothL1 { beta: 0.0 } => (d.abs(), sign(d)),
+        // The slopes are PyTorch's backward chains `d ≤ -β ? -1 : d ≥ β ? 1 : d / β` and
+        // `d < -δ ? -δ : d > δ ? δ : d`: a NaN difference falls through to NaN.
         Pointwise::SmoothL1 { beta } => {
             let beta = f64::from(beta);
-            if d.abs() < beta {
-                (0.5 * d * d / beta, d / beta)
+            let loss = if d.abs() < beta {
+                0.5 * d * d / beta
             } else {
-                (d.abs() - 0.5 * beta, sign(d))
-            }
+                d.abs() - 0.5 * beta
+            };
+            let slope = if d <= -beta {
+                -1.0
+            } else if d >= beta {
+                1.0
+            } else {
+                d / beta
+            };
+            (loss, slope)
         }
         Pointwise::Huber { delta } => {
             let delta = f64::from(delta);
-            if d.abs() < delta {
-                (0.5 * d * d, d)
+            let loss = if d.abs() < delta {
+                0.5 * d * d
             } else {
-                (delta * (d.abs() - 0.5 * delta), delta * sign(d))
-            }
+                delta * (d.abs() - 0.5 * delta)
+            };
+            (loss, d.clamp(-delta, delta))
         }
         Pointwise::Bce => {
             let log_p = torch_max(x.ln(), -100.0);
@@ -208,7 +216,8 @@ cpu_twins! {
     example(", wgpu_loss::Reduction::Mean");
 
     /// Mean absolute error, `torch.nn.functional.l1_loss`: `|x - y|` per element, reduced as
-    /// `reduction` says. Gradient `sign(x - y)`, which is 0 where `x == y`.
+    /// `reduction` says. Gradient `sign(x - y)` as `torch.sign`, which is 0 where `x == y`
+    /// and where `x - y` is NaN.
     ///
     /// ```
     /// use wgpu_loss::{cpu, Reduction};
@@ -234,7 +243,8 @@ cpu_twins! {
 
     /// Smooth L1, `torch.nn.functional.smooth_l1_loss`: with `d = x - y`,
     /// `0.5·d²/beta` where `|d| < beta`, else `|d| - 0.5·beta`; `beta == 0` is L1. Gradient
-    /// `d / beta`, else `sign(d)`. `beta` must be finite and at least 0.
+    /// `d / beta`, else `sign(d)` (NaN for a NaN `d`; with `beta == 0`, L1's gradient, 0
+    /// there). `beta` must be finite and at least 0.
     ///
     /// ```
     /// use wgpu_loss::{cpu, Reduction};
@@ -431,6 +441,18 @@ mod tests {
         assert!(loss[0].is_nan() && grad[0].is_nan());
         assert_eq!((loss[1], grad[1]), (1.0, 2.0));
         assert!(mse_loss(&[f32::NAN, 1.0], &[0.0, 0.0], 2, Reduction::Sum).unwrap()[0].is_nan());
+        // A NaN difference: L1's slope is torch.sign(NaN) = 0 (so is smooth L1's with beta 0),
+        // while smooth L1 (beta > 0) and Huber carry the NaN, as PyTorch's backward does.
+        let none = Reduction::None;
+        let (loss, grad) = l1_loss_with_grad(&[f32::NAN, 1.0], &[0.0, f32::NAN], 2, none, &[1.0; 2]).unwrap();
+        assert!(loss.iter().all(|l| l.is_nan()));
+        assert_eq!(grad, [0.0, 0.0]);
+        assert_eq!(
+            smooth_l1_loss_grad(&[f32::NAN], &[0.0], 1, none, 0.0, &[1.0]).unwrap(),
+            [0.0]
+        );
+        assert!(smooth_l1_loss_grad(&[f32::NAN], &[0.0], 1, none, 0.5, &[1.0]).unwrap()[0].is_nan());
+        assert!(huber_loss_grad(&[f32::NAN], &[0.0], 1, none, 1.0, &[1.0]).unwrap()[0].is_nan());
     }
 
     #[test]
