@@ -101,13 +101,13 @@ fn ext_abs(a: Ext) -> Ext {
     return ext_kind(EXT_POS_INF);
 }
 
-// -1, 0 or 1 (0 for ±0, as torch.sign), NaN for NaN.
+// torch.sign, `(0 < a) - (a < 0)`: -1, 0 or 1, and 0 for ±0 and for NaN.
 fn ext_sign(a: Ext) -> Ext {
     if a.k == EXT_FINITE {
         return ext(sign(a.v));
     }
     if a.k == EXT_NAN {
-        return a;
+        return ext(0.0);
     }
     return ext(select(1.0, -1.0, a.k == EXT_NEG_INF));
 }
@@ -324,8 +324,12 @@ fn l1_point(d: Ext) -> Point {
 }
 
 // |d| < β: 0.5·d²/β (as 0.5·d·(d/β), which cannot overflow early), slope d/β;
-// else |d| - 0.5·β, slope sign(d). β = 0 is L1.
+// else |d| - 0.5·β, slope sign(d). β = 0 is L1 (slope 0 at a NaN d); with β > 0 a NaN d
+// has slope NaN, as PyTorch's backward chain `d ≤ -β ? -1 : d ≥ β ? 1 : d/β`.
 fn smooth_l1_point(d: Ext, beta: f32) -> Point {
+    if d.k == EXT_NAN && beta > 0.0 {
+        return Point(d, d);
+    }
     let a = ext_abs(d);
     if a.k == EXT_FINITE && a.v < beta {
         let r = d.v / beta;
@@ -334,8 +338,12 @@ fn smooth_l1_point(d: Ext, beta: f32) -> Point {
     return Point(ext_plus(a, ext(-0.5 * beta)), ext_sign(d));
 }
 
-// |d| < δ: 0.5·d², slope d; else δ·(|d| - 0.5·δ), slope δ·sign(d).
+// |d| < δ: 0.5·d², slope d; else δ·(|d| - 0.5·δ), slope δ·sign(d); a NaN d has slope NaN,
+// as PyTorch's backward chain `d < -δ ? -δ : d > δ ? δ : d`.
 fn huber_point(d: Ext, delta: f32) -> Point {
+    if d.k == EXT_NAN {
+        return Point(d, d);
+    }
     let a = ext_abs(d);
     if a.k == EXT_FINITE && a.v < delta {
         return Point(ext_times(ext(0.5 * d.v), d), d);
