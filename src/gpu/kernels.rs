@@ -18,6 +18,19 @@ pub(crate) enum Layout {
 }
 
 impl Layout {
+    /// The argument a caller's buffer at `binding` stands for, for error messages.
+    pub(crate) fn argument(self, binding: u32) -> &'static str {
+        match (self, binding) {
+            (_, 1) => "input",
+            (Layout::ClassIndex, 2) => "targets",
+            (_, 4) => "grad_output",
+            (Layout::Row, 7) => "output",
+            (Layout::ClassIndex, 6 | 8) => "loss",
+            (Layout::ClassIndex, 7) => "grad",
+            _ => "workspace",
+        }
+    }
+
     /// `(binding, read_only)` of each storage binding, in binding order.
     pub(crate) fn storage_bindings(self) -> &'static [(u32, bool)] {
         match self {
@@ -294,9 +307,11 @@ impl Kernel {
         let resident = per_row
             .into_iter()
             .flat_map(|k| (0..=MAX_RESIDENT_SLOTS.ilog2()).map(move |p| Kernel::Resident(k, 1 << p)))
-            .chain(short.into_iter().flat_map(|k| {
-                (1..=SOLO_CLASSES.div_ceil(4) as u32).map(move |slots| Kernel::Resident(k, slots))
-            }));
+            .chain(
+                short
+                    .into_iter()
+                    .flat_map(|k| (1..=SOLO_CLASSES.div_ceil(4) as u32).map(move |slots| Kernel::Resident(k, slots))),
+            );
         let precisions: &[Precision] = if f16 {
             &[Precision::F32, Precision::Bf16, Precision::F16]
         } else {

@@ -275,8 +275,15 @@ impl Workspace {
     }
 
     /// The bind group for these bindings (binding 0 is a [`Workspace::params`] slot),
-    /// reused when the same buffers were bound before.
-    pub(crate) fn bind_group(&mut self, gpu: &Gpu, layout: Layout, entries: &[(u32, Binding)]) -> wgpu::BindGroup {
+    /// reused when the same buffers were bound before. `Err` when one buffer would be
+    /// bound both read-only and writable (see [`check_exclusive`]).
+    pub(crate) fn bind_group(
+        &mut self,
+        gpu: &Gpu,
+        layout: Layout,
+        entries: &[(u32, Binding)],
+    ) -> Result<wgpu::BindGroup> {
+        check_exclusive(layout, entries)?;
         let key: BindKey = (
             layout,
             entries
@@ -285,7 +292,7 @@ impl Workspace {
                 .collect(),
         );
         if let Some((_, group)) = self.bind_groups.iter().find(|(k, _)| *k == key) {
-            return group.clone();
+            return Ok(group.clone());
         }
         let wgpu_entries: Vec<_> = key
             .1
@@ -308,8 +315,37 @@ impl Workspace {
             self.bind_groups.remove(0);
         }
         self.bind_groups.push((key, group.clone()));
-        group
+        Ok(group)
     }
+}
+
+/// WebGPU forbids binding one buffer read-only and writable in the same dispatch, even at
+/// disjoint ranges (the device would raise a validation error at submission): `Err` naming
+/// the writable argument before anything is recorded.
+fn check_exclusive(layout: Layout, entries: &[(u32, Binding)]) -> Result<()> {
+    let read_only = |binding: u32| {
+        layout
+            .storage_bindings()
+            .iter()
+            .any(|&(b, read_only)| b == binding && read_only)
+    };
+    for (written, w) in entries.iter().filter(|(b, _)| *b != 0 && !read_only(*b)) {
+        if let Some((read, _)) = entries
+            .iter()
+            .find(|(b, r)| *b != 0 && read_only(*b) && r.buffer == w.buffer)
+        {
+            return Err(Error::InvalidArgument {
+                argument: layout.argument(*written),
+                message: format!(
+                    "its buffer also holds `{}`, which the op reads: WebGPU cannot bind one buffer \
+                     read-only and writable in one dispatch, even at disjoint ranges; put the \
+                     outputs in another buffer",
+                    layout.argument(*read)
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// A caller's buffer range, checked and ready to bind: bound from the offset rounded down

@@ -509,7 +509,7 @@ pub(crate) fn encode_class_index(
             ];
             ws.bind_group(gpu, Layout::ClassIndex, &entries)
         })
-        .collect();
+        .collect::<Result<_>>()?;
 
     let batch_dispatch = |kernel| Dispatch {
         kernel,

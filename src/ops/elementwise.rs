@@ -326,7 +326,7 @@ pub(crate) fn encode_elementwise(
             all.extend(entries.iter().cloned());
             ws.bind_group(gpu, Layout::ClassIndex, &all)
         })
-        .collect();
+        .collect::<Result<_>>()?;
 
     let per_element = |kernel| {
         chunks.iter().enumerate().map(move |(k, &(_, len))| Dispatch {

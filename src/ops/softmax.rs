@@ -103,7 +103,7 @@ fn encode_row_op(
             ];
             ws.bind_group(gpu, Layout::Row, &entries)
         })
-        .collect();
+        .collect::<Result<_>>()?;
     let mut dispatches = Vec::with_capacity(2 * chunks.len());
     for (group, &(_, n)) in chunks.iter().enumerate() {
         match merged_kernel {
