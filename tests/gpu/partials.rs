@@ -1,11 +1,14 @@
 //! Vocabulary-parallel cross-entropy: a batch whose classes are split across two `Gpu`s
-//! (two devices) gives, after merging the shards' partials, the unsplit batch's loss and
-//! gradient within 1e-6 relative.
+//! (two devices) gives, after merging the shards' partials, the CPU twin's loss and
+//! gradient of the whole batch within the cross-entropy tolerances, as the unsplit batch
+//! on one device does.
 
-mod common;
-
-use common::{Rng, gpu};
+use crate::harness::{CeCase, Got, Rng, Shape, gpu};
 use wgpu_loss::{ClassShard, CrossEntropyOptions, Gpu, Reduction, cross_entropy_from_partials, merge_row_partials};
+
+pub fn tests() -> Vec<libtest_mimic::Trial> {
+    crate::harness::trials!(once: [sharded_across_two_gpus_matches_the_whole_batch, shard_arguments_are_checked])
+}
 
 fn second_gpu() -> &'static Gpu {
     static SECOND: std::sync::OnceLock<Gpu> = std::sync::OnceLock::new();
@@ -17,18 +20,6 @@ fn columns(x: &[f32], classes: usize, from: usize, to: usize) -> Vec<f32> {
     x.chunks(classes).flat_map(|row| row[from..to].to_vec()).collect()
 }
 
-fn close(what: &str, got: &[f32], want: &[f32], abs: f32) {
-    assert_eq!(got.len(), want.len(), "{what}");
-    for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        let same_class = (g.is_nan() && w.is_nan()) || g == w;
-        assert!(
-            same_class || (g - w).abs() <= abs + 1e-6 * w.abs(),
-            "{what}[{i}]: sharded {g} vs whole {w}"
-        );
-    }
-}
-
-#[test]
 fn sharded_across_two_gpus_matches_the_whole_batch() {
     let mut rng = Rng::new(31);
     let (rows, classes) = (37, 1001);
@@ -45,7 +36,7 @@ fn sharded_across_two_gpus_matches_the_whole_batch() {
             opts.reduction = reduction;
             opts.label_smoothing = eps;
             opts.weight = weighted.then(|| (0..classes).map(|c| 0.5 + (c % 3) as f32 * 0.5).collect());
-            let g = common::grad_output(&mut rng, rows, &opts);
+            let g = crate::harness::grad_output(&mut rng, rows, &opts);
             let (whole_loss, whole_grad) = gpu()
                 .cross_entropy_with_grad(&x, &targets, rows, classes, &opts, &g)
                 .unwrap();
@@ -75,7 +66,17 @@ fn sharded_across_two_gpus_matches_the_whole_batch() {
             let merged = merge_row_partials(&views).unwrap();
             let loss = cross_entropy_from_partials(&merged, &targets, classes, &opts).unwrap();
             let what = format!("{reduction:?} weighted={weighted} eps={eps}");
-            close(&format!("loss {what}"), &loss, &whole_loss, 0.0);
+            let case = CeCase::index(
+                Shape::rows(rows, classes),
+                x.clone(),
+                targets.clone(),
+                opts.clone(),
+                g.clone(),
+            );
+            case.expect.check(
+                &format!("whole {what}"),
+                Got::outputs(Some(&whole_loss), Some(&whole_grad)),
+            );
 
             let mut grad = vec![0.0f32; rows * classes];
             for (shard, xs, device) in &shards {
@@ -86,16 +87,12 @@ fn sharded_across_two_gpus_matches_the_whole_batch() {
                     grad[r * classes + shard.offset..][..shard.classes].copy_from_slice(row);
                 }
             }
-            let scale = whole_grad
-                .iter()
-                .filter(|v| v.is_finite())
-                .fold(0.0f32, |m, v| m.max(v.abs()));
-            close(&format!("grad {what}"), &grad, &whole_grad, 1e-6 * scale);
+            case.expect
+                .check(&format!("sharded {what}"), Got::outputs(Some(&loss), Some(&grad)));
         }
     }
 }
 
-#[test]
 fn shard_arguments_are_checked() {
     let opts = CrossEntropyOptions::default();
     let outside = ClassShard {

@@ -1,10 +1,12 @@
 //! Bad arguments: every slice-API op returns the same `Err` as its CPU twin, naming the
 //! argument and the value, and the `Gpu` stays usable afterwards.
 
-mod common;
-
-use common::gpu;
+use crate::harness::gpu;
 use wgpu_loss::{CrossEntropyOptions, Error, Reduction, cpu};
+
+pub fn tests() -> Vec<libtest_mimic::Trial> {
+    crate::harness::trials!(once: [gpu_and_cpu_refuse_the_same_inputs, row_ops_refuse_bad_shapes_like_the_cpu, a_row_longer_than_a_binding_is_an_error, i64_targets_are_accepted_and_checked])
+}
 
 fn opts_with(f: impl FnOnce(&mut CrossEntropyOptions)) -> CrossEntropyOptions {
     let mut o = CrossEntropyOptions::default();
@@ -23,7 +25,6 @@ type Case<'a> = (
     &'a [f32],
 );
 
-#[test]
 fn gpu_and_cpu_refuse_the_same_inputs() {
     let gpu = gpu();
     let x = [0.0f32; 6];
@@ -148,7 +149,6 @@ fn gpu_and_cpu_refuse_the_same_inputs() {
     assert!(msg.contains("label_smoothing") && msg.contains("1.5"), "{msg}");
 }
 
-#[test]
 fn row_ops_refuse_bad_shapes_like_the_cpu() {
     let gpu = gpu();
     let x = [0.0f32; 6];
@@ -176,7 +176,6 @@ fn row_ops_refuse_bad_shapes_like_the_cpu() {
 
 /// A row longer than one storage binding can hold is an `Err` naming `classes` (not a
 /// panic), and the `Gpu` stays usable. (Batches of many rows are chunked instead: tests/scale.rs.)
-#[test]
 fn a_row_longer_than_a_binding_is_an_error() {
     let mut opts = wgpu_loss::GpuOptions::default();
     opts.max_binding_size = Some(4096);
@@ -213,7 +212,6 @@ fn a_row_longer_than_a_binding_is_an_error() {
 
 /// `i64` targets (PyTorch's index type) work everywhere `i32` ones do, with the same
 /// results; one that does not fit `i32` is `Err(InvalidTarget)` naming its row and value.
-#[test]
 fn i64_targets_are_accepted_and_checked() {
     let gpu = gpu();
     let x = [0.5f32, 1.0, -1.0, 2.0, 0.0, 0.25];

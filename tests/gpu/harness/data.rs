@@ -1,37 +1,7 @@
-//! Shared by the GPU-vs-CPU test binaries: one `Gpu` per binary, deterministic data, and
-//! the comparisons with their stated tolerances.
-#![allow(dead_code)] // each test binary uses its own subset
+//! Deterministic data: the generator, the shapes and option sets every family is checked
+//! on, rows that stress the numerics, and buffers for the encode API.
 
-use std::sync::OnceLock;
-
-use wgpu_loss::{CrossEntropyOptions, Gpu, GpuOptions, Reduction};
-
-/// The binary's shared default `Gpu`. No adapter is an error, never a skip.
-pub fn gpu() -> &'static Gpu {
-    static GPU: OnceLock<Gpu> = OnceLock::new();
-    GPU.get_or_init(|| Gpu::new().unwrap_or_else(|e| panic!("no GPU for the tests: {e}")))
-}
-
-/// Every row-reduction path the adapter has, on the shared device: the default; 32
-/// invocations per row (several subgroups per row where the default is one, or another
-/// tree size); and the workgroup-memory fallback when the default uses subgroups.
-pub fn gpus() -> Vec<&'static Gpu> {
-    static OTHERS: OnceLock<Vec<Gpu>> = OnceLock::new();
-    let others = OTHERS.get_or_init(|| {
-        let with = |subgroups: bool, row_workgroup_size: Option<u32>| {
-            let mut opts = GpuOptions::default();
-            opts.subgroups = subgroups;
-            opts.row_workgroup_size = row_workgroup_size;
-            Gpu::from_device_with_options(gpu().device().clone(), gpu().queue().clone(), opts)
-        };
-        let mut others = vec![with(true, Some(32))];
-        if gpu().uses_subgroups() {
-            others.push(with(false, None));
-        }
-        others
-    });
-    std::iter::once(gpu()).chain(others).collect()
-}
+use wgpu_loss::{CrossEntropyOptions, Gpu, Reduction};
 
 /// A small deterministic generator (xorshift64*), so every run tests the same values.
 pub struct Rng(u64);
@@ -61,86 +31,25 @@ impl Rng {
     }
 }
 
-/// The shapes every op is checked on: classes around the row workgroup sizes (8, 16,
-/// 32, 256), odd sizes and 1; batches kept under 128 MiB of logits.
-pub fn shapes() -> Vec<(usize, usize)> {
+/// Batches above this many elements run on the default path only (the rest of the matrix
+/// takes the smaller shapes, which reach the same kernels).
+pub const LARGE: usize = 1_000_000;
+
+/// The shapes every row-wise op is checked on: classes around the row workgroup sizes (8,
+/// 16, 32, 64, 256), odd sizes and 1, and rows split into segments by default (beyond
+/// 32768 classes: 40001 read one by one, 50000 as vec4); batches kept under 128 MiB of
+/// logits. `large` adds those over [`LARGE`] elements.
+pub fn shapes(large: bool) -> Vec<(usize, usize)> {
     let mut shapes = Vec::new();
     for rows in [1, 7, 1000] {
-        for classes in [1, 2, 3, 10, 31, 32, 33, 1000, 4097, 50000] {
-            if rows * classes <= 8_000_000 {
+        for classes in [1, 2, 3, 10, 31, 32, 33, 1000, 4097, 40001, 50000] {
+            let n = rows * classes;
+            if n <= 8_000_000 && (large || n <= LARGE) {
                 shapes.push((rows, classes));
             }
         }
     }
     shapes
-}
-
-/// Largest |x| over the finite values (at least 1).
-pub fn scale_of(values: &[f32]) -> f32 {
-    values
-        .iter()
-        .filter(|v| v.is_finite())
-        .fold(1.0f32, |m, v| m.max(v.abs()))
-}
-
-/// Non-finite expectations must match exactly (NaN ↔ NaN, ±inf ↔ ±inf); finite ones
-/// within `abs + rel·|expected|`.
-pub fn assert_close(what: &str, gpu: &[f32], cpu: &[f32], abs: f32, rel: f32) {
-    assert_eq!(gpu.len(), cpu.len(), "{what}: length");
-    for (i, (&g, &c)) in gpu.iter().zip(cpu).enumerate() {
-        if !c.is_finite() || !g.is_finite() {
-            let same = (c.is_nan() && g.is_nan()) || c == g;
-            assert!(same, "{what}[{i}]: gpu {g} vs cpu {c} (non-finite must match exactly)");
-            continue;
-        }
-        let tol = abs + rel * c.abs();
-        assert!(
-            (g - c).abs() <= tol,
-            "{what}[{i}]: gpu {g} vs cpu {c}, |diff| {} > tol {tol}",
-            (g - c).abs()
-        );
-    }
-}
-
-/// Elementwise outputs (log-probabilities, probabilities, per-row losses):
-/// `2e-5·max(1, max|x|) + 1e-4·|expected|`. f32 log-sum-exp loses a few ulps of the
-/// largest logit (2e-5 is ~170 ulps of 1), and values near 0 are compared absolutely.
-pub fn assert_elementwise(what: &str, gpu: &[f32], cpu: &[f32], inputs: &[f32]) {
-    assert_close(what, gpu, cpu, 2e-5 * scale_of(inputs), 1e-4);
-}
-
-/// log-softmax and softmax of `x` on `gpu` against the CPU twins.
-pub fn assert_softmax_forward(gpu: &Gpu, x: &[f32], rows: usize, classes: usize, what: &str) {
-    let lp = gpu.log_softmax(x, rows, classes).unwrap();
-    let want = wgpu_loss::cpu::log_softmax(x, rows, classes).unwrap();
-    assert_elementwise(&format!("log_softmax {what}"), &lp, &want, x);
-    let p = gpu.softmax(x, rows, classes).unwrap();
-    let want = wgpu_loss::cpu::softmax(x, rows, classes).unwrap();
-    assert_elementwise(&format!("softmax {what}"), &p, &want, x);
-}
-
-/// Gradients: `1e-5·max|grad| + 1e-4·|expected|`: each element is g·(p·S - q), with p
-/// correct to a few ulps, so the error is relative to the largest gradient of the batch.
-pub fn assert_gradient(what: &str, gpu: &[f32], cpu: &[f32]) {
-    let max = cpu.iter().filter(|v| v.is_finite()).fold(0.0f32, |m, v| m.max(v.abs()));
-    assert_close(what, gpu, cpu, 1e-5 * max, 1e-4);
-}
-
-/// Reduced losses (sum or mean) and per-row losses: the elementwise tolerance of one
-/// row, scaled by the largest |weight| and, for sums, by how many rows were added.
-pub fn assert_loss(what: &str, gpu: &[f32], cpu: &[f32], logits: &[f32], rows: usize, opts: &CrossEntropyOptions) {
-    let w = opts.weight.as_ref().map_or(1.0, |w| scale_of(w));
-    let added = match opts.reduction {
-        Reduction::None => 1.0,
-        Reduction::Sum | Reduction::Mean => rows as f32,
-    };
-    assert_close(
-        what,
-        gpu,
-        cpu,
-        2e-5 * scale_of(logits) * w * added.sqrt().max(1.0),
-        1e-4,
-    );
 }
 
 /// The options the tests combine: every reduction, with and without weights, an
@@ -194,7 +103,8 @@ pub fn all_option_combinations(classes: usize, targets_hit: i32) -> Vec<CrossEnt
     all
 }
 
-/// Upstream gradients for `opts`: `rows` values for none, one otherwise.
+/// Upstream gradients for `opts` over `rows` loss rows: one value per row for none, one
+/// otherwise.
 pub fn grad_output(rng: &mut Rng, rows: usize, opts: &CrossEntropyOptions) -> Vec<f32> {
     match opts.reduction {
         Reduction::None => (0..rows).map(|_| rng.uniform(-2.0, 2.0)).collect(),
@@ -226,6 +136,24 @@ pub fn adversarial_rows(classes: usize) -> Vec<Vec<f32>> {
     rows
 }
 
+/// The adversarial rows followed by the three that poison their row: a NaN, a `+inf`, and
+/// no finite logit at all.
+pub fn poisoned_rows(classes: usize) -> Vec<Vec<f32>> {
+    let mut rows = adversarial_rows(classes);
+    rows.push(
+        (0..classes)
+            .map(|i| if i == classes / 2 { f32::NAN } else { 1.0 })
+            .collect(),
+    );
+    rows.push(
+        (0..classes)
+            .map(|i| if i == classes / 3 { f32::INFINITY } else { 1.0 })
+            .collect(),
+    );
+    rows.push(vec![f32::NEG_INFINITY; classes]);
+    rows
+}
+
 /// `targets` as valid for `opts`: rows marked -100 stay ignored under the default
 /// `ignore_index` and become class 0 when another `ignore_index` is in force.
 pub fn targets_for(opts: &CrossEntropyOptions, targets: &[i32]) -> Vec<i32> {
@@ -233,6 +161,42 @@ pub fn targets_for(opts: &CrossEntropyOptions, targets: &[i32]) -> Vec<i32> {
         .iter()
         .map(|&t| if t == -100 && opts.ignore_index != -100 { 0 } else { t })
         .collect()
+}
+
+/// A probability row for each row: random non-negative masses, some rows normalised, some
+/// not (PyTorch does not require it), some one-hot.
+pub fn probability_targets(rng: &mut Rng, rows: usize, classes: usize) -> Vec<f32> {
+    let mut y = Vec::with_capacity(rows * classes);
+    for r in 0..rows {
+        let row: Vec<f32> = match r % 3 {
+            0 => (0..classes).map(|_| rng.uniform(0.0, 1.0)).collect(),
+            1 => {
+                let mut one_hot = vec![0.0; classes];
+                one_hot[rng.below(classes)] = 1.0;
+                one_hot
+            }
+            _ => {
+                let raw: Vec<f32> = (0..classes).map(|_| rng.uniform(0.0, 1.0)).collect();
+                let total: f32 = raw.iter().sum();
+                raw.iter().map(|v| v / total).collect()
+            }
+        };
+        y.extend(row);
+    }
+    y
+}
+
+/// `(N·d, C)` rows → `(N, C, d)`.
+pub fn spatial_layout(rows: &[f32], n: usize, classes: usize, spatial: usize) -> Vec<f32> {
+    let mut out = vec![0.0; rows.len()];
+    for b in 0..n {
+        for s in 0..spatial {
+            for c in 0..classes {
+                out[(b * classes + c) * spatial + s] = rows[(b * spatial + s) * classes + c];
+            }
+        }
+    }
+    out
 }
 
 /// A device buffer holding `data` (STORAGE | COPY_SRC | COPY_DST), for the encode API.
@@ -247,7 +211,7 @@ pub fn upload<T: bytemuck::Pod>(gpu: &Gpu, data: &[T]) -> wgpu::Buffer {
 
 /// Reads `len` f32 values at byte `offset` of `buffer` (waits for all submitted work).
 pub fn download(gpu: &Gpu, buffer: &wgpu::Buffer, offset: u64, len: usize) -> Vec<f32> {
-    let bytes = (len as u64 * 4).next_multiple_of(4);
+    let bytes = len as u64 * 4;
     let staging = gpu.device().create_buffer(&wgpu::BufferDescriptor {
         label: Some("test readback"),
         size: bytes,

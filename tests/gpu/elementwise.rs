@@ -17,10 +17,12 @@
 //!
 //! Non-finite results must match exactly (NaN ↔ NaN, ±inf ↔ ±inf).
 
-mod common;
-
-use common::{Rng, download, gpu, upload};
+use crate::harness::{Arena, Expect, Rng, download, gpu, upload};
 use wgpu_loss::{BceOptions, ElementwiseBuffers, Error, Gpu, KlDivOptions, KlDivReduction, Reduction, Workspace, cpu};
+
+pub fn tests() -> Vec<libtest_mimic::Trial> {
+    crate::harness::trials!(once: [matches_cpu_on_every_size_and_option, saturated_bce_is_exact, non_finite_values_match_the_cpu, reductions_are_deterministic, gpu_and_cpu_refuse_the_same_inputs, encode_at_offsets_matches_cpu, encode_refuses_bad_buffers, encode_bce_out_of_domain_gives_nan_elements, chunked_batches_give_the_unchunked_bits, batch_larger_than_a_binding])
+}
 
 const EPS: f64 = f32::EPSILON as f64;
 const ELEMENT_TOL: f64 = 32.0 * EPS;
@@ -29,7 +31,7 @@ const FLUSHED: f64 = 1e-30;
 
 /// One loss with its options.
 #[derive(Debug, Clone)]
-enum Case {
+pub enum Case {
     Mse(Reduction),
     L1(Reduction),
     Rmse,
@@ -41,7 +43,7 @@ enum Case {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Call {
+pub enum Call {
     Loss,
     Grad,
     Both,
@@ -62,7 +64,7 @@ macro_rules! call {
 }
 
 impl Case {
-    fn run(
+    pub fn run(
         &self,
         gpu: Option<&Gpu>,
         call: Call,
@@ -120,8 +122,29 @@ impl Case {
         }
     }
 
+    /// Records the loss with the encode API.
+    fn encode(
+        &self,
+        gpu: &Gpu,
+        encoder: &mut wgpu::CommandEncoder,
+        ws: &mut Workspace,
+        buffers: &ElementwiseBuffers<'_>,
+        n: usize,
+    ) -> wgpu_loss::Result<()> {
+        match self {
+            Case::Mse(r) => gpu.encode_mse_loss(encoder, ws, buffers, n, *r),
+            Case::L1(r) => gpu.encode_l1_loss(encoder, ws, buffers, n, *r),
+            Case::Rmse => gpu.encode_rmse_loss(encoder, ws, buffers, n),
+            Case::SmoothL1(r, b) => gpu.encode_smooth_l1_loss(encoder, ws, buffers, n, *r, *b),
+            Case::Huber(r, d) => gpu.encode_huber_loss(encoder, ws, buffers, n, *r, *d),
+            Case::Bce(o) => gpu.encode_binary_cross_entropy(encoder, ws, buffers, n, o),
+            Case::BceWithLogits(o) => gpu.encode_binary_cross_entropy_with_logits(encoder, ws, buffers, n, o),
+            Case::KlDiv(rows, o) => gpu.encode_kl_div(encoder, ws, buffers, n, *rows, o),
+        }
+    }
+
     /// Reduction none, or `None` for RMSE (always reduced); the divisor of a mean.
-    fn reduction(&self, n: usize) -> (bool, f64) {
+    pub fn reduction(&self, n: usize) -> (bool, f64) {
         let plain = |r: &Reduction| {
             (
                 *r == Reduction::None,
@@ -198,23 +221,45 @@ impl Case {
     }
 }
 
-/// `|gpu - cpu| ≤ tol[i]` for finite expectations; non-finite ones exactly.
-fn assert_within(what: &str, gpu: &[f32], cpu: &[f32], tol: impl Fn(usize) -> f64) {
-    assert_eq!(gpu.len(), cpu.len(), "{what}: length");
-    for (i, (&g, &c)) in gpu.iter().zip(cpu).enumerate() {
-        if !g.is_finite() || !c.is_finite() {
-            assert!(
-                (g.is_nan() && c.is_nan()) || g == c,
-                "{what}[{i}]: gpu {g} vs cpu {c} (non-finite must match exactly)"
-            );
-            continue;
+/// The tolerances of `case`'s outputs on `x`, `y` with upstream `g`: per element
+/// `32·ε·m` of the loss's (or slope's) term magnitude `m`, times the upstream factor; a
+/// reduced loss `64·ε·Σm / divisor`; RMSE's relative to its value.
+pub fn tolerances(case: &Case, x: &[f32], y: &[f32], g: &[f32]) -> (Vec<f64>, Vec<f64>) {
+    let n = x.len();
+    let (unreduced, divisor) = case.reduction(n);
+    let (m_loss, m_slope) = case.magnitudes(x, y);
+    // RMSE's value, which its tolerances and upstream factor are relative to.
+    let rmse = match case {
+        Case::Rmse => f64::from(case.run(None, Call::Loss, x, y, g).unwrap().0[0]),
+        _ => 0.0,
+    };
+    let loss = if unreduced {
+        m_loss.iter().map(|m| ELEMENT_TOL * m + FLUSHED).collect()
+    } else {
+        let mean = SUM_TOL * m_loss.iter().sum::<f64>() / divisor + FLUSHED;
+        match case {
+            Case::Rmse => vec![mean / (2.0 * rmse) + 4.0 * EPS * rmse],
+            _ => vec![mean],
         }
-        let (diff, tol) = ((f64::from(g) - f64::from(c)).abs(), tol(i));
-        assert!(
-            diff <= tol,
-            "{what}[{i}]: gpu {g} vs cpu {c}, |diff| {diff:e} > tol {tol:e}"
-        );
-    }
+    };
+    let upstream = |i: usize| -> f64 {
+        match case {
+            _ if unreduced => f64::from(g[i]).abs(),
+            Case::Rmse => f64::from(g[0]).abs() / divisor / (2.0 * rmse),
+            _ => f64::from(g[0]).abs() / divisor,
+        }
+    };
+    let grad = (0..n)
+        .map(|i| ELEMENT_TOL * m_slope[i] * upstream(i) + FLUSHED)
+        .collect();
+    (loss, grad)
+}
+
+/// The CPU twin's loss and gradient of `case`, with their tolerances.
+fn expect(case: &Case, x: &[f32], y: &[f32], g: &[f32]) -> (Expect, Expect) {
+    let (loss, grad) = case.run(None, Call::Both, x, y, g).unwrap();
+    let (loss_tol, grad_tol) = tolerances(case, x, y, g);
+    (Expect::new(loss, loss_tol), Expect::new(grad, grad_tol))
 }
 
 /// Runs `case` with `call` on the GPU and the CPU and compares with the tolerances above.
@@ -224,36 +269,12 @@ fn check(case: &Case, call: Call, x: &[f32], y: &[f32], g: &[f32]) {
     let (gpu_loss, gpu_grad) = case
         .run(Some(gpu()), call, x, y, g)
         .unwrap_or_else(|e| panic!("{what}: {e}"));
-    let (cpu_loss, cpu_grad) = case.run(None, call, x, y, g).unwrap();
-    let (unreduced, divisor) = case.reduction(n);
-    let (m_loss, m_slope) = case.magnitudes(x, y);
-    // RMSE's value, which its tolerances and upstream factor are relative to.
-    let rmse = match case {
-        Case::Rmse => f64::from(case.run(None, Call::Loss, x, y, g).unwrap().0[0]),
-        _ => 0.0,
-    };
+    let (loss, grad) = expect(case, x, y, g);
     if call != Call::Grad {
-        let tol = if unreduced {
-            m_loss.iter().map(|m| ELEMENT_TOL * m + FLUSHED).collect()
-        } else {
-            let mean = SUM_TOL * m_loss.iter().sum::<f64>() / divisor + FLUSHED;
-            match case {
-                Case::Rmse => vec![mean / (2.0 * rmse) + 4.0 * EPS * rmse],
-                _ => vec![mean],
-            }
-        };
-        assert_within(&format!("loss {what}"), &gpu_loss, &cpu_loss, |i| tol[i]);
+        loss.check(&format!("elementwise loss {what}"), &gpu_loss);
     }
     if call != Call::Loss {
-        let upstream = |i: usize| -> f64 {
-            match case {
-                _ if unreduced => f64::from(g[i]).abs(),
-                Case::Rmse => f64::from(g[0]).abs() / divisor / (2.0 * rmse),
-                _ => f64::from(g[0]).abs() / divisor,
-            }
-        };
-        let tol = |i: usize| ELEMENT_TOL * m_slope[i] * upstream(i) + FLUSHED;
-        assert_within(&format!("grad {what}"), &gpu_grad, &cpu_grad, tol);
+        grad.check(&format!("elementwise grad {what}"), &gpu_grad);
     }
 }
 
@@ -378,7 +399,6 @@ fn grad_output(rng: &mut Rng, case: &Case, n: usize) -> Vec<f32> {
 /// one partial sum each) with the fused kernel, the loss-only and gradient-only kernels up to
 /// 1000 elements; then each loss, reduced, on a large odd batch whose 489 partials the final
 /// pass folds two to an invocation.
-#[test]
 fn matches_cpu_on_every_size_and_option() {
     let mut rng = Rng::new(21);
     for n in [1, 7, 255, 256, 257, 1000, 2049, 65537] {
@@ -408,7 +428,6 @@ fn matches_cpu_on_every_size_and_option() {
 
 /// Logits ±100 (and ±1e30) give exact losses and gradients; probabilities 0 and 1 give the
 /// clamped -100 logs and the 1e-12-floored gradient.
-#[test]
 fn saturated_bce_is_exact() {
     let mut none = BceOptions::default();
     none.reduction = Reduction::None;
@@ -440,7 +459,6 @@ fn saturated_bce_is_exact() {
 
 /// NaN and infinities in the data, differences whose squares overflow, KL's zero targets
 /// with -inf log-probabilities: GPU and CPU agree on every non-finite value exactly.
-#[test]
 fn non_finite_values_match_the_cpu() {
     let (inf, nan) = (f32::INFINITY, f32::NAN);
     let x = [nan, 1.0, inf, -inf, 2e19, 1e30, 3.0, inf, 0.5, -2.0];
@@ -503,7 +521,6 @@ fn non_finite_values_match_the_cpu() {
 }
 
 /// The same reduction twice over a million elements gives the same bits.
-#[test]
 fn reductions_are_deterministic() {
     let mut rng = Rng::new(22);
     let n = 1_000_003;
@@ -522,7 +539,6 @@ fn reductions_are_deterministic() {
 type BadCall<'a> = (&'a str, Case, &'a [f32], &'a [f32], &'a [f32]);
 
 /// Every slice-API function returns its CPU twin's `Err`, which names the argument.
-#[test]
 fn gpu_and_cpu_refuse_the_same_inputs() {
     let x = [0.5f32; 6];
     let mut weight3 = BceOptions::default();
@@ -618,85 +634,51 @@ fn gpu_and_cpu_refuse_the_same_inputs() {
     );
 }
 
-/// The encode API at unaligned (4-byte-aligned) offsets inside arenas, with a grad_output
-/// buffer: results match the CPU and nothing outside the ranges changes. RMSE's gradient
-/// alone goes through the workspace's scratch loss.
-#[test]
+/// The encode API of every loss, at 4-byte (never 16-byte) aligned offsets inside arenas
+/// whose other words must survive, with a grad_output buffer: results match the CPU. RMSE's
+/// gradient alone goes through the workspace's scratch loss.
 fn encode_at_offsets_matches_cpu() {
     let gpu = gpu();
     let mut rng = Rng::new(23);
     let n = 1234;
-    let x = rng.logits(n, 3.0);
-    let y = rng.logits(n, 3.0);
-    let g: Vec<f32> = (0..n).map(|_| rng.uniform(-1.0, 1.0)).collect();
-    let (px, py, pg) = (3usize, 5usize, 9usize);
-    let inputs = upload(
-        gpu,
-        &[
-            vec![7.0; px],
-            x.clone(),
-            vec![7.0; py],
-            y.clone(),
-            vec![7.0; pg],
-            g.clone(),
-        ]
-        .concat(),
-    );
-    let at = |elements: usize| elements as u64 * 4;
-    let x_at = at(px);
-    let y_at = at(px + n + py);
-    let g_at = at(px + n + py + n + pg);
-    let out = upload(gpu, &vec![-1.0f32; 3 + n + 2 + n + 1]);
-    let (loss_at, grad_at) = (at(3), at(3 + n + 2));
-    fn slice(buffer: &wgpu::Buffer, from: u64, len: usize) -> wgpu::BufferSlice<'_> {
-        buffer.slice(from..from + len as u64 * 4)
-    }
     let mut ws = Workspace::new(gpu);
-    for case in [Case::Huber(Reduction::None, 0.7), Case::SmoothL1(Reduction::None, 0.3)] {
+    for (case, x, y) in cases(&mut rng, n) {
+        let g = grad_output(&mut rng, &case, n);
+        let (mut ins, mut outs) = (Arena::new(), Arena::new());
+        let (x_at, y_at, g_at) = (ins.put(&x), ins.put(&y), ins.put(&g));
+        let (loss_at, grad_at) = (outs.output(g.len()), outs.output(n));
+        ins.upload(gpu);
+        outs.upload(gpu);
+        let buffers = ElementwiseBuffers::new(ins.slice(x_at), ins.slice(y_at))
+            .grad_output(ins.slice(g_at))
+            .loss(outs.slice(loss_at))
+            .grad(outs.slice(grad_at));
         let mut encoder = gpu.device().create_command_encoder(&Default::default());
-        let buffers = ElementwiseBuffers::new(slice(&inputs, x_at, n), slice(&inputs, y_at, n))
-            .grad_output(slice(&inputs, g_at, n))
-            .loss(slice(&out, loss_at, n))
-            .grad(slice(&out, grad_at, n));
-        match case {
-            Case::Huber(r, d) => gpu.encode_huber_loss(&mut encoder, &mut ws, &buffers, n, r, d),
-            Case::SmoothL1(r, b) => gpu.encode_smooth_l1_loss(&mut encoder, &mut ws, &buffers, n, r, b),
-            _ => unreachable!(),
-        }
-        .unwrap();
+        case.encode(gpu, &mut encoder, &mut ws, &buffers, n).unwrap();
         gpu.queue().submit([encoder.finish()]);
-        let all = download(gpu, &out, 0, 3 + n + 2 + n + 1);
-        let (want_loss, want_grad) = case.run(None, Call::Both, &x, &y, &g).unwrap();
-        let (m_loss, m_slope) = case.magnitudes(&x, &y);
-        assert_within("loss at offset", &all[3..3 + n], &want_loss, |i| {
-            ELEMENT_TOL * m_loss[i] + FLUSHED
-        });
-        let g_abs = |i: usize| f64::from(g[i].abs());
-        assert_within("grad at offset", &all[3 + n + 2..][..n], &want_grad, |i| {
-            ELEMENT_TOL * m_slope[i] * g_abs(i) + FLUSHED
-        });
-        let outside = all[..3]
-            .iter()
-            .chain(&all[3 + n..3 + n + 2])
-            .chain(&all[3 + n + 2 + n..]);
-        assert!(outside.into_iter().all(|&v| v == -1.0), "wrote outside its ranges");
+        let what = format!("{case:?} at offsets");
+        ins.read(gpu, &what);
+        let got = outs.read(gpu, &what);
+        let (loss, grad) = expect(&case, &x, &y, &g);
+        loss.check(&format!("elementwise loss {what}"), &got[0]);
+        grad.check(&format!("elementwise grad {what}"), &got[1]);
     }
+    let (x, y) = (rng.logits(n, 3.0), rng.logits(n, 3.0));
+    let (mut ins, mut outs) = (Arena::new(), Arena::new());
+    let (x_at, y_at, grad_at) = (ins.put(&x), ins.put(&y), outs.output(n));
+    ins.upload(gpu);
+    outs.upload(gpu);
     let mut encoder = gpu.device().create_command_encoder(&Default::default());
-    let buffers =
-        ElementwiseBuffers::new(slice(&inputs, x_at, n), slice(&inputs, y_at, n)).grad(slice(&out, grad_at, n));
+    let buffers = ElementwiseBuffers::new(ins.slice(x_at), ins.slice(y_at)).grad(outs.slice(grad_at));
     gpu.encode_rmse_loss(&mut encoder, &mut ws, &buffers, n).unwrap();
     gpu.queue().submit([encoder.finish()]);
-    let want = cpu::rmse_loss_grad(&x, &y, n, &[1.0]).unwrap();
-    let grad = download(gpu, &out, grad_at, n);
-    let max = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-    assert!(
-        grad.iter().zip(&want).all(|(g, w)| (g - w).abs() <= 1e-5 * max),
-        "rmse gradient alone"
-    );
+    let got = outs.read(gpu, "rmse gradient alone");
+    expect(&Case::Rmse, &x, &y, &[1.0])
+        .1
+        .check("elementwise grad rmse alone", &got[0]);
 }
 
 /// Bad buffers are refused before anything is recorded.
-#[test]
 fn encode_refuses_bad_buffers() {
     let gpu = gpu();
     let data = upload(gpu, &[0.5f32; 8]);
@@ -752,7 +734,6 @@ fn encode_refuses_bad_buffers() {
 
 /// On the device, values are not checked: a probability outside [0, 1] or NaN gives that
 /// element NaN, as the formula does, and leaves the others exact.
-#[test]
 fn encode_bce_out_of_domain_gives_nan_elements() {
     let gpu = gpu();
     let p = [0.25f32, f32::NAN, 1.5, 0.75, -0.5];
@@ -785,7 +766,6 @@ fn encode_bce_out_of_domain_gives_nan_elements() {
 /// Batches larger than one binding run in chunks of whole tiles: with bindings capped at
 /// 32 KiB (one to four tiles per chunk) every loss, option and call gives the unchunked bits,
 /// per-element weights and a pos_weight of length 3 (chunks start on its multiples) included.
-#[test]
 fn chunked_batches_give_the_unchunked_bits() {
     let mut opts = wgpu_loss::GpuOptions::default();
     opts.max_binding_size = Some(32 << 10);
@@ -806,7 +786,6 @@ fn chunked_batches_give_the_unchunked_bits() {
 
 /// A real batch past the 128 MiB storage-binding limit of Mesa's drivers (the slice API
 /// uploads whole buffers; the kernels bind them in chunks): MSE with its gradient, summed.
-#[test]
 fn batch_larger_than_a_binding() {
     let n = (128 << 20) / 4 + 4097;
     let mut rng = Rng::new(24);

@@ -1,10 +1,12 @@
 //! Load: one `Gpu` shared by 8 threads gives exactly the single-threaded results, and a
 //! soak of 10,000 slice-API calls keeps process memory bounded (scratch is reused).
 
-mod common;
-
-use common::{Rng, gpu};
+use crate::harness::{Rng, gpu};
 use wgpu_loss::{CrossEntropyOptions, Gpu, Reduction};
+
+pub fn tests() -> Vec<libtest_mimic::Trial> {
+    crate::harness::trials!(once: [eight_threads_share_one_gpu_and_get_the_single_threaded_results], ignored: [soak_ten_thousand_calls_keeps_memory_bounded])
+}
 
 fn assert_send_sync<T: Send + Sync>() {}
 
@@ -32,7 +34,6 @@ fn every_op(gpu: &Gpu, x: &[f32], targets: &[i32], rows: usize, classes: usize) 
     out.iter().map(|v| v.to_bits()).collect()
 }
 
-#[test]
 fn eight_threads_share_one_gpu_and_get_the_single_threaded_results() {
     assert_send_sync::<Gpu>();
     let gpu = gpu();
@@ -70,8 +71,6 @@ fn resident_bytes() -> u64 {
 /// 10,000 slice-API calls on varying shapes: resident memory after a warm-up stays within
 /// a fixed bound, so no buffer is created per call without bound. Run by CI once, on Vulkan:
 /// `cargo test --release --test load -- --ignored`.
-#[test]
-#[ignore = "soak: 10,000 calls; CI runs it once"]
 fn soak_ten_thousand_calls_keeps_memory_bounded() {
     let gpu = gpu();
     let mut rng = Rng::new(7);
