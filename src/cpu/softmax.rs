@@ -23,14 +23,29 @@ fn softmax_row(x: &[f64]) -> Vec<f64> {
     log_softmax_row(x).into_iter().map(f64::exp).collect()
 }
 
-/// `dx = dy - exp(y) · Σ_c dy` for one row, given the log-softmax output `y`.
+/// Whether a backward row is all NaN: some `dy` is not finite, or some `y` is, other than
+/// a `-inf` log-probability (`exp(-inf) = 0`: its `dx` is `dy`).
+fn backward_row_is_nan(y: &[f64], dy: &[f64], log_space: bool) -> bool {
+    let y_ok = |y: f64| y.is_finite() || (log_space && y == f64::NEG_INFINITY);
+    dy.iter().any(|d| !d.is_finite()) || y.iter().any(|&y| !y_ok(y))
+}
+
+/// `dx = dy - exp(y) · Σ_c dy` for one row, given the log-softmax output `y`; a row with a
+/// non-finite `dy` or a NaN / `+inf` `y` is all NaN.
 fn log_softmax_backward_row(y: &[f64], dy: &[f64]) -> Vec<f64> {
+    if backward_row_is_nan(y, dy, true) {
+        return vec![f64::NAN; y.len()];
+    }
     let sum: f64 = dy.iter().sum();
     y.iter().zip(dy).map(|(&y, &dy)| dy - y.exp() * sum).collect()
 }
 
-/// `dx = y · (dy - Σ_c y·dy)` for one row, given the softmax output `y`.
+/// `dx = y · (dy - Σ_c y·dy)` for one row, given the softmax output `y`; a row with a
+/// non-finite `dy` or `y` is all NaN.
 fn softmax_backward_row(y: &[f64], dy: &[f64]) -> Vec<f64> {
+    if backward_row_is_nan(y, dy, false) {
+        return vec![f64::NAN; y.len()];
+    }
     let dot: f64 = y.iter().zip(dy).map(|(&y, &dy)| y * dy).sum();
     y.iter().zip(dy).map(|(&y, &dy)| y * (dy - dot)).collect()
 }
@@ -81,7 +96,9 @@ pub fn softmax(logits: &[f32], rows: usize, classes: usize) -> Result<Vec<f32>> 
 }
 
 /// Gradient w.r.t. the logits given the log-softmax OUTPUT `y` and upstream `dy`:
-/// `dx = dy - exp(y) · Σ_c dy`.
+/// `dx = dy - exp(y) · Σ_c dy`. A `-inf` in `y` gives `dx = dy` there; a row whose `dy`
+/// holds a NaN or `±inf`, or whose `y` holds a NaN or `+inf`, is all NaN (PyTorch lets an
+/// infinite `dy` reach the other entries as `-inf`).
 ///
 /// ```
 /// let ln_half = -std::f32::consts::LN_2;
@@ -94,7 +111,8 @@ pub fn log_softmax_backward(output: &[f32], grad_output: &[f32], rows: usize, cl
 }
 
 /// Gradient w.r.t. the logits given the softmax OUTPUT `y` and upstream `dy`:
-/// `dx = y · (dy - Σ_c y·dy)`.
+/// `dx = y · (dy - Σ_c y·dy)`. A row whose `y` or `dy` holds a NaN or `±inf` is all NaN
+/// (PyTorch lets an infinite `dy` reach the other entries as `-inf`).
 ///
 /// ```
 /// let dx = wgpu_loss::cpu::softmax_backward(&[0.5, 0.5], &[1.0, 0.0], 1, 2)?;

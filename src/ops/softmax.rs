@@ -419,8 +419,9 @@ impl Gpu {
         row_op_slice(self, Kernel::SoftmaxForward, ("logits", logits), None, rows, classes, 1).await
     }
 
-    /// The gradient of log-softmax from its `output` and the upstream `grad_output`.
-    /// Blocking; native only.
+    /// The gradient of log-softmax from its `output` and the upstream `grad_output`, as
+    /// [`cpu::log_softmax_backward`](crate::cpu::log_softmax_backward) (its non-finite
+    /// rules too: a row with a non-finite `grad_output` is all NaN). Blocking; native only.
     ///
     /// ```
     /// let gpu = wgpu_loss::Gpu::new().unwrap();
@@ -464,8 +465,9 @@ impl Gpu {
         .await
     }
 
-    /// The gradient of softmax from its `output` and the upstream `grad_output`.
-    /// Blocking; native only.
+    /// The gradient of softmax from its `output` and the upstream `grad_output`, as
+    /// [`cpu::softmax_backward`](crate::cpu::softmax_backward) (a row with a non-finite
+    /// `output` or `grad_output` is all NaN). Blocking; native only.
     ///
     /// ```
     /// let gpu = wgpu_loss::Gpu::new().unwrap();

@@ -146,7 +146,7 @@ def round_saved(t):
     return t.float().double()
 
 
-def softmax_backward(name, op, x, shape, dy=None):
+def softmax_backward(name, op, x, shape, dy=None, diverges=None):
     fn = F.log_softmax if op == "log_softmax_backward" else F.softmax
     x, dy = r32(x), rand(numel(shape), 2.0) if dy is None else r32(dy)
     xt = tensor(x, shape).requires_grad_(True)
@@ -161,12 +161,10 @@ def softmax_backward(name, op, x, shape, dy=None):
     # The forward output is the only tensor saved: it is what the backward pass reads.
     assert len(saved) == 1 and saved[0].shape == y.shape
     (dx,) = torch.autograd.grad(y, xt, tensor(dy, shape))
-    W.case(
-        name,
-        op,
-        {"shape": shape_param(shape)},
-        [("forward_output", flat(round_saved(y))), ("grad_output", dy), ("grad", flat(dx))],
-    )
+    params = {"shape": shape_param(shape)}
+    if diverges:
+        params["diverges"] = diverges
+    W.case(name, op, params, [("forward_output", flat(round_saved(y))), ("grad_output", dy), ("grad", flat(dx))])
 
 
 def softmax_family():
@@ -202,12 +200,14 @@ def softmax_family():
     for op in ("log_softmax", "softmax"):
         softmax_forward(f"{op}-adversarial", op, x, shape)
         softmax_backward(f"{op}_backward-adversarial", f"{op}_backward", x, shape)
-    # One row whose upstream gradient is NaN / inf somewhere.
+    # Rows whose upstream gradient is NaN / inf somewhere. Documented divergence: the crate
+    # makes such a row all NaN (as cross-entropy does a row with a non-finite upstream
+    # gradient); PyTorch gives -inf where the inf reaches through the sum.
     x = rand(2 * 4, 2.0)
     dy = rand(8, 1.0)
     dy[1], dy[6] = NAN, INF
     for op in ("log_softmax_backward", "softmax_backward"):
-        softmax_backward(f"{op}-nonfinite-dy", op, x, (2, 4), dy)
+        softmax_backward(f"{op}-nonfinite-dy", op, x, (2, 4), dy, diverges="grad")
     # (N, C, d1, d2): the class dimension strided.
     for shape in [(2, 5, 3, 4), (1, 3, 2, 2), (3, 7, 1, 5), (2, 40, 2, 3)]:
         x = rand(numel(shape), 4.0)

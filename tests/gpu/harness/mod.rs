@@ -13,7 +13,7 @@ pub use arena::Arena;
 pub use checks::{CeCase, Expect, Got, OwnedTargets};
 pub use data::*;
 pub use paths::{Path, gpu, gpu_with, matrix};
-pub use tol::Shape;
+pub use tol::{Shape, Targets};
 
 use libtest_mimic::Trial;
 
