@@ -10,6 +10,7 @@
 
 mod harness;
 
+mod bits;
 mod breadth;
 mod cross_entropy;
 mod elementwise;
@@ -40,6 +41,7 @@ fn main() -> ExitCode {
     );
     let trials = [
         harness::tests(),
+        bits::tests(),
         tolerances::tests(),
         softmax::tests(),
         nll::tests(),
