@@ -28,7 +28,9 @@ use bytemuck::{Pod, Zeroable};
 
 use crate::cpu::class_index_reduce;
 use crate::error::{Error, Result};
-use crate::gpu::{BATCH_STATE_BYTES, Gpu, PARTIAL_BYTES, status_to_result};
+use crate::gpu::{
+    BATCH_STATE_BYTES, Gpu, NEG_INF_W_NEG, NEG_INF_W_POS, NEG_INF_W_ZERO, PARTIAL_BYTES, ROW_POISON, status_to_result,
+};
 use crate::ops::{ClassIndexOp, LossBuffers, encode_class_index};
 use crate::options::{CrossEntropyOptions, check_len};
 
@@ -66,7 +68,7 @@ impl ClassShard {
 }
 
 /// A row's log-sum-exp statistics over some of its classes, exact to merge. Mirrors the
-/// partials of shaders/row_stats.wgsl.
+/// partials of shaders/shared/row_stats.wgsl.
 ///
 /// ```
 /// let p = wgpu_loss::RowPartial::default();
@@ -189,8 +191,8 @@ pub fn cross_entropy_from_partials(
     let eps = f64::from(opts.label_smoothing);
     let row_loss = |row: usize, t: usize| -> f64 {
         let p = merged[row];
-        if p.flags & 1 != 0 || p.sum_exp == 0.0 {
-            return if p.flags & 1 == 0 && opts.empty == crate::EmptyPolicy::Zero {
+        if p.flags & ROW_POISON != 0 || p.sum_exp == 0.0 {
+            return if p.flags & ROW_POISON == 0 && opts.empty == crate::EmptyPolicy::Zero {
                 0.0
             } else {
                 f64::NAN
@@ -207,7 +209,11 @@ pub fn cross_entropy_from_partials(
             return nll;
         }
         let mut smooth = f64::from(p.finite_weight) * log_sum - f64::from(p.weighted_logits);
-        for (bit, infinity) in [(2, f64::INFINITY), (4, f64::NEG_INFINITY), (8, f64::NAN)] {
+        for (bit, infinity) in [
+            (NEG_INF_W_POS, f64::INFINITY),
+            (NEG_INF_W_NEG, f64::NEG_INFINITY),
+            (NEG_INF_W_ZERO, f64::NAN),
+        ] {
             if p.flags & bit != 0 {
                 smooth += infinity;
             }

@@ -1,13 +1,17 @@
-//! Pipelines and bind-group layouts, built once per [`Gpu`](crate::Gpu) and reused.
+//! The kernel table, and the pipelines and bind-group layouts built from it once per
+//! [`Gpu`](crate::Gpu). One declaration per family (its root WGSL file, binding layout,
+//! precisions and how it is unrolled) and one per kernel (its entry point and family):
+//! pipelines, the naga validation and the tests' coverage all derive from these.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, PoisonError};
 
-use super::shaders::{Family, RowReduce};
+use super::shaders::{Format, RowReduce, compose};
 use crate::Precision;
 
 /// The two bind-group layouts: one for the row-wise softmax family, one shared by every
-/// class-index kernel (nll, cross-entropy, reductions), so one bind group serves all the
-/// dispatches of an op.
+/// class-index kernel (nll, cross-entropy, reductions) and the elementwise losses, so one
+/// bind group serves all the dispatches of an op.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Layout {
     /// 0 params, 1 input (read), 4 grad_output (read), 5 partials, 7 output (read-write).
@@ -49,340 +53,280 @@ impl Layout {
     }
 }
 
-/// Every compute kernel of the crate, named by its WGSL entry point.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum Kernel {
-    LogSoftmaxForward,
-    SoftmaxForward,
-    LogSoftmaxBackward,
-    SoftmaxBackward,
-    CrossEntropyForward,
-    CrossEntropyForwardBackward,
-    CrossEntropyForwardSolo,
-    CrossEntropyForwardBackwardSolo,
-    LogSoftmaxForwardSolo,
-    SoftmaxForwardSolo,
-    LogSoftmaxBackwardSolo,
-    SoftmaxBackwardSolo,
-    LogSoftmaxForwardVec4,
-    SoftmaxForwardVec4,
-    SoftmaxPartialsVec4,
-    LogSoftmaxMergedForwardVec4,
-    SoftmaxMergedForwardVec4,
-    CrossEntropyPartials,
-    CrossEntropyMergedForward,
-    CrossEntropyMergedForwardBackward,
-    CrossEntropyForwardVec4,
-    CrossEntropyForwardBackwardVec4,
-    CrossEntropyForwardBackwardVec4InPlace,
-    CrossEntropyPartialsVec4,
-    CrossEntropyMergedForwardBackwardVec4,
-    SoftmaxPartials,
-    LogSoftmaxMergedForward,
-    SoftmaxMergedForward,
-    NllForward,
-    NllBackward,
-    TargetWeightTotal,
-    ReduceLosses,
-    ReduceAccuracy,
-    RecordBadTargetValue,
-    ElementwiseForward,
-    ElementwiseForwardBackward,
-    ElementwiseBackward,
-    ElementwiseReduce,
-    /// A kernel that holds each row on-chip, unrolled for this many quads per invocation
-    /// (built on first use).
-    Resident(ResidentKernel, u32),
+/// The element format a family reads its logits in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Logits {
+    /// Each precision's own (f32, f16, bf16: the `format` import).
+    ByPrecision,
+    /// f32 viewed as vec4.
+    Vec4,
 }
 
-/// The kernels that hold rows in registers: a workgroup per row (shaders/*_resident.wgsl)
-/// or, for short rows, an invocation per row (shaders/*_short.wgsl).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum ResidentKernel {
-    LogSoftmaxForward,
-    SoftmaxForward,
-    CrossEntropyForward,
-    CrossEntropyForwardBackward,
-    CrossEntropyForwardBackwardInPlace,
-    LogSoftmaxShort,
-    SoftmaxShort,
-    CrossEntropyShortForward,
-    CrossEntropyShortForwardBackward,
-    CrossEntropyShortForwardBackwardInPlace,
+/// How a family's kernels are unrolled: not at all, or once per slot count of a row held
+/// in registers (`$s` lines, see [`super::shaders::unroll_slots`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Slots {
+    None,
+    /// A row per workgroup, each invocation holding 1, 2, 4, … [`MAX_RESIDENT_SLOTS`] quads.
+    PerRow,
+    /// A short row per invocation, holding 1 to `SOLO_CLASSES / 4` quads.
+    Short,
 }
 
 /// The most quads one invocation of a resident kernel holds.
 pub(crate) const MAX_RESIDENT_SLOTS: u32 = 32;
+/// Rows of at most this many classes take one invocation each (the `*_solo` and `*_short`
+/// kernels), `SOLO_ROWS_PER_WORKGROUP` rows per workgroup.
+pub(crate) const SOLO_CLASSES: usize = 32;
+pub(crate) const SOLO_ROWS_PER_WORKGROUP: u64 = super::SOLO_WG as u64;
 
-impl Kernel {
-    const ALL: [Kernel; 38] = [
-        Kernel::LogSoftmaxForward,
-        Kernel::SoftmaxForward,
-        Kernel::LogSoftmaxBackward,
-        Kernel::SoftmaxBackward,
-        Kernel::CrossEntropyForward,
-        Kernel::CrossEntropyForwardBackward,
-        Kernel::CrossEntropyForwardSolo,
-        Kernel::CrossEntropyForwardBackwardSolo,
-        Kernel::LogSoftmaxForwardSolo,
-        Kernel::SoftmaxForwardSolo,
-        Kernel::LogSoftmaxBackwardSolo,
-        Kernel::SoftmaxBackwardSolo,
-        Kernel::LogSoftmaxForwardVec4,
-        Kernel::SoftmaxForwardVec4,
-        Kernel::SoftmaxPartialsVec4,
-        Kernel::LogSoftmaxMergedForwardVec4,
-        Kernel::SoftmaxMergedForwardVec4,
-        Kernel::CrossEntropyPartials,
-        Kernel::CrossEntropyMergedForward,
-        Kernel::CrossEntropyMergedForwardBackward,
-        Kernel::CrossEntropyForwardVec4,
-        Kernel::CrossEntropyForwardBackwardVec4,
-        Kernel::CrossEntropyForwardBackwardVec4InPlace,
-        Kernel::CrossEntropyPartialsVec4,
-        Kernel::CrossEntropyMergedForwardBackwardVec4,
-        Kernel::SoftmaxPartials,
-        Kernel::LogSoftmaxMergedForward,
-        Kernel::SoftmaxMergedForward,
-        Kernel::NllForward,
-        Kernel::NllBackward,
-        Kernel::TargetWeightTotal,
-        Kernel::ReduceLosses,
-        Kernel::ReduceAccuracy,
-        Kernel::RecordBadTargetValue,
-        Kernel::ElementwiseForward,
-        Kernel::ElementwiseForwardBackward,
-        Kernel::ElementwiseBackward,
-        Kernel::ElementwiseReduce,
-    ];
-
-    fn family(self) -> Family {
+impl Slots {
+    /// Every slot count a kernel is built for.
+    fn counts(self) -> Vec<u32> {
         match self {
-            Kernel::LogSoftmaxForward
-            | Kernel::SoftmaxForward
-            | Kernel::LogSoftmaxBackward
-            | Kernel::SoftmaxBackward
-            | Kernel::SoftmaxPartials
-            | Kernel::LogSoftmaxForwardSolo
-            | Kernel::SoftmaxForwardSolo
-            | Kernel::LogSoftmaxBackwardSolo
-            | Kernel::SoftmaxBackwardSolo
-            | Kernel::LogSoftmaxMergedForward
-            | Kernel::SoftmaxMergedForward => Family::Softmax,
-            Kernel::LogSoftmaxForwardVec4
-            | Kernel::SoftmaxForwardVec4
-            | Kernel::SoftmaxPartialsVec4
-            | Kernel::LogSoftmaxMergedForwardVec4
-            | Kernel::SoftmaxMergedForwardVec4 => Family::SoftmaxVec4,
-            Kernel::CrossEntropyForward
-            | Kernel::CrossEntropyForwardBackward
-            | Kernel::CrossEntropyForwardSolo
-            | Kernel::CrossEntropyForwardBackwardSolo
-            | Kernel::CrossEntropyPartials
-            | Kernel::CrossEntropyMergedForward
-            | Kernel::CrossEntropyMergedForwardBackward => Family::CrossEntropy,
-            Kernel::CrossEntropyForwardVec4
-            | Kernel::CrossEntropyForwardBackwardVec4
-            | Kernel::CrossEntropyForwardBackwardVec4InPlace
-            | Kernel::CrossEntropyPartialsVec4
-            | Kernel::CrossEntropyMergedForwardBackwardVec4 => Family::CrossEntropyVec4,
-            Kernel::NllForward | Kernel::NllBackward => Family::Nll,
-            Kernel::TargetWeightTotal
-            | Kernel::ReduceLosses
-            | Kernel::ReduceAccuracy
-            | Kernel::RecordBadTargetValue => Family::Reduce,
-            Kernel::ElementwiseForward
-            | Kernel::ElementwiseForwardBackward
-            | Kernel::ElementwiseBackward
-            | Kernel::ElementwiseReduce => Family::Elementwise,
-            Kernel::Resident(kernel, _) => match kernel {
-                ResidentKernel::LogSoftmaxForward | ResidentKernel::SoftmaxForward => Family::SoftmaxResident,
-                ResidentKernel::CrossEntropyForward
-                | ResidentKernel::CrossEntropyForwardBackward
-                | ResidentKernel::CrossEntropyForwardBackwardInPlace => Family::CrossEntropyResident,
-                ResidentKernel::LogSoftmaxShort | ResidentKernel::SoftmaxShort => Family::SoftmaxShort,
-                ResidentKernel::CrossEntropyShortForward
-                | ResidentKernel::CrossEntropyShortForwardBackward
-                | ResidentKernel::CrossEntropyShortForwardBackwardInPlace => Family::CrossEntropyShort,
-            },
-        }
-    }
-
-    /// The quads per invocation a resident kernel is unrolled for (0 for the others).
-    fn slots(self) -> u32 {
-        match self {
-            Kernel::Resident(_, slots) => slots,
-            _ => 0,
-        }
-    }
-
-    fn entry_point(self) -> &'static str {
-        match self {
-            Kernel::LogSoftmaxForward => "log_softmax_forward",
-            Kernel::SoftmaxForward => "softmax_forward",
-            Kernel::LogSoftmaxBackward => "log_softmax_backward",
-            Kernel::SoftmaxBackward => "softmax_backward",
-            Kernel::CrossEntropyForward => "cross_entropy_forward",
-            Kernel::CrossEntropyForwardBackward => "cross_entropy_forward_backward",
-            Kernel::CrossEntropyForwardSolo => "cross_entropy_forward_solo",
-            Kernel::CrossEntropyForwardBackwardSolo => "cross_entropy_forward_backward_solo",
-            Kernel::LogSoftmaxForwardSolo => "log_softmax_forward_solo",
-            Kernel::SoftmaxForwardSolo => "softmax_forward_solo",
-            Kernel::LogSoftmaxBackwardSolo => "log_softmax_backward_solo",
-            Kernel::SoftmaxBackwardSolo => "softmax_backward_solo",
-            Kernel::LogSoftmaxForwardVec4 => "log_softmax_forward_vec4",
-            Kernel::SoftmaxForwardVec4 => "softmax_forward_vec4",
-            Kernel::SoftmaxPartialsVec4 => "softmax_partials_vec4",
-            Kernel::LogSoftmaxMergedForwardVec4 => "log_softmax_merged_forward_vec4",
-            Kernel::SoftmaxMergedForwardVec4 => "softmax_merged_forward_vec4",
-            Kernel::CrossEntropyPartials => "cross_entropy_partials",
-            Kernel::CrossEntropyMergedForward => "cross_entropy_merged_forward",
-            Kernel::CrossEntropyMergedForwardBackward => "cross_entropy_merged_forward_backward",
-            Kernel::CrossEntropyForwardVec4 => "cross_entropy_forward_vec4",
-            Kernel::CrossEntropyForwardBackwardVec4 => "cross_entropy_forward_backward_vec4",
-            Kernel::CrossEntropyForwardBackwardVec4InPlace => "cross_entropy_forward_backward_vec4_in_place",
-            Kernel::CrossEntropyPartialsVec4 => "cross_entropy_partials_vec4",
-            Kernel::CrossEntropyMergedForwardBackwardVec4 => "cross_entropy_merged_forward_backward_vec4",
-            Kernel::SoftmaxPartials => "softmax_partials",
-            Kernel::LogSoftmaxMergedForward => "log_softmax_merged_forward",
-            Kernel::SoftmaxMergedForward => "softmax_merged_forward",
-            Kernel::NllForward => "nll_forward",
-            Kernel::NllBackward => "nll_backward",
-            Kernel::TargetWeightTotal => "target_weight_total",
-            Kernel::ReduceLosses => "reduce_losses",
-            Kernel::ReduceAccuracy => "reduce_accuracy",
-            Kernel::RecordBadTargetValue => "record_bad_target_value",
-            Kernel::ElementwiseForward => "elementwise_forward",
-            Kernel::ElementwiseForwardBackward => "elementwise_forward_backward",
-            Kernel::ElementwiseBackward => "elementwise_backward",
-            Kernel::ElementwiseReduce => "elementwise_reduce",
-            Kernel::Resident(kernel, _) => match kernel {
-                ResidentKernel::LogSoftmaxForward => "log_softmax_forward_resident",
-                ResidentKernel::SoftmaxForward => "softmax_forward_resident",
-                ResidentKernel::CrossEntropyForward => "cross_entropy_forward_resident",
-                ResidentKernel::CrossEntropyForwardBackward => "cross_entropy_forward_backward_resident",
-                ResidentKernel::CrossEntropyForwardBackwardInPlace => {
-                    "cross_entropy_forward_backward_resident_in_place"
-                }
-                ResidentKernel::LogSoftmaxShort => "log_softmax_forward_short",
-                ResidentKernel::SoftmaxShort => "softmax_forward_short",
-                ResidentKernel::CrossEntropyShortForward => "cross_entropy_forward_short",
-                ResidentKernel::CrossEntropyShortForwardBackward => "cross_entropy_forward_backward_short",
-                ResidentKernel::CrossEntropyShortForwardBackwardInPlace => {
-                    "cross_entropy_forward_backward_short_in_place"
-                }
-            },
-        }
-    }
-
-    /// The precision the kernel is built for when recorded for `precision`'s logits: its
-    /// own for families with half variants, f32 for the others.
-    fn built_for(self, precision: Precision) -> Precision {
-        if self.family().has_half_variants() {
-            precision
-        } else {
-            Precision::F32
-        }
-    }
-
-    /// Every kernel a device can record, with each precision it is built for: the
-    /// kernels of [`Kernel::ALL`], and the resident ones at every slot count (powers of two
-    /// up to [`MAX_RESIDENT_SLOTS`] for a workgroup per row, 1 to 8 quads for a short row).
-    fn every_variant(f16: bool) -> Vec<(Kernel, Precision)> {
-        use ResidentKernel as R;
-        let per_row = [
-            R::LogSoftmaxForward,
-            R::SoftmaxForward,
-            R::CrossEntropyForward,
-            R::CrossEntropyForwardBackward,
-            R::CrossEntropyForwardBackwardInPlace,
-        ];
-        let short = [
-            R::LogSoftmaxShort,
-            R::SoftmaxShort,
-            R::CrossEntropyShortForward,
-            R::CrossEntropyShortForwardBackward,
-            R::CrossEntropyShortForwardBackwardInPlace,
-        ];
-        let resident = per_row
-            .into_iter()
-            .flat_map(|k| (0..=MAX_RESIDENT_SLOTS.ilog2()).map(move |p| Kernel::Resident(k, 1 << p)))
-            .chain(
-                short
-                    .into_iter()
-                    .flat_map(|k| (1..=SOLO_CLASSES.div_ceil(4) as u32).map(move |slots| Kernel::Resident(k, slots))),
-            );
-        let precisions: &[Precision] = if f16 {
-            &[Precision::F32, Precision::Bf16, Precision::F16]
-        } else {
-            &[Precision::F32, Precision::Bf16]
-        };
-        Kernel::ALL
-            .into_iter()
-            .chain(resident)
-            .flat_map(|kernel| {
-                precisions
-                    .iter()
-                    .filter(move |&&p| p == Precision::F32 || kernel.family().has_half_variants())
-                    // In-place kernels write the gradient over f32 logits only.
-                    .filter(move |&&p| p == Precision::F32 || !kernel.is_in_place())
-                    .map(move |&p| (kernel, p))
-            })
-            .collect()
-    }
-
-    /// Whether the kernel writes the gradient over the logits.
-    fn is_in_place(self) -> bool {
-        matches!(
-            self,
-            Kernel::CrossEntropyForwardBackwardVec4InPlace
-                | Kernel::Resident(
-                    ResidentKernel::CrossEntropyForwardBackwardInPlace
-                        | ResidentKernel::CrossEntropyShortForwardBackwardInPlace,
-                    _
-                )
-        )
-    }
-
-    /// The kernel's name as [`crate::Gpu::recorded_kernels`] reports it: the entry point,
-    /// the slot count of a resident kernel in brackets, the precision, and how its rows
-    /// are reduced (`subgroup` or `workgroup`, row-wise kernels only).
-    fn name(self, precision: Precision, reduce: RowReduce) -> String {
-        let slots = match self {
-            Kernel::Resident(_, slots) => format!("[{slots}]"),
-            _ => String::new(),
-        };
-        let precision = match precision {
-            Precision::F32 => "f32",
-            Precision::F16 => "f16",
-            Precision::Bf16 => "bf16",
-        };
-        let reduce = match (self.family().is_row_wise(), reduce) {
-            (false, _) => "",
-            (true, RowReduce::Subgroup) => " subgroup",
-            (true, RowReduce::Workgroup) => " workgroup",
-        };
-        format!("{}{slots} {precision}{reduce}", self.entry_point())
-    }
-
-    pub(crate) fn layout(self) -> Layout {
-        match self.family() {
-            Family::Softmax | Family::SoftmaxVec4 | Family::SoftmaxResident | Family::SoftmaxShort => Layout::Row,
-            Family::CrossEntropy
-            | Family::CrossEntropyVec4
-            | Family::CrossEntropyResident
-            | Family::CrossEntropyShort
-            | Family::Nll
-            | Family::Reduce => Layout::ClassIndex,
-            Family::Elementwise => Layout::ClassIndex,
+            Slots::None => vec![0],
+            Slots::PerRow => (0..=MAX_RESIDENT_SLOTS.ilog2()).map(|p| 1 << p).collect(),
+            Slots::Short => (1..=SOLO_CLASSES.div_ceil(4) as u32).collect(),
         }
     }
 }
 
-/// Rows of at most this many classes take one invocation each (the `*_solo` kernels),
-/// `SOLO_WG` = 64 rows per workgroup.
-pub(crate) const SOLO_CLASSES: usize = 32;
-pub(crate) const SOLO_ROWS_PER_WORKGROUP: u64 = 64;
+/// One family's declaration.
+struct FamilyDecl {
+    /// The root WGSL file (under shaders/, without `.wgsl`).
+    root: &'static str,
+    layout: Layout,
+    /// Whether its kernels reduce along rows (and so take the `WG` / `SG` overrides).
+    row_wise: bool,
+    /// Whether it is built for f16 and bf16 logits too.
+    half: bool,
+    logits: Logits,
+    slots: Slots,
+}
+
+macro_rules! families {
+    ($($family:ident: $root:literal, $layout:ident, row_wise: $row_wise:literal, half: $half:literal, $logits:ident, $slots:ident;)*) => {
+        /// A kernel family: one root WGSL file of entry points (and what it imports).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub(crate) enum Family { $($family,)* }
+
+        impl Family {
+            #[cfg(test)]
+            pub(crate) const ALL: &[Family] = &[$(Family::$family,)*];
+
+            fn decl(self) -> FamilyDecl {
+                match self {
+                    $(Family::$family => FamilyDecl {
+                        root: $root,
+                        layout: Layout::$layout,
+                        row_wise: $row_wise,
+                        half: $half,
+                        logits: Logits::$logits,
+                        slots: Slots::$slots,
+                    },)*
+                }
+            }
+        }
+    };
+}
+
+families! {
+    Softmax:              "softmax/softmax",                      Row,        row_wise: true,  half: false, ByPrecision, None;
+    SoftmaxVec4:          "softmax/softmax_vec4",                 Row,        row_wise: true,  half: false, ByPrecision, None;
+    SoftmaxResident:      "softmax/softmax_resident",             Row,        row_wise: true,  half: false, ByPrecision, PerRow;
+    SoftmaxShort:         "softmax/softmax_short",                Row,        row_wise: true,  half: false, ByPrecision, Short;
+    CrossEntropy:         "cross_entropy/cross_entropy",          ClassIndex, row_wise: true,  half: true,  ByPrecision, None;
+    CrossEntropyVec4:     "cross_entropy/cross_entropy_vec4",     ClassIndex, row_wise: true,  half: false, Vec4,        None;
+    CrossEntropyResident: "cross_entropy/cross_entropy_resident", ClassIndex, row_wise: true,  half: false, Vec4,        PerRow;
+    CrossEntropyShort:    "cross_entropy/cross_entropy_short",    ClassIndex, row_wise: true,  half: true,  ByPrecision, Short;
+    Nll:                  "nll/nll",                              ClassIndex, row_wise: false, half: false, ByPrecision, None;
+    Reduce:               "reduce/reduce",                        ClassIndex, row_wise: false, half: false, ByPrecision, None;
+    Elementwise:          "elementwise/elementwise",              ClassIndex, row_wise: false, half: false, ByPrecision, None;
+}
+
+impl Family {
+    pub(crate) fn layout(self) -> Layout {
+        self.decl().layout
+    }
+
+    pub(crate) fn is_row_wise(self) -> bool {
+        self.decl().row_wise
+    }
+
+    pub(crate) fn slots(self) -> Slots {
+        self.decl().slots
+    }
+
+    /// The precisions the family is built for (f16 where the device has `SHADER_F16`).
+    fn precisions(self, f16: bool) -> &'static [Precision] {
+        match (self.decl().half, f16) {
+            (false, _) => &[Precision::F32],
+            (true, false) => &[Precision::F32, Precision::Bf16],
+            (true, true) => &[Precision::F32, Precision::Bf16, Precision::F16],
+        }
+    }
+
+    /// The precision a kernel of this family is built for when recorded for `precision`'s
+    /// logits: its own for families with half variants, f32 for the others.
+    fn built_for(self, precision: Precision) -> Precision {
+        if self.decl().half { precision } else { Precision::F32 }
+    }
+
+    /// The family's complete WGSL module for `precision`'s logits, reducing rows with
+    /// `reduce`, unrolled for `slots` quads per invocation.
+    pub(crate) fn source(self, reduce: RowReduce, precision: Precision, slots: u32) -> String {
+        let format = match self.decl().logits {
+            Logits::Vec4 => Format::F32x4,
+            Logits::ByPrecision => match self.built_for(precision) {
+                Precision::F32 => Format::F32,
+                Precision::F16 => Format::F16,
+                Precision::Bf16 => Format::Bf16,
+            },
+        };
+        compose(self.decl().root, format, reduce, slots)
+    }
+}
+
+macro_rules! kernels {
+    ($($kernel:ident: $family:ident, $entry:literal $(, $in_place:ident)?;)*) => {
+        /// Every compute kernel of the crate, named by its WGSL entry point.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub(crate) enum Kernel { $($kernel,)* }
+
+        impl Kernel {
+            const ALL: &[Kernel] = &[$(Kernel::$kernel,)*];
+
+            pub(crate) fn family(self) -> Family {
+                match self { $(Kernel::$kernel => Family::$family,)* }
+            }
+
+            pub(crate) fn entry_point(self) -> &'static str {
+                match self { $(Kernel::$kernel => $entry,)* }
+            }
+
+            /// Whether the kernel writes the gradient over the logits (f32 only).
+            fn is_in_place(self) -> bool {
+                match self { $(Kernel::$kernel => kernels!(@in_place $($in_place)?),)* }
+            }
+        }
+    };
+    (@in_place in_place) => { true };
+    (@in_place) => { false };
+}
+
+kernels! {
+    LogSoftmaxForward:                    Softmax,              "log_softmax_forward";
+    SoftmaxForward:                       Softmax,              "softmax_forward";
+    LogSoftmaxBackward:                   Softmax,              "log_softmax_backward";
+    SoftmaxBackward:                      Softmax,              "softmax_backward";
+    LogSoftmaxForwardSolo:                Softmax,              "log_softmax_forward_solo";
+    SoftmaxForwardSolo:                   Softmax,              "softmax_forward_solo";
+    LogSoftmaxBackwardSolo:               Softmax,              "log_softmax_backward_solo";
+    SoftmaxBackwardSolo:                  Softmax,              "softmax_backward_solo";
+    SoftmaxPartials:                      Softmax,              "softmax_partials";
+    LogSoftmaxMergedForward:              Softmax,              "log_softmax_merged_forward";
+    SoftmaxMergedForward:                 Softmax,              "softmax_merged_forward";
+    LogSoftmaxForwardVec4:                SoftmaxVec4,          "log_softmax_forward_vec4";
+    SoftmaxForwardVec4:                   SoftmaxVec4,          "softmax_forward_vec4";
+    SoftmaxPartialsVec4:                  SoftmaxVec4,          "softmax_partials_vec4";
+    LogSoftmaxMergedForwardVec4:          SoftmaxVec4,          "log_softmax_merged_forward_vec4";
+    SoftmaxMergedForwardVec4:             SoftmaxVec4,          "softmax_merged_forward_vec4";
+    LogSoftmaxResident:                   SoftmaxResident,      "log_softmax_forward_resident";
+    SoftmaxResident:                      SoftmaxResident,      "softmax_forward_resident";
+    LogSoftmaxShort:                      SoftmaxShort,         "log_softmax_forward_short";
+    SoftmaxShort:                         SoftmaxShort,         "softmax_forward_short";
+    CrossEntropyForward:                  CrossEntropy,         "cross_entropy_forward";
+    CrossEntropyForwardBackward:          CrossEntropy,         "cross_entropy_forward_backward";
+    CrossEntropyForwardSolo:              CrossEntropy,         "cross_entropy_forward_solo";
+    CrossEntropyForwardBackwardSolo:      CrossEntropy,         "cross_entropy_forward_backward_solo";
+    CrossEntropyPartials:                 CrossEntropy,         "cross_entropy_partials";
+    CrossEntropyMergedForward:            CrossEntropy,         "cross_entropy_merged_forward";
+    CrossEntropyMergedForwardBackward:    CrossEntropy,         "cross_entropy_merged_forward_backward";
+    CrossEntropyForwardVec4:              CrossEntropyVec4,     "cross_entropy_forward_vec4";
+    CrossEntropyForwardBackwardVec4:      CrossEntropyVec4,     "cross_entropy_forward_backward_vec4";
+    CrossEntropyForwardBackwardVec4InPlace: CrossEntropyVec4,   "cross_entropy_forward_backward_vec4_in_place", in_place;
+    CrossEntropyPartialsVec4:             CrossEntropyVec4,     "cross_entropy_partials_vec4";
+    CrossEntropyMergedForwardBackwardVec4: CrossEntropyVec4,    "cross_entropy_merged_forward_backward_vec4";
+    CrossEntropyResidentForward:          CrossEntropyResident, "cross_entropy_forward_resident";
+    CrossEntropyResidentForwardBackward:  CrossEntropyResident, "cross_entropy_forward_backward_resident";
+    CrossEntropyResidentForwardBackwardInPlace: CrossEntropyResident, "cross_entropy_forward_backward_resident_in_place", in_place;
+    CrossEntropyShortForward:             CrossEntropyShort,    "cross_entropy_forward_short";
+    CrossEntropyShortForwardBackward:     CrossEntropyShort,    "cross_entropy_forward_backward_short";
+    CrossEntropyShortForwardBackwardInPlace: CrossEntropyShort, "cross_entropy_forward_backward_short_in_place", in_place;
+    NllForward:                           Nll,                  "nll_forward";
+    NllBackward:                          Nll,                  "nll_backward";
+    TargetWeightTotal:                    Reduce,               "target_weight_total";
+    ReduceLosses:                         Reduce,               "reduce_losses";
+    ReduceAccuracy:                       Reduce,               "reduce_accuracy";
+    RecordBadTargetValue:                 Reduce,               "record_bad_target_value";
+    ElementwiseForward:                   Elementwise,          "elementwise_forward";
+    ElementwiseForwardBackward:           Elementwise,          "elementwise_forward_backward";
+    ElementwiseBackward:                  Elementwise,          "elementwise_backward";
+    ElementwiseReduce:                    Elementwise,          "elementwise_reduce";
+}
+
+/// One built pipeline: a kernel, the quads per invocation it is unrolled for (0 unless
+/// its family holds rows in registers) and the precision of the logits it reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Variant {
+    kernel: Kernel,
+    slots: u32,
+    precision: Precision,
+}
+
+impl Variant {
+    /// The variant recorded for `precision`'s logits (f32 for families without half
+    /// variants, which never read the logits' elements).
+    fn of(kernel: Kernel, slots: u32, precision: Precision) -> Self {
+        Self {
+            kernel,
+            slots,
+            precision: kernel.family().built_for(precision),
+        }
+    }
+
+    /// Every variant a device can record: each kernel at each of its slot counts in each
+    /// precision its family is built for (in-place kernels: f32 only).
+    fn every(f16: bool) -> Vec<Variant> {
+        let mut all = Vec::new();
+        for &kernel in Kernel::ALL {
+            let family = kernel.family();
+            for slots in family.slots().counts() {
+                for &precision in family.precisions(f16) {
+                    if precision == Precision::F32 || !kernel.is_in_place() {
+                        all.push(Variant {
+                            kernel,
+                            slots,
+                            precision,
+                        });
+                    }
+                }
+            }
+        }
+        all
+    }
+
+    /// The name [`crate::Gpu::recorded_kernels`] reports: the entry point, the slot count of
+    /// a resident kernel in brackets, the precision, and how its rows are reduced
+    /// (`subgroup` or `workgroup`, row-wise kernels only).
+    fn name(self, reduce: RowReduce) -> String {
+        let slots = match self.kernel.family().slots() {
+            Slots::None => String::new(),
+            Slots::PerRow | Slots::Short => format!("[{}]", self.slots),
+        };
+        let precision = match self.precision {
+            Precision::F32 => "f32",
+            Precision::F16 => "f16",
+            Precision::Bf16 => "bf16",
+        };
+        let reduce = match (self.kernel.family().is_row_wise(), reduce) {
+            (false, _) => "",
+            (true, RowReduce::Subgroup) => " subgroup",
+            (true, RowReduce::Workgroup) => " workgroup",
+        };
+        format!("{}{slots} {precision}{reduce}", self.kernel.entry_point())
+    }
+}
 
 /// How the row-wise kernels are shaped on this device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -394,52 +338,49 @@ pub(crate) struct RowShape {
     pub subgroup_size: u32,
 }
 
-/// All pipelines and layouts of one device: every kernel of [`Kernel::ALL`] for f32 logits,
-/// built with the `Gpu`; the half-precision variants of the cross-entropy kernels and the
-/// resident kernels (one per slot count) built on first use and kept.
+/// All pipelines and layouts of one device: the f32 pipeline of every kernel that is not
+/// unrolled, built with the `Gpu`; the others (half precision, each slot count) built on
+/// first use and kept; and which variants were recorded.
 #[derive(Debug)]
 pub(crate) struct Kernels {
     device: wgpu::Device,
     row: RowShape,
     layouts: HashMap<Layout, wgpu::BindGroupLayout>,
-    pipelines: HashMap<Kernel, wgpu::ComputePipeline>,
-    on_demand: std::sync::Mutex<HashMap<(Kernel, Precision), wgpu::ComputePipeline>>,
-    /// Every (kernel, precision) recorded so far (see [`Kernels::note_recorded`]).
-    recorded: std::sync::Mutex<std::collections::HashSet<(Kernel, Precision)>>,
+    pipelines: Mutex<HashMap<Variant, wgpu::ComputePipeline>>,
+    recorded: Mutex<HashSet<Variant>>,
 }
 
 impl Kernels {
     pub(crate) fn new(device: &wgpu::Device, row: RowShape) -> Self {
-        let layouts: HashMap<Layout, wgpu::BindGroupLayout> = [Layout::Row, Layout::ClassIndex]
+        let layouts = [Layout::Row, Layout::ClassIndex]
             .into_iter()
             .map(|layout| (layout, create_layout(device, layout)))
             .collect();
-        let mut kernels = Self {
+        let kernels = Self {
             device: device.clone(),
             row,
             layouts,
-            pipelines: HashMap::new(),
-            on_demand: Default::default(),
+            pipelines: Default::default(),
             recorded: Default::default(),
         };
         let mut modules: HashMap<Family, wgpu::ShaderModule> = HashMap::new();
-        for kernel in Kernel::ALL {
+        let mut built = HashMap::new();
+        for &kernel in Kernel::ALL.iter().filter(|k| k.family().slots() == Slots::None) {
             let family = kernel.family();
-            modules
+            let module = modules
                 .entry(family)
                 .or_insert_with(|| kernels.module(family, Precision::F32, 0));
+            let variant = Variant::of(kernel, 0, Precision::F32);
+            built.insert(variant, kernels.create_pipeline(kernel, module));
         }
-        kernels.pipelines = Kernel::ALL
-            .into_iter()
-            .map(|kernel| (kernel, kernels.create_pipeline(kernel, &modules[&kernel.family()])))
-            .collect();
+        *kernels.pipelines.lock().unwrap_or_else(PoisonError::into_inner) = built;
         kernels
     }
 
     fn module(&self, family: Family, precision: Precision, slots: u32) -> wgpu::ShaderModule {
         self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some(&format!("wgpu-loss {family:?} {precision:?} {slots}")),
-            source: wgpu::ShaderSource::Wgsl(family.source_for(self.row.reduce, precision, slots).into()),
+            source: wgpu::ShaderSource::Wgsl(family.source(self.row.reduce, precision, slots).into()),
         })
     }
 
@@ -449,20 +390,16 @@ impl Kernels {
             ("WG", f64::from(row.workgroup_size)),
             ("SG", f64::from(row.subgroup_size)),
         ];
-        let row_constants = match row.reduce {
-            RowReduce::Subgroup => &sized[..],
-            RowReduce::Workgroup => &sized[..1],
+        let constants: &[(&str, f64)] = match (kernel.family().is_row_wise(), row.reduce) {
+            (false, _) => &[],
+            (true, RowReduce::Subgroup) => &sized[..],
+            (true, RowReduce::Workgroup) => &sized[..1],
         };
         let layout = self.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
             label: Some(kernel.entry_point()),
-            bind_group_layouts: &[Some(&self.layouts[&kernel.layout()])],
+            bind_group_layouts: &[Some(&self.layouts[&kernel.family().layout()])],
             immediate_size: 0,
         });
-        let constants: &[(&str, f64)] = if kernel.family().is_row_wise() {
-            row_constants
-        } else {
-            &[]
-        };
         self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some(kernel.entry_point()),
             layout: Some(&layout),
@@ -482,47 +419,38 @@ impl Kernels {
         &self.layouts[&layout]
     }
 
-    /// Notes that `kernel` was recorded for `precision`'s logits.
-    pub(crate) fn note_recorded(&self, kernel: Kernel, precision: Precision) {
-        let precision = kernel.built_for(precision);
+    /// The pipeline of `kernel` unrolled for `slots` quads (0 for kernels that are not)
+    /// for `precision`'s logits, built on first use; notes that it was recorded.
+    pub(crate) fn pipeline(&self, kernel: Kernel, slots: u32, precision: Precision) -> wgpu::ComputePipeline {
+        let variant = Variant::of(kernel, slots, precision);
         self.recorded
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert((kernel, precision));
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(variant);
+        let mut built = self.pipelines.lock().unwrap_or_else(PoisonError::into_inner);
+        built
+            .entry(variant)
+            .or_insert_with(|| {
+                let module = self.module(kernel.family(), variant.precision, slots);
+                self.create_pipeline(kernel, &module)
+            })
+            .clone()
     }
 
-    /// The names of the kernels recorded so far, sorted.
+    /// The names of the variants recorded so far, sorted.
     pub(crate) fn recorded_names(&self) -> Vec<String> {
-        let recorded = self.recorded.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut names: Vec<String> = recorded.iter().map(|&(k, p)| k.name(p, self.row.reduce)).collect();
+        let recorded = self.recorded.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut names: Vec<String> = recorded.iter().map(|v| v.name(self.row.reduce)).collect();
         names.sort();
         names
     }
 
-    /// The names of every kernel this device can record, sorted.
+    /// The names of every variant this device can record, sorted.
     pub(crate) fn recordable_names(&self) -> Vec<String> {
         let f16 = self.device.features().contains(wgpu::Features::SHADER_F16);
-        let mut names: Vec<String> = Kernel::every_variant(f16)
-            .into_iter()
-            .map(|(k, p)| k.name(p, self.row.reduce))
-            .collect();
+        let mut names: Vec<String> = Variant::every(f16).iter().map(|v| v.name(self.row.reduce)).collect();
         names.sort();
         names
-    }
-
-    /// The kernel's pipeline for `precision`'s logits (f32 for families without half
-    /// variants, which never read the logits' elements).
-    pub(crate) fn pipeline(&self, kernel: Kernel, precision: Precision) -> wgpu::ComputePipeline {
-        let family = kernel.family();
-        let precision = kernel.built_for(precision);
-        if let Some(pipeline) = self.pipelines.get(&kernel).filter(|_| precision == Precision::F32) {
-            return pipeline.clone();
-        }
-        let mut built = self.on_demand.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        built
-            .entry((kernel, precision))
-            .or_insert_with(|| self.create_pipeline(kernel, &self.module(family, precision, kernel.slots())))
-            .clone()
     }
 }
 
@@ -558,4 +486,25 @@ fn create_layout(device: &wgpu::Device, layout: Layout) -> wgpu::BindGroupLayout
         label: Some(&format!("wgpu-loss {layout:?}")),
         entries: &entries,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every kernel's family lists the kernel's entry point in its root file's module.
+    #[test]
+    fn every_entry_point_is_in_its_family_module() {
+        for &kernel in Kernel::ALL {
+            let family = kernel.family();
+            let slots = family.slots().counts()[0];
+            let source = family.source(RowReduce::Workgroup, Precision::F32, slots);
+            let module = naga::front::wgsl::parse_str(&source).unwrap();
+            assert!(
+                module.entry_points.iter().any(|e| e.name == kernel.entry_point()),
+                "{kernel:?}: no entry point {} in {family:?}",
+                kernel.entry_point()
+            );
+        }
+    }
 }

@@ -11,13 +11,10 @@ mod workspace;
 use std::sync::Mutex;
 use std::time::Duration;
 
-pub(crate) use kernels::{Kernel, Layout, ResidentKernel, SOLO_CLASSES, SOLO_ROWS_PER_WORKGROUP};
-pub(crate) use params::{
-    FLAG_ARGMAX, FLAG_EMPTY_ZERO, FLAG_GRAD_BUFFER, FLAG_IN_PLACE, FLAG_LSE, FLAG_MEAN, FLAG_PROB_TARGETS, FLAG_SUM,
-    FLAG_WEIGHT, LossParams,
-};
+pub(crate) use kernels::{Kernel, Layout, SOLO_CLASSES, SOLO_ROWS_PER_WORKGROUP};
+pub(crate) use params::*;
 pub use workspace::Workspace;
-pub(crate) use workspace::{BATCH_STATE_BYTES, Binding, Dispatch, PARTIAL_BYTES, status_to_result};
+pub(crate) use workspace::{Binding, Dispatch, status_to_result};
 
 use crate::error::{Error, Result};
 use kernels::{Kernels, MAX_RESIDENT_SLOTS, RowShape};

@@ -1,7 +1,9 @@
-//! The uniform parameter block every kernel reads.
+//! The uniform parameter block every kernel reads, and every constant the host shares with
+//! the shaders (each has a WGSL `const` of the same name; a test compares them).
 
 use bytemuck::{Pod, Zeroable};
 
+// Params.flags (shaders/shared/common.wgsl).
 pub(crate) const FLAG_WEIGHT: u32 = 1;
 pub(crate) const FLAG_MEAN: u32 = 2;
 pub(crate) const FLAG_SUM: u32 = 4;
@@ -12,7 +14,40 @@ pub(crate) const FLAG_PROB_TARGETS: u32 = 64;
 pub(crate) const FLAG_LSE: u32 = 128;
 pub(crate) const FLAG_ARGMAX: u32 = 256;
 
-/// Mirrors `Params` in shaders/common.wgsl field for field.
+// The elementwise losses' flags and loss kinds (shaders/elementwise/elementwise.wgsl).
+pub(crate) const EW_POS_WEIGHT: u32 = 0x1_0000;
+pub(crate) const EW_LOG_TARGET: u32 = 0x2_0000;
+pub(crate) const EW_BATCHMEAN: u32 = 0x4_0000;
+pub(crate) const EW_ROOT: u32 = 0x8_0000;
+pub(crate) const LOSS_SHIFT: u32 = 24;
+pub(crate) const LOSS_MSE: u32 = 0;
+pub(crate) const LOSS_L1: u32 = 1;
+pub(crate) const LOSS_SMOOTH_L1: u32 = 2;
+pub(crate) const LOSS_HUBER: u32 = 3;
+pub(crate) const LOSS_BCE: u32 = 4;
+pub(crate) const LOSS_BCE_WITH_LOGITS: u32 = 5;
+pub(crate) const LOSS_KL_DIV: u32 = 6;
+/// Elements per elementwise workgroup, and so per partial sum.
+pub(crate) const EW_TILE: u32 = 256 * 8;
+
+/// Invocations per workgroup of the NLL kernels, one per row or element.
+pub(crate) const NLL_WG: u32 = 256;
+/// Rows of at most `SOLO_CLASSES` classes per workgroup of the one-invocation-per-row
+/// kernels (shaders/shared/row_stats.wgsl).
+pub(crate) const SOLO_WG: u32 = 64;
+
+// A row partial's flags (shaders/shared/row_stats.wgsl; `RowPartial::flags`).
+pub(crate) const ROW_POISON: u32 = 1;
+pub(crate) const NEG_INF_W_POS: u32 = 2;
+pub(crate) const NEG_INF_W_NEG: u32 = 4;
+pub(crate) const NEG_INF_W_ZERO: u32 = 8;
+
+/// Bytes of `BatchState` (shaders/shared/class_index.wgsl) before its partials.
+pub(crate) const BATCH_STATE_BYTES: u64 = 16;
+/// Bytes of one row partial (two vec4, see shaders/shared/row_stats.wgsl).
+pub(crate) const PARTIAL_BYTES: u64 = 32;
+
+/// Mirrors `Params` in shaders/shared/common.wgsl field for field (a test compares them).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Pod, Zeroable)]
 pub(crate) struct LossParams {
@@ -50,5 +85,141 @@ impl Default for LossParams {
             spatial: 1,
             ..Zeroable::zeroed()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gpu::shaders::{Format, RowReduce, compose};
+
+    /// The host's constants that have a WGSL twin, by name.
+    const SHARED: &[(&str, u32)] = &[
+        ("FLAG_WEIGHT", FLAG_WEIGHT),
+        ("FLAG_MEAN", FLAG_MEAN),
+        ("FLAG_SUM", FLAG_SUM),
+        ("FLAG_GRAD_BUFFER", FLAG_GRAD_BUFFER),
+        ("FLAG_EMPTY_ZERO", FLAG_EMPTY_ZERO),
+        ("FLAG_IN_PLACE", FLAG_IN_PLACE),
+        ("FLAG_PROB_TARGETS", FLAG_PROB_TARGETS),
+        ("FLAG_LSE", FLAG_LSE),
+        ("FLAG_ARGMAX", FLAG_ARGMAX),
+        ("EW_POS_WEIGHT", EW_POS_WEIGHT),
+        ("EW_LOG_TARGET", EW_LOG_TARGET),
+        ("EW_BATCHMEAN", EW_BATCHMEAN),
+        ("EW_ROOT", EW_ROOT),
+        ("LOSS_SHIFT", LOSS_SHIFT),
+        ("LOSS_MSE", LOSS_MSE),
+        ("LOSS_L1", LOSS_L1),
+        ("LOSS_SMOOTH_L1", LOSS_SMOOTH_L1),
+        ("LOSS_HUBER", LOSS_HUBER),
+        ("LOSS_BCE", LOSS_BCE),
+        ("LOSS_BCE_WITH_LOGITS", LOSS_BCE_WITH_LOGITS),
+        ("LOSS_KL_DIV", LOSS_KL_DIV),
+        ("EW_TILE", EW_TILE),
+        ("NLL_WG", NLL_WG),
+        ("SOLO_WG", SOLO_WG),
+        ("ROW_POISON", ROW_POISON),
+        ("NEG_INF_W_POS", NEG_INF_W_POS),
+        ("NEG_INF_W_NEG", NEG_INF_W_NEG),
+        ("NEG_INF_W_ZERO", NEG_INF_W_ZERO),
+    ];
+
+    /// Every module that declares the shared constants and structs.
+    fn modules() -> Vec<naga::Module> {
+        ["cross_entropy/cross_entropy", "nll/nll", "elementwise/elementwise"]
+            .into_iter()
+            .map(|root| naga::front::wgsl::parse_str(&compose(root, Format::F32, RowReduce::Workgroup, 0)).unwrap())
+            .collect()
+    }
+
+    /// Each shared constant has the host's value in every module that declares it, and
+    /// some module declares each.
+    #[test]
+    fn shared_constants_agree_with_the_shaders() {
+        let modules = modules();
+        for &(name, host) in SHARED {
+            let mut found = false;
+            for module in &modules {
+                for (_, constant) in module.constants.iter() {
+                    if constant.name.as_deref() != Some(name) {
+                        continue;
+                    }
+                    found = true;
+                    let value = match module.global_expressions[constant.init] {
+                        naga::Expression::Literal(naga::Literal::U32(v)) => v,
+                        ref other => panic!("{name}: not a u32 literal in WGSL: {other:?}"),
+                    };
+                    assert_eq!(value, host, "{name}: WGSL {value}, host {host}");
+                }
+            }
+            assert!(found, "{name} is declared by no shader");
+        }
+    }
+
+    /// The layout of a struct named `name` in `module`: its members' names and offsets,
+    /// and its size.
+    fn layout_of(module: &naga::Module, name: &str) -> (Vec<(String, u32)>, u32) {
+        let mut layouter = naga::proc::Layouter::default();
+        layouter.update(module.to_ctx()).unwrap();
+        let (handle, ty) = module
+            .types
+            .iter()
+            .find(|(_, t)| t.name.as_deref() == Some(name))
+            .unwrap_or_else(|| panic!("no struct {name}"));
+        let naga::TypeInner::Struct { members, .. } = &ty.inner else {
+            panic!("{name} is not a struct")
+        };
+        let fields = members
+            .iter()
+            .map(|m| (m.name.clone().unwrap_or_default(), m.offset))
+            .collect();
+        (fields, layouter[handle].size)
+    }
+
+    /// `LossParams` has WGSL's `Params` layout, field for field, and `BatchState`'s
+    /// partials start at `BATCH_STATE_BYTES`.
+    #[test]
+    fn params_mirror_the_wgsl_struct() {
+        macro_rules! fields {
+            ($($field:ident),*) => {
+                vec![$((stringify!($field).to_string(), std::mem::offset_of!(LossParams, $field) as u32)),*]
+            };
+        }
+        let host = fields!(
+            rows,
+            classes,
+            ignore_index,
+            flags,
+            label_smoothing,
+            grad_scale,
+            input_off,
+            target_off,
+            grad_output_off,
+            row_loss_off,
+            grad_off,
+            loss_out_off,
+            row_base,
+            seg_len,
+            segments,
+            class_offset,
+            total_classes,
+            spatial,
+            softcap,
+            z_loss_scale,
+            lse_off,
+            argmax_off,
+            arg_partial_off,
+            accuracy_off,
+            batch_len
+        );
+        for module in modules() {
+            let (wgsl, size) = layout_of(&module, "Params");
+            assert_eq!(wgsl, host, "Params and LossParams");
+            assert_eq!(size as usize, std::mem::size_of::<LossParams>(), "size of Params");
+        }
+        let module = &modules()[0];
+        let (batch, _) = layout_of(module, "BatchState");
+        assert_eq!(batch.last(), Some(&("partials".to_string(), BATCH_STATE_BYTES as u32)));
     }
 }

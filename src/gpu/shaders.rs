@@ -1,153 +1,184 @@
-//! The WGSL sources and how they are put together: each kernel family's file is
-//! prefixed with the shared pieces it uses, so every module is one plain WGSL string.
+//! The WGSL sources and how a module is put together from them. Each file names what it
+//! uses in `//! import <name>` lines at its top: another file (`shared/row_stats`), or a
+//! role chosen per variant — `format` (how the logits are read: `shared/format/f32`, `f16`,
+//! `bf16` or `f32x4`) and `row_reduce` (`shared/row_reduce/subgroup` or `workgroup`). A module
+//! is its root file after everything it imports, each file once, `enable f16;` first where
+//! the f16 format is in; then the slot lines are unrolled.
 
-const COMMON: &str = include_str!("../../shaders/common.wgsl");
-const ROW_REDUCE_WORKGROUP: &str = include_str!("../../shaders/row_reduce_workgroup.wgsl");
-const ROW_REDUCE_SUBGROUP: &str = include_str!("../../shaders/row_reduce_subgroup.wgsl");
-const ROW_STATS: &str = include_str!("../../shaders/row_stats.wgsl");
-const CLASS_INDEX: &str = include_str!("../../shaders/class_index.wgsl");
-const SOFTMAX: &str = include_str!("../../shaders/softmax.wgsl");
-const SOFTMAX_VEC4: &str = include_str!("../../shaders/softmax_vec4.wgsl");
-const ROW_RESIDENT: &str = include_str!("../../shaders/row_resident.wgsl");
-const SOFTMAX_RESIDENT: &str = include_str!("../../shaders/softmax_resident.wgsl");
-const CROSS_ENTROPY_VEC4: &str = include_str!("../../shaders/cross_entropy_vec4.wgsl");
-const CROSS_ENTROPY_RESIDENT: &str = include_str!("../../shaders/cross_entropy_resident.wgsl");
-const SOFTMAX_SHORT: &str = include_str!("../../shaders/softmax_short.wgsl");
-const CROSS_ENTROPY_SHORT: &str = include_str!("../../shaders/cross_entropy_short.wgsl");
-const CROSS_ENTROPY: &str = include_str!("../../shaders/cross_entropy.wgsl");
-const NLL: &str = include_str!("../../shaders/nll.wgsl");
-const REDUCE: &str = include_str!("../../shaders/reduce.wgsl");
-const ELEMENTWISE: &str = include_str!("../../shaders/elementwise.wgsl");
-const FORMAT_F32: &str = include_str!("../../shaders/formats/f32.wgsl");
-const FORMAT_F32X4: &str = include_str!("../../shaders/formats/f32x4.wgsl");
-const FORMAT_F16: &str = include_str!("../../shaders/formats/f16.wgsl");
-const FORMAT_BF16: &str = include_str!("../../shaders/formats/bf16.wgsl");
+use std::collections::HashSet;
 
-use crate::Precision;
+/// Every WGSL file, by its path under shaders/ without `.wgsl`.
+const SOURCES: &[(&str, &str)] = &[
+    ("shared/common", include_str!("../../shaders/shared/common.wgsl")),
+    ("shared/row_stats", include_str!("../../shaders/shared/row_stats.wgsl")),
+    (
+        "shared/row_resident",
+        include_str!("../../shaders/shared/row_resident.wgsl"),
+    ),
+    (
+        "shared/class_index",
+        include_str!("../../shaders/shared/class_index.wgsl"),
+    ),
+    (
+        "shared/row_reduce/subgroup",
+        include_str!("../../shaders/shared/row_reduce/subgroup.wgsl"),
+    ),
+    (
+        "shared/row_reduce/workgroup",
+        include_str!("../../shaders/shared/row_reduce/workgroup.wgsl"),
+    ),
+    (
+        "shared/format/f32",
+        include_str!("../../shaders/shared/format/f32.wgsl"),
+    ),
+    (
+        "shared/format/f32x4",
+        include_str!("../../shaders/shared/format/f32x4.wgsl"),
+    ),
+    (
+        "shared/format/f16",
+        include_str!("../../shaders/shared/format/f16.wgsl"),
+    ),
+    (
+        "shared/format/bf16",
+        include_str!("../../shaders/shared/format/bf16.wgsl"),
+    ),
+    ("softmax/softmax", include_str!("../../shaders/softmax/softmax.wgsl")),
+    (
+        "softmax/softmax_vec4",
+        include_str!("../../shaders/softmax/softmax_vec4.wgsl"),
+    ),
+    (
+        "softmax/softmax_resident",
+        include_str!("../../shaders/softmax/softmax_resident.wgsl"),
+    ),
+    (
+        "softmax/softmax_short",
+        include_str!("../../shaders/softmax/softmax_short.wgsl"),
+    ),
+    (
+        "cross_entropy/cross_entropy",
+        include_str!("../../shaders/cross_entropy/cross_entropy.wgsl"),
+    ),
+    (
+        "cross_entropy/cross_entropy_vec4",
+        include_str!("../../shaders/cross_entropy/cross_entropy_vec4.wgsl"),
+    ),
+    (
+        "cross_entropy/cross_entropy_resident",
+        include_str!("../../shaders/cross_entropy/cross_entropy_resident.wgsl"),
+    ),
+    (
+        "cross_entropy/cross_entropy_short",
+        include_str!("../../shaders/cross_entropy/cross_entropy_short.wgsl"),
+    ),
+    ("nll/nll", include_str!("../../shaders/nll/nll.wgsl")),
+    ("reduce/reduce", include_str!("../../shaders/reduce/reduce.wgsl")),
+    (
+        "elementwise/elementwise",
+        include_str!("../../shaders/elementwise/elementwise.wgsl"),
+    ),
+];
 
-/// How a row-wise kernel combines the partial results of one row's invocations.
+/// The import lines' prefix.
+const IMPORT: &str = "//! import ";
+
+/// How a row-wise kernel combines the partial results of one row's invocations (the
+/// `row_reduce` role).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum RowReduce {
     /// Through workgroup memory with barriers (any adapter).
     Workgroup,
-    /// With subgroup operations, one subgroup per row (adapters with `SUBGROUP`).
+    /// With subgroup operations (adapters with `SUBGROUP` of a fixed size).
     Subgroup,
 }
 
-/// A kernel family: one `.wgsl` file of entry points.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum Family {
-    Softmax,
-    SoftmaxVec4,
-    /// Rows held on-chip (shaders/row_resident.wgsl), unrolled per slot count.
-    SoftmaxResident,
-    CrossEntropy,
-    /// Plain rows of f32 logits read as vec4, streamed twice.
-    CrossEntropyVec4,
-    /// Plain rows of f32 logits held on-chip.
-    CrossEntropyResident,
-    /// Short rows held by one invocation each, unrolled per slot count.
-    SoftmaxShort,
-    CrossEntropyShort,
-    Nll,
-    Reduce,
-    Elementwise,
+/// How a module reads the logits (the `format` role).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Format {
+    F32,
+    F16,
+    Bf16,
+    /// f32 viewed as vec4.
+    F32x4,
 }
 
-impl Family {
-    #[cfg(test)]
-    pub(crate) const ALL: [Family; 11] = [
-        Family::Softmax,
-        Family::SoftmaxVec4,
-        Family::SoftmaxResident,
-        Family::CrossEntropy,
-        Family::CrossEntropyVec4,
-        Family::CrossEntropyResident,
-        Family::SoftmaxShort,
-        Family::CrossEntropyShort,
-        Family::Nll,
-        Family::Reduce,
-        Family::Elementwise,
-    ];
-
-    /// Whether the family's kernels reduce along rows (and so take the `WG` override).
-    pub(crate) fn is_row_wise(self) -> bool {
-        matches!(
-            self,
-            Family::Softmax
-                | Family::SoftmaxVec4
-                | Family::SoftmaxResident
-                | Family::CrossEntropy
-                | Family::CrossEntropyVec4
-                | Family::CrossEntropyResident
-                | Family::SoftmaxShort
-                | Family::CrossEntropyShort
-        )
+/// The file an import names: itself, or the file a role stands for in this variant.
+fn resolve(import: &str, format: Format, reduce: RowReduce) -> &str {
+    match import {
+        "format" => match format {
+            Format::F32 => "shared/format/f32",
+            Format::F16 => "shared/format/f16",
+            Format::Bf16 => "shared/format/bf16",
+            Format::F32x4 => "shared/format/f32x4",
+        },
+        "row_reduce" => match reduce {
+            RowReduce::Workgroup => "shared/row_reduce/workgroup",
+            RowReduce::Subgroup => "shared/row_reduce/subgroup",
+        },
+        file => file,
     }
+}
 
-    /// Whether the family is built for each [`Precision`] of the logits, not f32 alone.
-    pub(crate) fn has_half_variants(self) -> bool {
-        matches!(self, Family::CrossEntropy | Family::CrossEntropyShort)
-    }
+/// A file's source by name (panics on an unknown name: the files are fixed at build time,
+/// and the tests compose every variant).
+fn source(name: &str) -> &'static str {
+    SOURCES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .unwrap_or_else(|| panic!("shaders/{name}.wgsl is imported but not in SOURCES"))
+        .1
+}
 
-    /// The complete WGSL module of the family for `precision`'s logits and gradients
-    /// (the class-index families read them through shaders/formats/*.wgsl), with the
-    /// resident families' slots unrolled `slots` times (see [`unroll_slots`]).
-    pub(crate) fn source_for(self, reduce: RowReduce, precision: Precision, slots: u32) -> String {
-        let format = match precision {
-            Precision::F32 => FORMAT_F32,
-            Precision::F16 => FORMAT_F16,
-            Precision::Bf16 => FORMAT_BF16,
-        };
-        let enable = if precision == Precision::F16 { "enable f16;" } else { "" };
-        let row_reduce = match reduce {
-            RowReduce::Workgroup => ROW_REDUCE_WORKGROUP,
-            RowReduce::Subgroup => ROW_REDUCE_SUBGROUP,
-        };
-        // The cross-entropy modules: its kernels over the precision's elements, or over
-        // f32 viewed as vec4; each with what the extra kernels add.
-        let cross_entropy = [
-            enable,
-            COMMON,
-            format,
-            row_reduce,
-            ROW_STATS,
-            CLASS_INDEX,
-            CROSS_ENTROPY,
-        ];
-        let cross_entropy_vec4 = [
-            COMMON,
-            FORMAT_F32X4,
-            row_reduce,
-            ROW_STATS,
-            CLASS_INDEX,
-            CROSS_ENTROPY,
-            CROSS_ENTROPY_VEC4,
-        ];
-        let parts: &[&str] = match self {
-            Family::Softmax => &[COMMON, row_reduce, ROW_STATS, SOFTMAX],
-            Family::SoftmaxVec4 => &[COMMON, row_reduce, ROW_STATS, SOFTMAX_VEC4],
-            Family::SoftmaxResident => &[
-                COMMON,
-                row_reduce,
-                ROW_STATS,
-                SOFTMAX_VEC4,
-                ROW_RESIDENT,
-                SOFTMAX_RESIDENT,
-            ],
-            Family::SoftmaxShort => &[COMMON, row_reduce, ROW_STATS, SOFTMAX, ROW_RESIDENT, SOFTMAX_SHORT],
-            Family::CrossEntropy => &cross_entropy,
-            Family::CrossEntropyShort => &[&cross_entropy[..], &[ROW_RESIDENT, CROSS_ENTROPY_SHORT]].concat(),
-            Family::CrossEntropyVec4 => &cross_entropy_vec4,
-            Family::CrossEntropyResident => {
-                &[&cross_entropy_vec4[..], &[ROW_RESIDENT, CROSS_ENTROPY_RESIDENT]].concat()
-            }
-            Family::Nll => &[COMMON, format, CLASS_INDEX, NLL],
-            Family::Reduce => &[COMMON, format, CLASS_INDEX, REDUCE],
-            Family::Elementwise => &[COMMON, ELEMENTWISE],
-        };
-        unroll_slots(&parts.join("\n"), slots)
+/// The names a file imports, in order; panics on one named twice.
+fn imports(name: &str) -> Vec<&'static str> {
+    let imports: Vec<&str> = source(name)
+        .lines()
+        .map_while(|line| line.strip_prefix(IMPORT))
+        .map(str::trim)
+        .collect();
+    let unique: HashSet<&&str> = imports.iter().collect();
+    assert_eq!(
+        unique.len(),
+        imports.len(),
+        "shaders/{name}.wgsl imports a file twice: {imports:?}"
+    );
+    imports
+}
+
+/// The WGSL module of the root file `root`, with `format` and `reduce` for the roles,
+/// unrolled for `slots` quads per invocation (see [`unroll_slots`]).
+pub(crate) fn compose(root: &str, format: Format, reduce: RowReduce, slots: u32) -> String {
+    let mut order = Vec::new();
+    visit(root, format, reduce, &mut Vec::new(), &mut order);
+    let enable = if order.contains(&"shared/format/f16") {
+        "enable f16;\n"
+    } else {
+        ""
+    };
+    let body: Vec<&str> = order.iter().map(|name| source(name)).collect();
+    unroll_slots(&format!("{enable}{}", body.join("\n")), slots)
+}
+
+/// Appends `name` to `order` after everything it imports, each file once; `path` holds
+/// the files being visited, to report a cycle.
+fn visit(name: &str, format: Format, reduce: RowReduce, path: &mut Vec<String>, order: &mut Vec<&'static str>) {
+    let name = resolve(name, format, reduce);
+    if order.contains(&name) {
+        return;
     }
+    assert!(
+        !path.iter().any(|p| p == name),
+        "shaders import themselves: {} → {name}",
+        path.join(" → ")
+    );
+    path.push(name.to_string());
+    for import in imports(name) {
+        visit(import, format, reduce, path, order);
+    }
+    path.pop();
+    let (known, _) = SOURCES.iter().find(|(n, _)| *n == name).expect("checked by source()");
+    order.push(known);
 }
 
 /// Repeats each line that contains `$s` once per slot, `$s` replaced by 0, 1, …,
@@ -172,36 +203,90 @@ pub(crate) fn unroll_slots(source: &str, slots: u32) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::kernels::{Family, Slots};
     use super::*;
+    use crate::Precision;
     use naga::valid::{Capabilities, ShaderStages, SubgroupOperationSet, ValidationFlags, Validator};
 
-    /// Every module, in both row-reduction variants, parses and validates with naga
-    /// (the version wgpu uses), so a WGSL error fails `cargo test`, not a user's app.
+    fn validate(source: &str, what: &str, capabilities: Capabilities) -> naga::Module {
+        let module =
+            naga::front::wgsl::parse_str(source).unwrap_or_else(|e| panic!("{what}: {}", e.emit_to_string(source)));
+        let mut validator = Validator::new(ValidationFlags::all(), capabilities);
+        validator
+            .subgroup_stages(ShaderStages::COMPUTE)
+            .subgroup_operations(SubgroupOperationSet::all());
+        validator
+            .validate(&module)
+            .unwrap_or_else(|e| panic!("{what}: {}", e.emit_to_string(source)));
+        module
+    }
+
+    /// Every composed variant — each family, row reduction, precision it is built for and
+    /// slot count — parses and validates with naga (the version wgpu uses), so a WGSL error
+    /// fails `cargo test`, not a user's app; the workgroup variants without the SUBGROUP
+    /// capability, so the fallback really uses no subgroup operation.
     #[test]
-    fn every_shader_module_validates_with_naga() {
-        for family in Family::ALL {
+    fn every_composed_variant_validates_with_naga() {
+        for &family in Family::ALL {
+            let slots: Vec<u32> = match family.slots() {
+                Slots::None => vec![0],
+                Slots::PerRow => vec![1, 2, 4, 8, 16, 32],
+                Slots::Short => (1..=8).collect(),
+            };
             for reduce in [RowReduce::Workgroup, RowReduce::Subgroup] {
                 for precision in [Precision::F32, Precision::F16, Precision::Bf16] {
-                    if precision != Precision::F32 && !family.has_half_variants() {
-                        continue;
+                    for &s in &slots {
+                        let source = family.source(reduce, precision, s);
+                        let what = format!("{family:?}/{reduce:?}/{precision:?}/{s}");
+                        let capabilities = match reduce {
+                            RowReduce::Subgroup => Capabilities::SUBGROUP | Capabilities::SHADER_FLOAT16,
+                            RowReduce::Workgroup => Capabilities::SHADER_FLOAT16,
+                        };
+                        validate(&source, &what, capabilities);
                     }
-                    let source = family.source_for(reduce, precision, 3);
-                    let module = naga::front::wgsl::parse_str(&source).unwrap_or_else(|e| {
-                        panic!("{family:?}/{reduce:?}/{precision:?}: {}", e.emit_to_string(&source))
-                    });
-                    let mut validator = Validator::new(
-                        ValidationFlags::all(),
-                        Capabilities::SUBGROUP | Capabilities::SHADER_FLOAT16,
-                    );
-                    validator
-                        .subgroup_stages(ShaderStages::COMPUTE)
-                        .subgroup_operations(SubgroupOperationSet::all());
-                    validator.validate(&module).unwrap_or_else(|e| {
-                        panic!("{family:?}/{reduce:?}/{precision:?}: {}", e.emit_to_string(&source))
-                    });
                 }
             }
         }
+    }
+
+    /// Every file under shaders/ is in SOURCES (and every import names a file, else the
+    /// validation above panics).
+    #[test]
+    fn every_shader_file_is_known() {
+        fn files(dir: &std::path::Path, under: &str, out: &mut Vec<String>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                let name = path.file_stem().unwrap().to_string_lossy().to_string();
+                if path.is_dir() {
+                    files(&path, &format!("{under}{name}/"), out);
+                } else if path.extension().is_some_and(|e| e == "wgsl") {
+                    out.push(format!("{under}{name}"));
+                }
+            }
+        }
+        let mut found = Vec::new();
+        files(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders"),
+            "",
+            &mut found,
+        );
+        found.sort();
+        let mut known: Vec<String> = SOURCES.iter().map(|(n, _)| n.to_string()).collect();
+        known.sort();
+        assert_eq!(found, known);
+    }
+
+    /// Imports resolve depth first, each file once, `enable f16;` first.
+    #[test]
+    fn imports_come_first_once_each() {
+        let source = compose("cross_entropy/cross_entropy_short", Format::F16, RowReduce::Subgroup, 1);
+        assert!(source.starts_with("enable f16;\n"));
+        let position = |name: &str| source.find(super::source(name).lines().nth(3).unwrap()).unwrap();
+        assert!(position("shared/common") < position("shared/row_stats"));
+        assert!(position("shared/row_stats") < position("cross_entropy/cross_entropy"));
+        assert!(position("cross_entropy/cross_entropy") < position("cross_entropy/cross_entropy_short"));
+        assert_eq!(source.matches("struct Params").count(), 1);
+        assert!(!compose("nll/nll", Format::F32, RowReduce::Workgroup, 0).contains("enable f16"));
     }
 
     /// Lines with `$s` repeat once per slot, in order; the others stay as they are.
@@ -213,18 +298,5 @@ mod tests {
             "let a = 1;\nlet x0 = load(0u);\nlet x1 = load(1u);\nsum += x0;\nsum += x1;\nreturn sum;\n"
         );
         assert_eq!(unroll_slots(source, 0), "let a = 1;\nreturn sum;\n");
-    }
-
-    /// Without the SUBGROUP capability only the subgroup variants may fail validation,
-    /// so the fallback really uses no subgroup operation.
-    #[test]
-    fn workgroup_variant_needs_no_subgroup_capability() {
-        for family in Family::ALL {
-            let source = family.source_for(RowReduce::Workgroup, Precision::F32, 3);
-            let module = naga::front::wgsl::parse_str(&source).unwrap();
-            Validator::new(ValidationFlags::all(), Capabilities::empty())
-                .validate(&module)
-                .unwrap_or_else(|e| panic!("{family:?}: {}", e.emit_to_string(&source)));
-        }
     }
 }

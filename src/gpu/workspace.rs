@@ -2,14 +2,10 @@
 //! validation that turns a caller's `BufferSlice` into a binding, and the recording of
 //! dispatches into the caller's encoder.
 
-use super::{Gpu, Kernel, Layout, LossParams};
+use super::{BATCH_STATE_BYTES, Gpu, Kernel, Layout, LossParams, PARTIAL_BYTES};
 use crate::error::{Error, Result};
 
 const F32: u64 = 4;
-/// Size of `BatchState` in shaders/class_index.wgsl, before its partials.
-pub(crate) const BATCH_STATE_BYTES: u64 = 16;
-/// Size of one row partial (two vec4, see shaders/row_stats.wgsl).
-pub(crate) const PARTIAL_BYTES: u64 = 32;
 
 /// `Err(InvalidTarget)` when the batch state (read back as four 32-bit words) names a row.
 pub(crate) fn status_to_result(state: &[f32], classes: usize) -> Result<()> {
@@ -48,7 +44,7 @@ pub struct Workspace {
     params: wgpu::Buffer,
     written: Vec<LossParams>,
     /// The batch state of the last class-index op: mean's divisor and the first
-    /// out-of-range target (`BatchState` in shaders/class_index.wgsl).
+    /// out-of-range target (`BatchState` in shaders/shared/class_index.wgsl).
     batch: wgpu::Buffer,
     /// Where [`Workspace::check_targets`] reads the batch state back.
     status_staging: Option<wgpu::Buffer>,
@@ -495,13 +491,37 @@ impl Gpu {
     }
 }
 
-/// One compute dispatch of an op: the kernel, how many workgroups, and which of the op's
-/// bind groups (the batch's, or a row chunk's).
+/// One compute dispatch of an op: the kernel (unrolled for `slots` quads per invocation
+/// where its family holds rows in registers, else 0), how many workgroups, and which of
+/// the op's bind groups (the batch's, or a row chunk's).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Dispatch {
     pub kernel: Kernel,
+    pub slots: u32,
     pub workgroups: u64,
     pub group: usize,
+}
+
+impl Dispatch {
+    /// `workgroups` of `kernel` (not unrolled) with bind group `group`.
+    pub(crate) fn new(kernel: Kernel, workgroups: u64, group: usize) -> Self {
+        Self {
+            kernel,
+            slots: 0,
+            workgroups,
+            group,
+        }
+    }
+
+    /// `workgroups` of `kernel` unrolled for `slots` quads, with bind group `group`.
+    pub(crate) fn unrolled((kernel, slots): (Kernel, u32), workgroups: u64, group: usize) -> Self {
+        Self {
+            kernel,
+            slots,
+            workgroups,
+            group,
+        }
+    }
 }
 
 impl Gpu {
@@ -545,8 +565,7 @@ impl Gpu {
             let x = d.workgroups.clamp(1, max);
             let y = d.workgroups.div_ceil(x);
             pass.set_bind_group(0, &groups[d.group], &[]);
-            pass.set_pipeline(&self.kernels().pipeline(d.kernel, precision));
-            self.kernels().note_recorded(d.kernel, precision);
+            pass.set_pipeline(&self.kernels().pipeline(d.kernel, d.slots, precision));
             pass.dispatch_workgroups(x as u32, y as u32, 1);
         }
     }

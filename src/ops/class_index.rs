@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::{
-    BATCH_STATE_BYTES, Binding, Dispatch, Gpu, Kernel, Layout, LossParams, ResidentKernel, SOLO_CLASSES,
+    BATCH_STATE_BYTES, Binding, Dispatch, Gpu, Kernel, Layout, LossParams, NLL_WG, SOLO_CLASSES,
     SOLO_ROWS_PER_WORKGROUP, Workspace, status_to_result,
 };
 use crate::gpu::{
@@ -511,11 +511,7 @@ pub(crate) fn encode_class_index(
         })
         .collect::<Result<_>>()?;
 
-    let batch_dispatch = |kernel| Dispatch {
-        kernel,
-        workgroups: 1,
-        group: 0,
-    };
+    let batch_dispatch = |kernel| Dispatch::new(kernel, 1, 0);
     let mut dispatches = Vec::with_capacity(4 + 2 * chunks.len());
     if opts.reduction == Reduction::Mean {
         dispatches.push(batch_dispatch(Kernel::TargetWeightTotal));
@@ -539,80 +535,79 @@ pub(crate) fn encode_class_index(
     let short = plain.then(|| gpu.short_slots(classes)).flatten();
     // A family's forward, forward+backward and in-place forward+backward kernel (the
     // general kernels read FLAG_IN_PLACE instead and list their forward+backward twice).
-    let pick = |[forward, backward, backward_in_place]: [Kernel; 3]| match (wants_grad, in_place) {
+    let pick = |[forward, backward, backward_in_place]: [(Kernel, u32); 3]| match (wants_grad, in_place) {
         (false, _) => forward,
         (true, false) => backward,
         (true, true) => backward_in_place,
     };
     for (k, &(_, n)) in chunks.iter().enumerate() {
-        let per_chunk = |kernel, workgroups| Dispatch {
-            kernel,
-            workgroups,
-            group: k + 1,
-        };
+        let per_chunk = |kernel: (Kernel, u32), workgroups| Dispatch::unrolled(kernel, workgroups, k + 1);
         match op {
-            ClassIndexOp::ShardPartials(_) => dispatches.push(per_chunk(Kernel::CrossEntropyPartials, n)),
-            ClassIndexOp::ShardGrad(_) => dispatches.push(per_chunk(Kernel::CrossEntropyMergedForwardBackward, n)),
+            ClassIndexOp::ShardPartials(_) => dispatches.push(per_chunk((Kernel::CrossEntropyPartials, 0), n)),
+            ClassIndexOp::ShardGrad(_) => dispatches.push(per_chunk((Kernel::CrossEntropyMergedForwardBackward, 0), n)),
             ClassIndexOp::CrossEntropy | ClassIndexOp::CrossEntropyProbs if split > 1 => {
                 // Plain rows not in place read their segments as vec4.
                 let vec4 = vec4 && !in_place;
-                dispatches.push(per_chunk(
-                    if vec4 {
-                        Kernel::CrossEntropyPartialsVec4
-                    } else {
-                        Kernel::CrossEntropyPartials
-                    },
-                    n * split,
-                ));
+                let partials = if vec4 {
+                    Kernel::CrossEntropyPartialsVec4
+                } else {
+                    Kernel::CrossEntropyPartials
+                };
+                dispatches.push(per_chunk((partials, 0), n * split));
                 dispatches.push(match (wants_grad, vec4) {
-                    (true, true) => per_chunk(Kernel::CrossEntropyMergedForwardBackwardVec4, n * split),
-                    (true, false) => per_chunk(Kernel::CrossEntropyMergedForwardBackward, n * split),
-                    (false, _) => per_chunk(Kernel::CrossEntropyMergedForward, n),
+                    (true, true) => per_chunk((Kernel::CrossEntropyMergedForwardBackwardVec4, 0), n * split),
+                    (true, false) => per_chunk((Kernel::CrossEntropyMergedForwardBackward, 0), n * split),
+                    (false, _) => per_chunk((Kernel::CrossEntropyMergedForward, 0), n),
                 });
             }
             ClassIndexOp::CrossEntropy | ClassIndexOp::CrossEntropyProbs if solo => dispatches.push(per_chunk(
                 pick(match short {
                     Some(slots) => [
-                        ResidentKernel::CrossEntropyShortForward,
-                        ResidentKernel::CrossEntropyShortForwardBackward,
-                        ResidentKernel::CrossEntropyShortForwardBackwardInPlace,
+                        Kernel::CrossEntropyShortForward,
+                        Kernel::CrossEntropyShortForwardBackward,
+                        Kernel::CrossEntropyShortForwardBackwardInPlace,
                     ]
-                    .map(|k| Kernel::Resident(k, slots)),
+                    .map(|k| (k, slots)),
                     None => [
                         Kernel::CrossEntropyForwardSolo,
                         Kernel::CrossEntropyForwardBackwardSolo,
                         Kernel::CrossEntropyForwardBackwardSolo,
-                    ],
+                    ]
+                    .map(|k| (k, 0)),
                 }),
                 n.div_ceil(SOLO_ROWS_PER_WORKGROUP),
             )),
             ClassIndexOp::CrossEntropy | ClassIndexOp::CrossEntropyProbs => dispatches.push(per_chunk(
                 pick(match (resident, vec4) {
                     (Some(slots), _) => [
-                        ResidentKernel::CrossEntropyForward,
-                        ResidentKernel::CrossEntropyForwardBackward,
-                        ResidentKernel::CrossEntropyForwardBackwardInPlace,
+                        Kernel::CrossEntropyResidentForward,
+                        Kernel::CrossEntropyResidentForwardBackward,
+                        Kernel::CrossEntropyResidentForwardBackwardInPlace,
                     ]
-                    .map(|k| Kernel::Resident(k, slots)),
+                    .map(|k| (k, slots)),
                     (None, true) => [
                         Kernel::CrossEntropyForwardVec4,
                         Kernel::CrossEntropyForwardBackwardVec4,
                         Kernel::CrossEntropyForwardBackwardVec4InPlace,
-                    ],
+                    ]
+                    .map(|k| (k, 0)),
                     (None, false) => [
                         Kernel::CrossEntropyForward,
                         Kernel::CrossEntropyForwardBackward,
                         Kernel::CrossEntropyForwardBackward,
-                    ],
+                    ]
+                    .map(|k| (k, 0)),
                 }),
                 n,
             )),
             ClassIndexOp::Nll => {
+                let per_workgroup = u64::from(NLL_WG);
                 if wants_loss {
-                    dispatches.push(per_chunk(Kernel::NllForward, n.div_ceil(256)));
+                    dispatches.push(per_chunk((Kernel::NllForward, 0), n.div_ceil(per_workgroup)));
                 }
                 if wants_grad {
-                    dispatches.push(per_chunk(Kernel::NllBackward, (n * classes as u64).div_ceil(256)));
+                    let elements = n * classes as u64;
+                    dispatches.push(per_chunk((Kernel::NllBackward, 0), elements.div_ceil(per_workgroup)));
                 }
             }
         }

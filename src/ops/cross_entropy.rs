@@ -1,4 +1,4 @@
-//! Cross-entropy from raw logits with class-index targets (shaders/cross_entropy.wgsl).
+//! Cross-entropy from raw logits with class-index targets (shaders/cross_entropy/).
 
 use super::class_index::{
     ClassIndexOp, LossBuffers, SliceInput, SliceTargets, Wanted, class_index_slice, encode_class_index,

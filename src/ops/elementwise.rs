@@ -1,4 +1,4 @@
-//! The elementwise losses (shaders/elementwise.wgsl): MSE, L1, RMSE, smooth L1, Huber,
+//! The elementwise losses (shaders/elementwise/elementwise.wgsl): MSE, L1, RMSE, smooth L1, Huber,
 //! binary cross-entropy on probabilities and on logits, KL divergence.
 //!
 //! Every loss has the same seven methods on [`Gpu`]: `encode_<loss>` (record into the
@@ -11,17 +11,14 @@ use super::class_index::Wanted;
 use crate::elementwise_options::{Combine, Elementwise, Pointwise};
 use crate::error::{Error, Result};
 use crate::gpu::{Binding, Dispatch, Gpu, Kernel, Layout, LossParams, Workspace};
-use crate::gpu::{FLAG_GRAD_BUFFER, FLAG_MEAN, FLAG_SUM, FLAG_WEIGHT};
+use crate::gpu::{
+    EW_BATCHMEAN, EW_LOG_TARGET, EW_POS_WEIGHT, EW_ROOT, EW_TILE, FLAG_GRAD_BUFFER, FLAG_MEAN, FLAG_SUM, FLAG_WEIGHT,
+    LOSS_BCE, LOSS_BCE_WITH_LOGITS, LOSS_HUBER, LOSS_KL_DIV, LOSS_L1, LOSS_MSE, LOSS_SHIFT, LOSS_SMOOTH_L1,
+};
 use crate::{BceOptions, KlDivOptions, Reduction};
 
-// Mirror the constants of shaders/elementwise.wgsl.
-const EW_POS_WEIGHT: u32 = 0x1_0000;
-const EW_LOG_TARGET: u32 = 0x2_0000;
-const EW_BATCHMEAN: u32 = 0x4_0000;
-const EW_ROOT: u32 = 0x8_0000;
-const LOSS_SHIFT: u32 = 24;
-/// Elements per workgroup (`EW_TILE`), and so per partial sum.
-const TILE: u64 = 256 * 8;
+/// Elements per workgroup, and so per partial sum.
+const TILE: u64 = EW_TILE as u64;
 
 fn lcm(a: u64, b: u64) -> u64 {
     let gcd = |mut a: u64, mut b: u64| {
@@ -117,16 +114,16 @@ impl<'a> ElementwiseBuffers<'a> {
     }
 }
 
-/// The loss bits and flags of `spec` (see shaders/elementwise.wgsl).
+/// The loss bits and flags of `spec` (see shaders/elementwise/elementwise.wgsl).
 fn flags_of(spec: &Elementwise) -> u32 {
     let loss = match spec.loss {
-        Pointwise::Mse => 0,
-        Pointwise::L1 => 1,
-        Pointwise::SmoothL1 { .. } => 2,
-        Pointwise::Huber { .. } => 3,
-        Pointwise::Bce => 4,
-        Pointwise::BceWithLogits => 5,
-        Pointwise::KlDiv { .. } => 6,
+        Pointwise::Mse => LOSS_MSE,
+        Pointwise::L1 => LOSS_L1,
+        Pointwise::SmoothL1 { .. } => LOSS_SMOOTH_L1,
+        Pointwise::Huber { .. } => LOSS_HUBER,
+        Pointwise::Bce => LOSS_BCE,
+        Pointwise::BceWithLogits => LOSS_BCE_WITH_LOGITS,
+        Pointwise::KlDiv { .. } => LOSS_KL_DIV,
     };
     let mut flags = loss << LOSS_SHIFT;
     flags |= match spec.combine {
@@ -329,17 +326,12 @@ pub(crate) fn encode_elementwise(
         .collect::<Result<_>>()?;
 
     let per_element = |kernel| {
-        chunks.iter().enumerate().map(move |(k, &(_, len))| Dispatch {
-            kernel,
-            workgroups: len.div_ceil(TILE),
-            group: k + 1,
-        })
+        chunks
+            .iter()
+            .enumerate()
+            .map(move |(k, &(_, len))| Dispatch::new(kernel, len.div_ceil(TILE), k + 1))
     };
-    let reduce = Dispatch {
-        kernel: Kernel::ElementwiseReduce,
-        workgroups: 1,
-        group: 0,
-    };
+    let reduce = Dispatch::new(Kernel::ElementwiseReduce, 1, 0);
     let mut dispatches = Vec::with_capacity(2 * chunks.len() + 1);
     if wants_grad && !root {
         dispatches.extend(per_element(if wants_loss {

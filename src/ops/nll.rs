@@ -1,4 +1,4 @@
-//! Negative log-likelihood from log-probabilities (shaders/nll.wgsl).
+//! Negative log-likelihood from log-probabilities (shaders/nll/nll.wgsl).
 
 use super::class_index::{
     ClassIndexOp, LossBuffers, SliceInput, SliceTargets, Wanted, class_index_slice, encode_class_index,

@@ -1,9 +1,8 @@
-//! Row-wise log-softmax and softmax and their backward passes (shaders/softmax.wgsl).
+//! Row-wise log-softmax and softmax and their backward passes (shaders/softmax/).
 
 use crate::error::Result;
 use crate::gpu::{
-    Binding, Dispatch, Gpu, Kernel, Layout, LossParams, ResidentKernel, SOLO_CLASSES, SOLO_ROWS_PER_WORKGROUP,
-    Workspace,
+    Binding, Dispatch, Gpu, Kernel, Layout, LossParams, SOLO_CLASSES, SOLO_ROWS_PER_WORKGROUP, Workspace,
 };
 use crate::options::{check_matrix, check_spatial};
 
@@ -116,54 +115,32 @@ fn encode_row_op(
                     (false, merged) => (Kernel::SoftmaxPartials, merged),
                 };
                 for kernel in [partials, merged] {
-                    dispatches.push(Dispatch {
-                        kernel,
-                        workgroups: n * split,
-                        group,
-                    });
+                    dispatches.push(Dispatch::new(kernel, n * split, group));
                 }
             }
             _ => {
                 let solo = match (kernel, short) {
-                    (Kernel::LogSoftmaxForward, Some(slots)) => {
-                        Kernel::Resident(ResidentKernel::LogSoftmaxShort, slots)
-                    }
-                    (Kernel::SoftmaxForward, Some(slots)) => Kernel::Resident(ResidentKernel::SoftmaxShort, slots),
-                    (Kernel::LogSoftmaxForward, None) => Kernel::LogSoftmaxForwardSolo,
-                    (Kernel::SoftmaxForward, None) => Kernel::SoftmaxForwardSolo,
-                    (Kernel::LogSoftmaxBackward, _) => Kernel::LogSoftmaxBackwardSolo,
-                    _ => Kernel::SoftmaxBackwardSolo,
+                    (Kernel::LogSoftmaxForward, Some(slots)) => (Kernel::LogSoftmaxShort, slots),
+                    (Kernel::SoftmaxForward, Some(slots)) => (Kernel::SoftmaxShort, slots),
+                    (Kernel::LogSoftmaxForward, None) => (Kernel::LogSoftmaxForwardSolo, 0),
+                    (Kernel::SoftmaxForward, None) => (Kernel::SoftmaxForwardSolo, 0),
+                    (Kernel::LogSoftmaxBackward, _) => (Kernel::LogSoftmaxBackwardSolo, 0),
+                    _ => (Kernel::SoftmaxBackwardSolo, 0),
                 };
                 let forward = matches!(kernel, Kernel::LogSoftmaxForward | Kernel::SoftmaxForward);
                 let vec4_kernel = match (kernel, resident) {
-                    (Kernel::LogSoftmaxForward, Some(slots)) => {
-                        Some(Kernel::Resident(ResidentKernel::LogSoftmaxForward, slots))
-                    }
-                    (Kernel::SoftmaxForward, Some(slots)) => {
-                        Some(Kernel::Resident(ResidentKernel::SoftmaxForward, slots))
-                    }
-                    (Kernel::LogSoftmaxForward, None) => Some(Kernel::LogSoftmaxForwardVec4),
-                    (Kernel::SoftmaxForward, None) => Some(Kernel::SoftmaxForwardVec4),
+                    (Kernel::LogSoftmaxForward, Some(slots)) => Some((Kernel::LogSoftmaxResident, slots)),
+                    (Kernel::SoftmaxForward, Some(slots)) => Some((Kernel::SoftmaxResident, slots)),
+                    (Kernel::LogSoftmaxForward, None) => Some((Kernel::LogSoftmaxForwardVec4, 0)),
+                    (Kernel::SoftmaxForward, None) => Some((Kernel::SoftmaxForwardVec4, 0)),
                     _ => None,
                 };
                 dispatches.push(if let Some(kernel) = vec4_kernel.filter(|_| vec4) {
-                    Dispatch {
-                        kernel,
-                        workgroups: n,
-                        group,
-                    }
+                    Dispatch::unrolled(kernel, n, group)
                 } else if spatial > 1 || (forward && classes <= SOLO_CLASSES) {
-                    Dispatch {
-                        kernel: solo,
-                        workgroups: n.div_ceil(SOLO_ROWS_PER_WORKGROUP),
-                        group,
-                    }
+                    Dispatch::unrolled(solo, n.div_ceil(SOLO_ROWS_PER_WORKGROUP), group)
                 } else {
-                    Dispatch {
-                        kernel,
-                        workgroups: n,
-                        group,
-                    }
+                    Dispatch::new(kernel, n, group)
                 });
             }
         }

@@ -1,3 +1,5 @@
+//! import shared/common
+
 // Row reductions with subgroup operations, for adapters with the SUBGROUP feature whose
 // subgroup size SG is fixed. WG is a multiple of SG. With WG == SG (CPU adapters such as
 // lavapipe) a row is one subgroup: no workgroup memory, no barriers. With more subgroups

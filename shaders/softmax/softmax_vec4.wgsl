@@ -1,3 +1,5 @@
+//! import shared/row_stats
+
 // Row-wise log-softmax and softmax for rows too long to hold on-chip whose classes and
 // offsets are multiples of 4: the same results as softmax.wgsl, read and written as
 // vec4<f32>. One 16-byte load or store per invocation per step instead of four 4-byte

@@ -1,3 +1,6 @@
+//! import softmax/softmax_vec4
+//! import shared/row_resident
+
 // Row-wise log-softmax and softmax with the row held on-chip (row_resident.wgsl): the
 // same results as softmax.wgsl, for rows of a multiple of 4 classes at 16-byte-aligned
 // offsets that fit in WG·SLOTS quads.

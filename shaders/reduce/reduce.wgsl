@@ -1,3 +1,5 @@
+//! import shared/class_index
+
 // Batch reductions of the class-index families, each one workgroup of 256 invocations:
 // invocation i folds rows i, i+256, … in order, then a fixed binary tree combines the
 // 256 partials, so the result is bit-identical from run to run. They read `rows` values,

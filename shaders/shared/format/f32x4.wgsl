@@ -1,3 +1,5 @@
+//! import shared/common
+
 // f32 logits and gradients viewed as vec4 (the resident kernels: offsets and classes are
 // multiples of 4), with the scalar accessors the rest of the class-index code uses.
 

@@ -1,3 +1,6 @@
+//! import softmax/softmax
+//! import shared/row_resident
+
 // Row-wise log-softmax and softmax of short rows (classes ≤ 32), also of (N, C, d…)
 // batches of as few classes: one invocation per row holds the row in registers
 // (row_resident.wgsl, SLOTS quads), SOLO_WG rows per workgroup; no cross-invocation step.

@@ -1,3 +1,5 @@
+//! import cross_entropy/cross_entropy
+
 // Cross-entropy from class indices for plain rows (as cross_entropy_resident.wgsl) too
 // long to hold on-chip, read as vec4: rows of a multiple of 4 classes at 16-byte-aligned
 // offsets, whole (one workgroup per row) or split into segments of a multiple of 4
@@ -5,7 +7,7 @@
 // the loss alone merges in cross_entropy_merged_forward).
 //
 // Layout: see class_index.wgsl, with the logits and gradient viewed as vec4
-// (formats/f32x4.wgsl). In place, the logits are bound as `grad` and overwritten.
+// (shared/format/f32x4.wgsl). In place, the logits are bound as `grad` and overwritten.
 // Passes: the statistics read the logits once (online log-sum-exp, stats_push4); the
 // gradient reads them again and writes the gradient once.
 

@@ -1,3 +1,5 @@
+//! import shared/row_stats
+
 // Row-wise log-softmax and softmax over the contiguous class dimension, and their
 // backward passes. One workgroup (WG invocations) per row; rows beyond 65535 workgroups
 // fold into the dispatch's y dimension.

@@ -1,3 +1,5 @@
+//! import shared/common
+
 // bf16 logits (any adapter): two per u32 word, element 2k in the low half of word k, each
 // widened to f32 by a shift (bf16 is the top half of an f32). Gradients are f32.
 

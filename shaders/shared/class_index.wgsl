@@ -1,10 +1,13 @@
+//! import shared/common
+//! import format
+
 // Bindings and helpers shared by the class-index families (nll, cross_entropy, reduce):
 // one bind-group layout serves every kernel of an op, so one bind group per recording.
 
 // Binding 1 `input` (logits or log-probabilities, rows × classes or N × C × spatial, from
 // params.input_off) and binding 7 `grad` (the gradient, laid out as the input, from
 // params.grad_off) are declared by the element-format file the module is built with
-// (shaders/formats/*.wgsl), with load_input / store_grad.
+// (shaders/shared/format/*.wgsl), with load_input / store_grad.
 // One class index per row, from params.target_off; with FLAG_PROB_TARGETS, f32
 // probabilities laid out as the input (read through soft_target).
 @group(0) @binding(2) var<storage, read> targets: array<i32>;

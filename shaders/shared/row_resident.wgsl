@@ -1,3 +1,5 @@
+//! import shared/row_stats
+
 // Rows held on-chip ("resident" rows), shared by softmax_resident.wgsl and
 // cross_entropy_resident.wgsl. One workgroup per row; each of its WG invocations keeps
 // SLOTS quads of the row (four consecutive classes, one vec4) in registers: quad

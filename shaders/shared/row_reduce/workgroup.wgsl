@@ -1,3 +1,5 @@
+//! import shared/common
+
 // Row reductions across one workgroup through workgroup memory, for adapters without
 // subgroup operations. WG (a power of two ≤ 256) invocations share one row; every helper
 // is called by all of them in uniform control flow and returns the same value to all.

@@ -1,3 +1,5 @@
+//! import shared/common
+
 // f16 logits and gradients (adapters with SHADER_F16; the module starts `enable f16;`).
 // Loads widen exactly to f32 and everything is computed in f32; stores round to f16,
 // with ±inf beyond f16's range (NaN and ±inf convert as themselves).

@@ -1,3 +1,5 @@
+//! import shared/common
+
 // Elementwise losses over n (input, target) pairs: MSE, L1, smooth L1, Huber, binary
 // cross-entropy on probabilities and on logits, KL divergence, and RMSE (the square root of
 // MSE's mean). The loss is chosen by the bits above LOSS_SHIFT in params.flags (uniform, so

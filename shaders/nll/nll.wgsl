@@ -1,3 +1,5 @@
+//! import shared/class_index
+
 // Negative log-likelihood gathered from log-probabilities, and its gradient.
 // Layout: see class_index.wgsl. Both kernels are 256 invocations per workgroup with the
 // workgroups folded into the dispatch's x and y.

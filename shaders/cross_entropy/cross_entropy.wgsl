@@ -1,3 +1,6 @@
+//! import shared/row_stats
+//! import shared/class_index
+
 // Cross-entropy from raw logits, fused: log-sum-exp, target gather and label-smoothing sum
 // in one read of the row; no rows × classes intermediate.
 //

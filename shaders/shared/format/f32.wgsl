@@ -1,3 +1,5 @@
+//! import shared/common
+
 // f32 logits and gradients: the class-index modules' input and grad bindings as they are.
 
 @group(0) @binding(1) var<storage, read> input: array<f32>;

@@ -1,3 +1,6 @@
+//! import cross_entropy/cross_entropy
+//! import shared/row_resident
+
 // Cross-entropy from class indices for short rows (classes ≤ 32) and (N, C, d…) batches of
 // as few classes: one invocation per row holds the row in registers (row_resident.wgsl,
 // SLOTS quads), SOLO_WG rows per workgroup, for plain rows as cross_entropy_resident.wgsl.

@@ -1,10 +1,13 @@
+//! import cross_entropy/cross_entropy_vec4
+//! import shared/row_resident
+
 // Cross-entropy from class indices with the row held on-chip (row_resident.wgsl), for
 // plain rows (no label smoothing, probability targets, soft-capping or argmax; class
 // weights, z-loss, the per-row lse and every reduction as cross_entropy.wgsl) of a multiple
 // of 4 classes at 16-byte-aligned offsets that fit in WG·SLOTS quads.
 //
 // Layout: see class_index.wgsl, with the logits and gradient viewed as vec4
-// (formats/f32x4.wgsl, read through cross_entropy_vec4.wgsl's logits4). In place, the
+// (shared/format/f32x4.wgsl, read through cross_entropy_vec4.wgsl's logits4). In place, the
 // logits are bound as `grad` and overwritten.
 // Passes: reads the logits once; forward+backward writes the gradient once from the
 // registers, with one exp per element.

@@ -1,3 +1,6 @@
+//! import shared/common
+//! import row_reduce
+
 // Online log-sum-exp of one row, shared by the softmax and cross-entropy families.
 // Each invocation folds its share of the row into a RowStats (one read of each element,
 // max-subtracted on the fly), then row_totals combines the shares with the row_reduce
