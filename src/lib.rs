@@ -15,21 +15,20 @@
 
 #![deny(missing_docs)]
 
-mod elementwise_options;
 mod error;
 mod gpu;
 mod ops;
 mod options;
-mod partials;
+mod reduction;
 
 pub mod cpu;
 
-pub use elementwise_options::{BceOptions, KlDivOptions, KlDivReduction};
 pub use error::{Error, Result};
 pub use gpu::{Gpu, GpuOptions, Workspace};
-pub use ops::ElementwiseBuffers;
-pub use ops::{LossBuffers, SoftmaxOp};
-pub use options::{
-    ClassTargets, CrossEntropyOptions, CrossEntropyOutputs, EmptyPolicy, Extras, HalfLogits, Precision, Reduction,
+pub use ops::{
+    ClassShard, ElementwiseBuffers, LossBuffers, RowPartial, cross_entropy_from_partials, merge_row_partials,
 };
-pub use partials::{ClassShard, RowPartial, cross_entropy_from_partials, merge_row_partials};
+pub use options::{
+    BceOptions, ClassTargets, CrossEntropyOptions, CrossEntropyOutputs, EmptyPolicy, Extras, HalfLogits, KlDivOptions,
+    KlDivReduction, Precision, Reduction, SoftmaxOp,
+};

@@ -1,10 +1,10 @@
 //! The fused softmax cross-entropy for class-index targets: forward, gradient, and both.
 
-use super::reduce::Targets;
 use super::softmax::log_softmax_row;
 use super::{from_rows, row_options, to_f32, to_f64, to_rows};
 use crate::error::Result;
 use crate::options::{ClassTargets, CrossEntropyOutputs, Extras, check_class_index_loss, check_loss_shapes};
+use crate::reduction::Targets;
 use crate::{CrossEntropyOptions, EmptyPolicy, Reduction};
 
 /// The smoothed, weighted target row `q[c] = (1-ε)·w[t]·[c = t] + (ε/C)·w[c]`.

@@ -11,8 +11,8 @@
 //! infinities propagate as they do there.
 
 use super::{to_f32, to_f64};
-use crate::elementwise_options::{Combine, Elementwise, Pointwise};
 use crate::error::Result;
+use crate::options::{Combine, Elementwise, Pointwise};
 use crate::{BceOptions, KlDivOptions, Reduction};
 
 /// C++'s `std::max(a, b)` as PyTorch calls it: a NaN in `a` stays.

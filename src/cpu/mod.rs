@@ -21,7 +21,6 @@
 mod cross_entropy;
 mod elementwise;
 mod nll;
-mod reduce;
 mod softmax;
 
 pub use cross_entropy::{
@@ -36,7 +35,6 @@ pub use elementwise::{
     smooth_l1_loss_grad, smooth_l1_loss_with_grad,
 };
 pub use nll::{nll_loss, nll_loss_grad};
-pub(crate) use reduce::class_index_reduce;
 pub use softmax::{log_softmax, log_softmax_backward, softmax, softmax_backward, softmax_spatial};
 
 /// `(N, C, spatial)` → `(N·spatial, C)` rows (the identity for `spatial` = 1), so the CPU
@@ -90,7 +88,7 @@ fn to_f32(x: &[f64]) -> Vec<f32> {
 
 #[cfg(test)]
 mod tests {
-    use super::reduce::Targets;
+    use crate::reduction::Targets;
     use crate::{CrossEntropyOptions, Reduction};
 
     /// A tiny deterministic PRNG (xorshift64) for random test inputs.

@@ -1,11 +1,11 @@
 //! `nll_loss` and its gradient, for class-index targets.
 
-use super::reduce::Targets;
 use super::{from_rows, to_f32, to_f64, to_rows};
 use crate::CrossEntropyOptions;
 use crate::error::Result;
 use crate::options::ClassTargets;
 use crate::options::check_class_index_loss;
+use crate::reduction::Targets;
 
 /// The reduced loss `l_i = -w[t_i]·x[i, t_i]` (in f64).
 fn nll_loss_f64(log_probs: &[f64], targets: &Targets, classes: usize) -> Vec<f64> {

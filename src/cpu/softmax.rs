@@ -141,7 +141,7 @@ pub fn softmax_spatial(
     classes: usize,
     spatial: usize,
 ) -> Result<Vec<f32>> {
-    let (_, (input_name, _)) = op.kernel(grad_output.is_some())?;
+    let (input_name, _) = op.arguments(grad_output.is_some())?;
     check_spatial(spatial)?;
     let positions = rows.saturating_mul(spatial);
     check_matrix(input_name, input.len(), positions, classes)?;

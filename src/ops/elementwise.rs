@@ -8,13 +8,13 @@
 //! for gradients `grad_output` (`n` values for reduction `none`, else one).
 
 use super::class_index::Wanted;
-use crate::elementwise_options::{Combine, Elementwise, Pointwise};
 use crate::error::{Error, Result};
 use crate::gpu::{Binding, Dispatch, Gpu, Kernel, Layout, LossParams, Workspace};
 use crate::gpu::{
     EW_BATCHMEAN, EW_LOG_TARGET, EW_POS_WEIGHT, EW_ROOT, EW_TILE, FLAG_GRAD_BUFFER, FLAG_MEAN, FLAG_SUM, FLAG_WEIGHT,
     LOSS_BCE, LOSS_BCE_WITH_LOGITS, LOSS_HUBER, LOSS_KL_DIV, LOSS_L1, LOSS_MSE, LOSS_SHIFT, LOSS_SMOOTH_L1,
 };
+use crate::options::{Combine, Elementwise, Pointwise};
 use crate::{BceOptions, KlDivOptions, Reduction};
 
 /// Elements per workgroup, and so per partial sum.

@@ -3,12 +3,8 @@
 //! read back; async at the root, with blocking wrappers on native targets).
 
 mod class_index;
-mod cross_entropy;
 mod elementwise;
-mod nll;
 mod softmax;
 
-pub use class_index::LossBuffers;
-pub(crate) use class_index::{ClassIndexOp, encode_class_index};
+pub use class_index::{ClassShard, LossBuffers, RowPartial, cross_entropy_from_partials, merge_row_partials};
 pub use elementwise::ElementwiseBuffers;
-pub use softmax::SoftmaxOp;

@@ -4,7 +4,7 @@ use crate::error::Result;
 use crate::gpu::{
     Binding, Dispatch, Gpu, Kernel, Layout, LossParams, SOLO_CLASSES, SOLO_ROWS_PER_WORKGROUP, Workspace,
 };
-use crate::options::{check_matrix, check_spatial};
+use crate::options::{SoftmaxOp, check_matrix, check_spatial};
 
 /// Validates and records one row-wise kernel: `input` (and `aux`, the upstream gradient of
 /// the backward kernels) in, `output` out, all `rows × classes`.
@@ -521,7 +521,7 @@ impl Gpu {
         classes: usize,
         spatial: usize,
     ) -> Result<()> {
-        let (kernel, names) = op.kernel(grad_output.is_some())?;
+        let (names, kernel) = (op.arguments(grad_output.is_some())?, kernel_of(op));
         encode_row_op(
             self,
             encoder,
@@ -578,51 +578,17 @@ impl Gpu {
         classes: usize,
         spatial: usize,
     ) -> Result<Vec<f32>> {
-        let (kernel, names) = op.kernel(grad_output.is_some())?;
+        let (names, kernel) = (op.arguments(grad_output.is_some())?, kernel_of(op));
         row_op_slice(self, kernel, (names.0, input), grad_output, rows, classes, spatial).await
     }
 }
 
-/// The ops of the softmax family, for the `(N, C, d1, …)` entry points
-/// ([`Gpu::softmax_spatial`], [`Gpu::encode_softmax_spatial`], [`cpu::softmax_spatial`](crate::cpu::softmax_spatial)).
-///
-/// ```
-/// use wgpu_loss::{cpu, SoftmaxOp};
-/// let y = cpu::softmax_spatial(SoftmaxOp::LogSoftmax, &[0.0, 0.0], None, 1, 2, 1)?;
-/// assert!((y[0] + 2f32.ln()).abs() < 1e-7);
-/// # Ok::<(), wgpu_loss::Error>(())
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SoftmaxOp {
-    /// `log_softmax(input)`.
-    LogSoftmax,
-    /// `softmax(input)`.
-    Softmax,
-    /// The gradient of log-softmax from its output and `grad_output`.
-    LogSoftmaxBackward,
-    /// The gradient of softmax from its output and `grad_output`.
-    SoftmaxBackward,
-}
-
-impl SoftmaxOp {
-    /// The kernel, and the names of its input and output, checking that `grad_output` is
-    /// given exactly for the backward ops.
-    pub(crate) fn kernel(self, has_grad_output: bool) -> Result<(Kernel, (&'static str, &'static str))> {
-        let (kernel, names, backward) = match self {
-            SoftmaxOp::LogSoftmax => (Kernel::LogSoftmaxForward, ("input", "output"), false),
-            SoftmaxOp::Softmax => (Kernel::SoftmaxForward, ("input", "output"), false),
-            SoftmaxOp::LogSoftmaxBackward => (Kernel::LogSoftmaxBackward, ("output", "grad_input"), true),
-            SoftmaxOp::SoftmaxBackward => (Kernel::SoftmaxBackward, ("output", "grad_input"), true),
-        };
-        if backward != has_grad_output {
-            return Err(crate::Error::InvalidArgument {
-                argument: "grad_output",
-                message: format!(
-                    "{self:?} {} an upstream gradient",
-                    if backward { "needs" } else { "does not take" }
-                ),
-            });
-        }
-        Ok((kernel, names))
+/// The kernel of a softmax-family op.
+fn kernel_of(op: SoftmaxOp) -> Kernel {
+    match op {
+        SoftmaxOp::LogSoftmax => Kernel::LogSoftmaxForward,
+        SoftmaxOp::Softmax => Kernel::SoftmaxForward,
+        SoftmaxOp::LogSoftmaxBackward => Kernel::LogSoftmaxBackward,
+        SoftmaxOp::SoftmaxBackward => Kernel::SoftmaxBackward,
     }
 }

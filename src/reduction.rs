@@ -1,17 +1,17 @@
-//! What `nll_loss` and `cross_entropy` share: class weights, ignored rows, the reduction of the
-//! per-row losses and the upstream scale `g_i` of each row's gradient.
+//! How the class-index losses weigh, ignore and reduce their rows, in f64: shared by the CPU
+//! twins (`nll_loss`, `cross_entropy`) and the host merge of vocabulary-parallel shards.
 
 use crate::{CrossEntropyOptions, EmptyPolicy, Reduction};
 
 /// Class-index targets with the options that say how to weigh, ignore and reduce them.
-pub(super) struct Targets<'a> {
-    pub(super) targets: &'a [i32],
-    pub(super) opts: &'a CrossEntropyOptions,
+pub(crate) struct Targets<'a> {
+    pub(crate) targets: &'a [i32],
+    pub(crate) opts: &'a CrossEntropyOptions,
 }
 
 impl Targets<'_> {
     /// The weight of class `c` (1 without `weight`).
-    pub(super) fn weight(&self, c: usize) -> f64 {
+    pub(crate) fn weight(&self, c: usize) -> f64 {
         f64::from(self.opts.class_weight(c))
     }
 
@@ -22,7 +22,7 @@ impl Targets<'_> {
     }
 
     /// Whether 0/0-like cases give 0 instead of NaN ([`EmptyPolicy::Zero`]).
-    pub(super) fn empty_gives_zero(&self) -> bool {
+    pub(crate) fn empty_gives_zero(&self) -> bool {
         self.opts.empty == EmptyPolicy::Zero
     }
 
@@ -36,7 +36,7 @@ impl Targets<'_> {
 
     /// `row_loss(i, t_i)` for each row (exactly 0 for ignored rows), reduced: one value per row
     /// for `None`, else one value (the mean divides by `D`, so no counted row gives NaN).
-    pub(super) fn reduced_loss(&self, row_loss: impl Fn(usize, usize) -> f64) -> Vec<f64> {
+    pub(crate) fn reduced_loss(&self, row_loss: impl Fn(usize, usize) -> f64) -> Vec<f64> {
         let losses = (0..self.targets.len()).map(|i| self.target(i).map_or(0.0, |t| row_loss(i, t)));
         match self.opts.reduction {
             Reduction::None => losses.collect(),
@@ -49,7 +49,7 @@ impl Targets<'_> {
     /// The `rows × classes` gradient: ignored rows exactly 0, rows whose upstream scale `g_i` is
     /// not finite (e.g. a mean with `D == 0`) all NaN, every other row filled by
     /// `row_grad(i, t_i, g_i, row)` from zeros.
-    pub(super) fn gradient(
+    pub(crate) fn gradient(
         &self,
         classes: usize,
         grad_output: &[f64],

@@ -26,13 +26,13 @@
 use crate::options::ClassTargets;
 use bytemuck::{Pod, Zeroable};
 
-use crate::cpu::class_index_reduce;
+use super::{ClassIndexOp, LossBuffers, Problem};
 use crate::error::{Error, Result};
 use crate::gpu::{
     BATCH_STATE_BYTES, Gpu, NEG_INF_W_NEG, NEG_INF_W_POS, NEG_INF_W_ZERO, PARTIAL_BYTES, ROW_POISON, status_to_result,
 };
-use crate::ops::{ClassIndexOp, LossBuffers, encode_class_index};
 use crate::options::{CrossEntropyOptions, check_len};
+use crate::reduction::class_index_reduce;
 
 /// Which classes of every row a buffer holds: `classes` of them, starting at class
 /// `offset`, out of `total_classes` in all. Targets and `weight` stay global.
@@ -51,7 +51,7 @@ pub struct ClassShard {
 }
 
 impl ClassShard {
-    fn check(&self) -> Result<()> {
+    pub(crate) fn check(&self) -> Result<()> {
         if self.classes == 0 || self.offset + self.classes > self.total_classes {
             return Err(Error::InvalidArgument {
                 argument: "shard",
@@ -361,9 +361,8 @@ async fn shard_slice(
     let (ClassIndexOp::ShardPartials(shard) | ClassIndexOp::ShardGrad(shard)) = op else {
         unreachable!("shard_slice records shard ops only")
     };
-    shard.check()?;
-    crate::options::check_matrix("logits", logits.len(), rows, shard.classes)?;
-    opts.check(shard.total_classes)?;
+    let problem = Problem::new(op, rows, shard.classes, opts)?;
+    check_len("logits", logits.len(), rows * shard.classes)?;
     check_len("targets", targets.len(), rows)?;
     let mut uploads: Vec<&[u8]> = vec![bytemuck::cast_slice(targets), bytemuck::cast_slice(logits)];
     uploads.extend(merged.map(|(_, g)| bytemuck::cast_slice(g)));
@@ -378,7 +377,7 @@ async fn shard_slice(
                 ws.write_partials(gpu, bytemuck::cast_slice(&words));
                 buffers = buffers.grad_output(inputs[2]).grad(outputs[0]);
             }
-            encode_class_index(gpu, encoder, ws, op, &buffers, rows, shard.classes, opts)
+            super::encode(gpu, encoder, ws, &problem, &buffers)
         })
         .await?;
     let state = outputs.last().cloned().unwrap_or_default();

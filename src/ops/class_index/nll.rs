@@ -1,8 +1,7 @@
 //! Negative log-likelihood from log-probabilities (shaders/nll/nll.wgsl).
 
-use super::class_index::{
-    ClassIndexOp, LossBuffers, SliceInput, SliceTargets, Wanted, class_index_slice, encode_class_index,
-};
+use super::slice::{SliceInput, SliceTargets, Wanted, class_index_slice};
+use super::{ClassIndexOp, LossBuffers, Problem, encode};
 use crate::error::Result;
 use crate::gpu::{Gpu, Workspace};
 use crate::options::ClassTargets;
@@ -38,15 +37,12 @@ impl Gpu {
         classes: usize,
         opts: &CrossEntropyOptions,
     ) -> Result<()> {
-        encode_class_index(
+        encode(
             self,
             encoder,
             workspace,
-            ClassIndexOp::Nll,
+            &Problem::new(ClassIndexOp::Nll, rows, classes, opts)?,
             buffers,
-            rows,
-            classes,
-            opts,
         )
     }
 
@@ -93,12 +89,9 @@ impl Gpu {
         };
         let out = class_index_slice(
             self,
-            ClassIndexOp::Nll,
+            &Problem::new(ClassIndexOp::Nll, rows, classes, opts)?,
             SliceInput::f32("log_probs", log_probs),
             SliceTargets::Classes(targets),
-            rows,
-            classes,
-            opts,
             None,
             wanted,
         )
@@ -149,12 +142,9 @@ impl Gpu {
         };
         let out = class_index_slice(
             self,
-            ClassIndexOp::Nll,
+            &Problem::new(ClassIndexOp::Nll, rows, classes, opts)?,
             SliceInput::absent("log_probs", opts.loss_rows(rows).saturating_mul(classes)),
             SliceTargets::Classes(targets),
-            rows,
-            classes,
-            opts,
             Some(grad_output),
             wanted,
         )

@@ -1,8 +1,7 @@
 //! Cross-entropy from raw logits with class-index targets (shaders/cross_entropy/).
 
-use super::class_index::{
-    ClassIndexOp, LossBuffers, SliceInput, SliceTargets, Wanted, class_index_slice, encode_class_index,
-};
+use super::slice::{SliceInput, SliceTargets, Wanted, class_index_slice};
+use super::{ClassIndexOp, LossBuffers, Problem, encode};
 use crate::error::Result;
 use crate::gpu::{Gpu, Workspace};
 use crate::options::{ClassTargets, CrossEntropyOptions, CrossEntropyOutputs, Extras, HalfLogits};
@@ -42,15 +41,12 @@ impl Gpu {
         classes: usize,
         opts: &CrossEntropyOptions,
     ) -> Result<()> {
-        encode_class_index(
+        encode(
             self,
             encoder,
             workspace,
-            ClassIndexOp::CrossEntropy,
+            &Problem::new(ClassIndexOp::CrossEntropy, rows, classes, opts)?,
             buffers,
-            rows,
-            classes,
-            opts,
         )
     }
 
@@ -97,12 +93,9 @@ impl Gpu {
         };
         let out = class_index_slice(
             self,
-            ClassIndexOp::CrossEntropy,
+            &Problem::new(ClassIndexOp::CrossEntropy, rows, classes, opts)?,
             SliceInput::f32("logits", logits),
             SliceTargets::Classes(targets),
-            rows,
-            classes,
-            opts,
             None,
             wanted,
         )
@@ -157,12 +150,9 @@ impl Gpu {
         };
         let out = class_index_slice(
             self,
-            ClassIndexOp::CrossEntropy,
+            &Problem::new(ClassIndexOp::CrossEntropy, rows, classes, opts)?,
             SliceInput::f32("logits", logits),
             SliceTargets::Classes(targets),
-            rows,
-            classes,
-            opts,
             Some(grad_output),
             wanted,
         )
@@ -218,12 +208,9 @@ impl Gpu {
         };
         let out = class_index_slice(
             self,
-            ClassIndexOp::CrossEntropy,
+            &Problem::new(ClassIndexOp::CrossEntropy, rows, classes, opts)?,
             SliceInput::f32("logits", logits),
             SliceTargets::Classes(targets),
-            rows,
-            classes,
-            opts,
             Some(grad_output),
             wanted,
         )
@@ -262,15 +249,12 @@ impl Gpu {
         classes: usize,
         opts: &CrossEntropyOptions,
     ) -> Result<()> {
-        encode_class_index(
+        encode(
             self,
             encoder,
             workspace,
-            ClassIndexOp::CrossEntropyProbs,
+            &Problem::new(ClassIndexOp::CrossEntropyProbs, rows, classes, opts)?,
             buffers,
-            rows,
-            classes,
-            opts,
         )
     }
 
@@ -485,12 +469,9 @@ impl Gpu {
         };
         let out = class_index_slice(
             self,
-            ClassIndexOp::CrossEntropy,
+            &Problem::new(ClassIndexOp::CrossEntropy, rows, classes, opts)?,
             SliceInput::f32("logits", logits),
             SliceTargets::Classes(targets),
-            rows,
-            classes,
-            opts,
             grad_output,
             wanted,
         )
@@ -631,12 +612,9 @@ async fn half_slice<H: HalfLogits>(
     };
     let out = class_index_slice(
         gpu,
-        ClassIndexOp::CrossEntropy,
+        &Problem::new(ClassIndexOp::CrossEntropy, rows, classes, opts)?,
         input,
         SliceTargets::Classes(targets),
-        rows,
-        classes,
-        opts,
         grad_output,
         wanted,
     )
@@ -658,15 +636,12 @@ async fn probs_slice(
     opts: &CrossEntropyOptions,
     grad_output: Option<&[f32]>,
     wanted: Wanted,
-) -> Result<super::class_index::Outputs> {
+) -> Result<super::slice::Outputs> {
     class_index_slice(
         gpu,
-        ClassIndexOp::CrossEntropyProbs,
+        &Problem::new(ClassIndexOp::CrossEntropyProbs, rows, classes, opts)?,
         SliceInput::f32("logits", logits),
         SliceTargets::Probs(targets),
-        rows,
-        classes,
-        opts,
         grad_output,
         wanted,
     )

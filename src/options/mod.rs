@@ -1,6 +1,13 @@
 //! Options shared by the NLL / cross-entropy family, and the argument checks that the GPU
 //! ops and their CPU twins both run, so both refuse the same inputs with the same `Err`.
 
+mod elementwise;
+mod softmax;
+
+pub use elementwise::{BceOptions, KlDivOptions, KlDivReduction};
+pub(crate) use elementwise::{Combine, Elementwise, Pointwise};
+pub use softmax::SoftmaxOp;
+
 use crate::error::{Error, Result};
 
 /// How per-row losses are combined, as PyTorch's `reduction` argument.
