@@ -47,8 +47,8 @@
 //!
 //! Criterion reports `Throughput::Bytes` per iteration (printed in GiB/s). Under `--test`
 //! (`cargo bench -- --test`, `cargo test --benches`) every benchmark runs once, checks
-//! included. `WGPU_LOSS_BENCH_SUMMARY_ONLY=1` skips criterion and prints only the checks'
-//! scope and the summary.
+//! included. `WGPU_LOSS_BENCH_SUMMARY_ONLY=1` skips criterion: the checks run, then only the
+//! adapter and the summary are printed (the device check's mode).
 //!
 //! ```text
 //! XDG_RUNTIME_DIR=/tmp WGPU_BACKEND=vulkan cargo bench --bench cross_entropy
@@ -697,14 +697,16 @@ fn print_summary(shapes: &[ShapeSummary], reps: usize) {
     let time = if timed { "GPU time" } else { "Wall time" };
     eprintln!();
     eprintln!(
-        "{time} ({}), median of {reps} submissions; ratio = op GB/s ÷ the fastest yardstick's GB/s \
+        "{time} ({}), median of {reps} submission{}; ratio = op GB/s ÷ the fastest yardstick's GB/s \
          on the same shape in the same run (copy kernels for ops that read and write rows × classes, \
-         read kernels for the forward). Every output was checked against the CPU twin before timing.",
+         read kernels for the forward). Every output was checked before timing: the ops against the \
+         CPU twin, the copies and reads against the logits.",
         if timed {
             "timestamps"
         } else {
             "no timestamps on this device"
-        }
+        },
+        if reps == 1 { "" } else { "s" },
     );
     eprintln!();
     eprintln!("| Op | Shape | {time} | GB/s | Yardstick | Its GB/s | Ratio | Wall |");
