@@ -195,7 +195,7 @@ enum Traffic {
 /// How a yardstick kernel spreads the `vec4`s over its invocations.
 #[derive(Clone, Copy)]
 enum Spread {
-    /// `copy_block` / `read_block`: this many contiguous `vec4`s per invocation's block step.
+    /// `copy_block` / `read_block` with `BLOCK` = this many `vec4`s per invocation.
     Block(u32),
     /// `copy_grid_stride` / `read_grid_stride`.
     GridStride,
