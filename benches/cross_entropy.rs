@@ -40,10 +40,12 @@
 //! After criterion's runs, a summary (stderr, Markdown): per op and shape the median of
 //! `SUMMARY_REPS` submissions, in GPU time from timestamps written around the op in the same
 //! encoder where the device has `TIMESTAMP_QUERY_INSIDE_ENCODERS` (else wall time), its GB/s,
-//! and the ratio to the fastest yardstick of the shape measured the same way: the fastest
+//! and the ratio to the fastest yardstick of the shape measured the same way. The
+//! submissions are taken in rounds that each time every op and yardstick of the shape once,
+//! in turn, so that a slow spell of a shared machine falls on all of them alike. The fastest
 //! copy kernel for ops that read and write `rows × classes`, the fastest read kernel for
-//! the forward (which reads the logits once and writes almost nothing). A second table
-//! gives every yardstick's GB/s per shape.
+//! the forward (which reads the logits once and writes almost nothing) is the yardstick. A
+//! second table gives every yardstick's GB/s per shape.
 //!
 //! Criterion reports `Throughput::Bytes` per iteration (printed in GiB/s). Under `--test`
 //! (`cargo bench -- --test`, `cargo test --benches`) every benchmark runs once, checks
@@ -652,24 +654,42 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-fn summarise(
-    gpu: &Gpu,
-    timer: Option<&Timer>,
-    reps: usize,
+/// An op or yardstick of one shape, already checked, as the summary times it.
+struct Entry<'a> {
     name: &'static str,
     role: Role,
     bytes: u64,
-    record: Record<'_>,
-) -> Summary {
-    time_once(gpu, timer, &mut *record); // warm-up: pipelines, bind groups, parameters
-    let (walls, gpus): (Vec<_>, Vec<_>) = (0..reps).map(|_| time_once(gpu, timer, &mut *record)).unzip();
-    Summary {
-        name,
-        role,
-        bytes,
-        wall: median(walls),
-        gpu: gpus.into_iter().collect::<Option<Vec<_>>>().map(median),
+    /// Records it into an encoder (with its own reused workspace or bind groups).
+    record: Box<dyn FnMut(&mut wgpu::CommandEncoder) + 'a>,
+}
+
+/// The summary's lines for `entries`: a warm-up round (pipelines, bind groups, parameters),
+/// then `reps` rounds that each time every entry once, in turn, so that a slow spell of a
+/// shared machine falls on an op and its yardstick alike; the median of each entry's rounds.
+fn summarise(gpu: &Gpu, timer: Option<&Timer>, reps: usize, entries: &mut [Entry<'_>]) -> Vec<Summary> {
+    let mut times = vec![Vec::new(); entries.len()];
+    for round in 0..=reps {
+        for (entry, times) in entries.iter_mut().zip(&mut times) {
+            let time = time_once(gpu, timer, &mut *entry.record);
+            if round > 0 {
+                times.push(time);
+            }
+        }
     }
+    entries
+        .iter()
+        .zip(times)
+        .map(|(entry, times)| {
+            let (walls, gpus): (Vec<_>, Vec<_>) = times.into_iter().unzip();
+            Summary {
+                name: entry.name,
+                role: entry.role,
+                bytes: entry.bytes,
+                wall: median(walls),
+                gpu: gpus.into_iter().collect::<Option<Vec<_>>>().map(median),
+            }
+        })
+        .collect()
 }
 
 /// Three significant digits, in the unit that suits.
@@ -768,14 +788,8 @@ fn bench_shape(
     let read = data.matrix_bytes();
     let opts = CrossEntropyOptions::default();
     let reference = Reference::new(data);
-    let mut lines = Vec::new();
-    // Criterion's benchmark, then the summary's medians, of one op already checked.
-    let mut measure = |name, role, bytes, record: Record<'_>| {
-        if !run.summary_only {
-            bench_gpu(c, gpu, name, data, bytes, &mut *record);
-        }
-        lines.push(summarise(gpu, timer, run.reps, name, role, bytes, record));
-    };
+    // Each op and yardstick, checked as it is added; criterion and the summary time them after.
+    let mut entries = Vec::new();
     // The checked rows' bytes in a `rows × classes` output.
     let checked_rows = |buffer| -> Vec<(&wgpu::Buffer, Range<u64>)> {
         reference.rows.iter().map(|r| (buffer, data.row_bytes(r))).collect()
@@ -783,7 +797,7 @@ fn bench_shape(
     let what = |op: &str| format!("{op} {shape}");
 
     let mut ws = Workspace::new(gpu);
-    let mut log_softmax = |encoder: &mut wgpu::CommandEncoder| {
+    let mut log_softmax = Box::new(move |encoder: &mut wgpu::CommandEncoder| {
         gpu.encode_log_softmax(
             encoder,
             &mut ws,
@@ -793,15 +807,20 @@ fn bench_shape(
             classes,
         )
         .expect("log_softmax records");
-    };
+    });
     let got = run_and_read(
         gpu,
         &[&data.output_buf],
-        &mut log_softmax,
+        &mut *log_softmax,
         &checked_rows(&data.output_buf),
     );
     check_close(&what("log_softmax"), &got, &reference.log_softmax);
-    measure("log_softmax", Role::Op(Traffic::ReadWrite), 2 * read, &mut log_softmax);
+    entries.push(Entry {
+        name: "log_softmax",
+        role: Role::Op(Traffic::ReadWrite),
+        bytes: 2 * read,
+        record: log_softmax,
+    });
 
     let loss_only = LossBuffers::new(data.targets_buf.slice(..))
         .input(data.logits_buf.slice(..))
@@ -812,15 +831,16 @@ fn bench_shape(
         ("cross_entropy_with_grad", with_grad, Traffic::ReadWrite),
     ] {
         let mut ws = Workspace::new(gpu);
-        let mut record = |encoder: &mut wgpu::CommandEncoder| {
-            gpu.encode_cross_entropy(encoder, &mut ws, &buffers, rows, classes, &opts)
+        let opts = &opts;
+        let mut record = Box::new(move |encoder: &mut wgpu::CommandEncoder| {
+            gpu.encode_cross_entropy(encoder, &mut ws, &buffers, rows, classes, opts)
                 .expect("cross_entropy records");
-        };
+        });
         let mut reads = vec![(&data.loss_buf, 0..F32)];
         if traffic == Traffic::ReadWrite {
             reads.extend(checked_rows(&data.grad_buf));
         }
-        let got: Vec<f32> = run_and_read(gpu, &[&data.loss_buf, &data.grad_buf], &mut record, &reads);
+        let got: Vec<f32> = run_and_read(gpu, &[&data.loss_buf, &data.grad_buf], &mut *record, &reads);
         check_close(&format!("{} mean loss", what(name)), &got[..1], &[reference.mean_loss]);
         if traffic == Traffic::ReadWrite {
             check_close(&format!("{} gradient", what(name)), &got[1..], &reference.grad);
@@ -829,28 +849,49 @@ fn bench_shape(
             Traffic::ReadWrite => 2 * read,
             Traffic::Read => read,
         };
-        measure(name, Role::Op(traffic), bytes, &mut record);
+        entries.push(Entry {
+            name,
+            role: Role::Op(traffic),
+            bytes,
+            record,
+        });
     }
 
     for yardstick in yardsticks {
         let bound = yardstick.bind(gpu.device(), &data.logits_buf, &data.output_buf);
-        let mut record = |encoder: &mut wgpu::CommandEncoder| yardstick.record(encoder, &bound);
-        let bytes = check_yardstick(gpu, data, yardstick.name, yardstick.traffic, &bound.dst, &mut record);
-        measure(yardstick.name, Role::Yardstick(yardstick.traffic), bytes, &mut record);
+        let dst = bound.dst.clone();
+        let mut record = Box::new(move |encoder: &mut wgpu::CommandEncoder| yardstick.record(encoder, &bound));
+        let bytes = check_yardstick(gpu, data, yardstick.name, yardstick.traffic, &dst, &mut *record);
+        entries.push(Entry {
+            name: yardstick.name,
+            role: Role::Yardstick(yardstick.traffic),
+            bytes,
+            record,
+        });
     }
-    let mut buffer_copy = |encoder: &mut wgpu::CommandEncoder| {
+    let mut buffer_copy = Box::new(move |encoder: &mut wgpu::CommandEncoder| {
         encoder.copy_buffer_to_buffer(&data.logits_buf, 0, &data.output_buf, 0, read);
-    };
+    });
     let bytes = check_yardstick(
         gpu,
         data,
         "copy_buffer_to_buffer",
         Traffic::ReadWrite,
         &data.output_buf,
-        &mut buffer_copy,
+        &mut *buffer_copy,
     );
-    measure("copy_buffer_to_buffer", Role::Beside, bytes, &mut buffer_copy);
+    entries.push(Entry {
+        name: "copy_buffer_to_buffer",
+        role: Role::Beside,
+        bytes,
+        record: buffer_copy,
+    });
 
+    if !run.summary_only {
+        for entry in &mut entries {
+            bench_gpu(c, gpu, entry.name, data, entry.bytes, &mut *entry.record);
+        }
+    }
     if !run.summary_only && data.logits.len() <= CPU_MAX_ELEMENTS {
         bench(c, "cpu_cross_entropy_with_grad", &data.id(), 2 * read, |iters| {
             let start = Instant::now();
@@ -864,8 +905,8 @@ fn bench_shape(
     }
     ShapeSummary {
         checked: reference.describe(rows),
+        lines: summarise(gpu, timer, run.reps, &mut entries),
         shape,
-        lines,
     }
 }
 
