@@ -56,12 +56,99 @@ fn ensure_nth(
     buffer
 }
 
+/// Where a call's results lie in its staging buffer: each output, then the batch state,
+/// at copy- and map-aligned offsets.
+struct Placement {
+    bytes: Vec<u64>,
+    at: Vec<u64>,
+    total: u64,
+}
+
+impl Placement {
+    fn new(output_lens: &[usize], batch_bytes: u64) -> Self {
+        let status = (batch_bytes > 0).then_some(batch_bytes);
+        let bytes: Vec<u64> = output_lens.iter().map(|&n| n as u64 * 4).chain(status).collect();
+        let at: Vec<u64> = bytes
+            .iter()
+            .scan(0u64, |next, &b| {
+                let here = *next;
+                *next += b.next_multiple_of(STAGING_ALIGN);
+                Some(here)
+            })
+            .collect();
+        let total = at.last().copied().unwrap_or(0) + bytes.last().copied().unwrap_or(0);
+        Self { bytes, at, total }
+    }
+
+    /// Each result's values out of the staging buffer's `words`.
+    fn split(&self, words: &[f32]) -> Vec<Vec<f32>> {
+        self.bytes
+            .iter()
+            .zip(&self.at)
+            .map(|(&bytes, &at)| words[(at / 4) as usize..][..(bytes / 4) as usize].to_vec())
+            .collect()
+    }
+}
+
+impl SliceScratch {
+    fn new(gpu: &Gpu) -> Self {
+        Self {
+            workspace: Workspace::new(gpu),
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+            staging: None,
+        }
+    }
+
+    /// Buffers holding `inputs` (written through the queue).
+    fn upload(&mut self, gpu: &Gpu, inputs: &[&[u8]]) -> Vec<wgpu::Buffer> {
+        let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST;
+        inputs
+            .iter()
+            .enumerate()
+            .map(|(i, data)| {
+                let buffer = ensure_nth(gpu.device(), &mut self.inputs, i, data.len() as u64, usage);
+                gpu.queue().write_buffer(&buffer, 0, data);
+                buffer
+            })
+            .collect()
+    }
+
+    /// Buffers for outputs of `output_lens` f32 values.
+    fn outputs(&mut self, gpu: &Gpu, output_lens: &[usize]) -> Vec<wgpu::Buffer> {
+        let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
+        output_lens
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| ensure_nth(gpu.device(), &mut self.outputs, i, n as u64 * 4, usage))
+            .collect()
+    }
+}
+
 impl Gpu {
+    /// Refuses buffers the device cannot create before anything is allocated.
+    fn check_buffer_sizes(&self, inputs: &[&[u8]], output_lens: &[usize]) -> Result<()> {
+        let max_buffer = self.device().limits().max_buffer_size;
+        let largest = inputs
+            .iter()
+            .map(|d| d.len() as u64)
+            .chain(output_lens.iter().map(|&n| n as u64 * 4))
+            .max();
+        match largest.filter(|&b| b > max_buffer) {
+            Some(bytes) => Err(Error::TooLarge {
+                argument: "batch",
+                bytes,
+                limit: max_buffer,
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// Uploads `inputs`, lets `record` encode the op on them with output buffers of
     /// `output_lens` f32 values, then reads every output back, followed (when
     /// `batch_bytes > 0`) by that many bytes of the workspace's batch state (status, then
-    /// partials) as a last output. Validation and
-    /// out-of-memory errors of everything submitted here come back as `Err`.
+    /// partials) as a last output. Validation and out-of-memory errors of everything
+    /// submitted here come back as `Err`.
     pub(crate) async fn run_slice(
         &self,
         inputs: &[&[u8]],
@@ -74,108 +161,42 @@ impl Gpu {
             &[wgpu::BufferSlice<'_>],
         ) -> Result<()>,
     ) -> Result<Vec<Vec<f32>>> {
+        self.check_buffer_sizes(inputs, output_lens)?;
         let device = self.device();
-        // Buffers the device cannot create are refused before anything is allocated.
-        let max_buffer = device.limits().max_buffer_size;
-        let largest = inputs
-            .iter()
-            .map(|d| d.len() as u64)
-            .chain(output_lens.iter().map(|&n| n as u64 * 4))
-            .max();
-        if let Some(bytes) = largest.filter(|&b| b > max_buffer) {
-            return Err(Error::TooLarge {
-                argument: "batch",
-                bytes,
-                limit: max_buffer,
-            });
-        }
         let mut scratch = self
             .slice_pool
             .lock()
             .map_err(|_| Error::Device("the scratch pool's lock was poisoned".into()))?
             .pop()
-            .unwrap_or_else(|| SliceScratch {
-                workspace: Workspace::new(self),
-                inputs: Vec::new(),
-                outputs: Vec::new(),
-                staging: None,
-            });
+            .unwrap_or_else(|| SliceScratch::new(self));
         let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-
-        let input_buffers: Vec<wgpu::Buffer> = inputs
-            .iter()
-            .enumerate()
-            .map(|(i, data)| {
-                let buffer = ensure_nth(
-                    device,
-                    &mut scratch.inputs,
-                    i,
-                    data.len() as u64,
-                    wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
-                );
-                self.queue().write_buffer(&buffer, 0, data);
-                buffer
-            })
-            .collect();
-        let output_buffers: Vec<wgpu::Buffer> = output_lens
-            .iter()
-            .enumerate()
-            .map(|(i, &n)| {
-                let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
-                ensure_nth(device, &mut scratch.outputs, i, n as u64 * 4, usage)
-            })
-            .collect();
-        // Everything read back, in order: the outputs, then the batch state.
-        let status_bytes = (batch_bytes > 0).then_some(batch_bytes);
-        let output_bytes: Vec<u64> = output_lens.iter().map(|&n| n as u64 * 4).chain(status_bytes).collect();
-        let placements: Vec<u64> = output_bytes
-            .iter()
-            .scan(0u64, |at, &bytes| {
-                let here = *at;
-                *at += bytes.next_multiple_of(STAGING_ALIGN);
-                Some(here)
-            })
-            .collect();
-        let staging_bytes = placements.last().copied().unwrap_or(0) + output_bytes.last().copied().unwrap_or(0);
-        let staging = ensure(
-            device,
-            &mut scratch.staging,
-            staging_bytes,
-            wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-        );
-
+        let input_buffers = scratch.upload(self, inputs);
+        let output_buffers = scratch.outputs(self, output_lens);
+        let placement = Placement::new(output_lens, batch_bytes);
+        let staging_usage = wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST;
+        let staging = ensure(device, &mut scratch.staging, placement.total, staging_usage);
         let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
             label: Some("wgpu-loss slice call"),
         });
-        let input_slices: Vec<_> = input_buffers
-            .iter()
-            .zip(inputs)
+        let input_slices: Vec<_> = (input_buffers.iter().zip(inputs))
             .map(|(b, data)| b.slice(..(data.len() as u64).max(4)))
             .collect();
-        let output_slices: Vec<_> = output_buffers
-            .iter()
-            .zip(&output_bytes)
+        let output_slices: Vec<_> = (output_buffers.iter().zip(&placement.bytes))
             .map(|(b, &bytes)| b.slice(..bytes.max(4)))
             .collect();
         record(&mut encoder, &mut scratch.workspace, &input_slices, &output_slices)?;
         let sources = output_buffers
             .iter()
             .chain((batch_bytes > 0).then(|| scratch.workspace.status_buffer()));
-        for ((buffer, &bytes), &at) in sources.zip(&output_bytes).zip(&placements) {
+        for ((buffer, &bytes), &at) in sources.zip(&placement.bytes).zip(&placement.at) {
             encoder.copy_buffer_to_buffer(buffer, 0, &staging, at, bytes);
         }
         let submission = self.queue().submit([encoder.finish()]);
         if let Some(e) = oom.pop().await.or(validation.pop().await) {
             return Err(Error::Device(e.to_string()));
         }
-
-        let all = self.read_back(&staging, staging_bytes, submission).await?;
-        let outputs = output_bytes
-            .iter()
-            .zip(&placements)
-            .map(|(&bytes, &at)| all[(at / 4) as usize..][..(bytes / 4) as usize].to_vec())
-            .collect();
+        let outputs = placement.split(&self.read_back(&staging, placement.total, submission).await?);
         if let Ok(mut pool) = self.slice_pool.lock() {
             pool.push(scratch);
         }

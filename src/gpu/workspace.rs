@@ -370,13 +370,6 @@ impl Binding {
         }
     }
 
-    /// Checks that `slice` holds `elements` 4-byte values at a 4-byte-aligned offset, has
-    /// `STORAGE` usage, and that its binding fits the device's limits.
-    pub(crate) fn of(gpu: &Gpu, argument: &'static str, slice: &wgpu::BufferSlice<'_>, elements: u64) -> Result<Self> {
-        Self::check(argument, slice, elements)?;
-        Self::range(gpu, argument, slice, 0, elements)
-    }
-
     /// Checks that `slice` holds `elements` 4-byte values at a 4-byte-aligned offset and
     /// has `STORAGE` usage.
     pub(crate) fn check(argument: &'static str, slice: &wgpu::BufferSlice<'_>, elements: u64) -> Result<()> {

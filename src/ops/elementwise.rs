@@ -145,10 +145,8 @@ fn flags_of(spec: &Elementwise) -> u32 {
     flags
 }
 
-/// Validates and records an elementwise loss (see [`ElementwiseBuffers`]): the fused
-/// kernel where loss and gradient are both wanted, and one reduction over the
-/// per-workgroup partials when the loss is reduced. RMSE's gradient needs the reduced
-/// loss, so it is recorded after the reduction.
+/// Records an elementwise loss on the caller's buffers: `spec` and `n` checked, then the
+/// buffers, then recorded ([`record_elementwise`]).
 pub(crate) fn encode_elementwise(
     gpu: &Gpu,
     encoder: &mut wgpu::CommandEncoder,
@@ -158,8 +156,12 @@ pub(crate) fn encode_elementwise(
     spec: &Elementwise,
 ) -> Result<()> {
     spec.check_shape(n)?;
-    let (wants_loss, wants_grad) = (buffers.loss.is_some(), buffers.grad.is_some());
-    if !wants_loss && !wants_grad {
+    record_elementwise(gpu, encoder, ws, buffers, n, spec)
+}
+
+/// Each buffer holds what `n` elements of `spec` need, and something is asked for.
+fn check_buffers(buffers: &ElementwiseBuffers<'_>, n: usize, spec: &Elementwise) -> Result<()> {
+    if buffers.loss.is_none() && buffers.grad.is_none() {
         return Err(Error::InvalidArgument {
             argument: "buffers",
             message: "neither `loss` nor `grad` was given: nothing to compute".into(),
@@ -175,21 +177,23 @@ pub(crate) fn encode_elementwise(
     let output_len = spec.output_len(n) as u64;
     Binding::check("input", &buffers.input, elements)?;
     Binding::check("target", &buffers.target, elements)?;
-    let reduced = spec.combine != Combine::None;
-    let root = spec.combine == Combine::RootMean;
-    if let Some(s) = &buffers.loss {
-        Binding::check("loss", s, output_len)?;
+    for (argument, slice, len) in [
+        ("loss", &buffers.loss, output_len),
+        ("grad", &buffers.grad, elements),
+        ("grad_output", &buffers.grad_output, output_len),
+    ] {
+        if let Some(s) = slice {
+            Binding::check(argument, s, len)?;
+        }
     }
-    if let Some(s) = &buffers.grad {
-        Binding::check("grad", s, elements)?;
-    }
-    if let Some(s) = &buffers.grad_output {
-        Binding::check("grad_output", s, output_len)?;
-    }
-    // Chunks of whole tiles (one partial sum each) that start on a multiple of
-    // pos_weight's length (it broadcasts over element index mod that length).
+    Ok(())
+}
+
+/// Chunks of whole tiles (one partial sum each) that start on a multiple of pos_weight's
+/// length (it broadcasts over element index mod that length), `(first, len)`.
+fn chunks(gpu: &Gpu, n: usize, spec: &Elementwise) -> Result<Vec<(u64, u64)>> {
     let unit = lcm(TILE, spec.pos_weight_len() as u64);
-    let chunks = gpu.row_chunks(elements, 1, unit).map_err(|e| match e {
+    let chunks = gpu.row_chunks(n as u64, 1, unit).map_err(|e| match e {
         Error::TooLarge { bytes, limit, .. } => Error::TooLarge {
             argument: if spec.pos_weight.is_some() { "pos_weight" } else { "n" },
             bytes,
@@ -199,19 +203,22 @@ pub(crate) fn encode_elementwise(
     })?;
     let largest = chunks.iter().map(|c| c.1).max().unwrap_or(0);
     gpu.check_workgroups("n", largest.div_ceil(TILE))?;
+    Ok(chunks)
+}
 
-    // The weights travel in the workspace's aux buffer, one aligned segment per chunk:
-    // pos_weight (broadcast), padded to the storage offset alignment, then the chunk's
-    // per-element weights.
+/// The weights as they travel in the workspace's aux buffer, one aligned segment per
+/// chunk: pos_weight (broadcast), padded to the storage offset alignment, then the chunk's
+/// per-element weights. Returns the words, each chunk's `(start, words)` and pos_weight's
+/// padded length (none without weights).
+fn weight_segments(gpu: &Gpu, spec: &Elementwise, chunks: &[(u64, u64)]) -> (Vec<f32>, Vec<(u64, u64)>, u64) {
     let align_words = u64::from(gpu.device().limits().min_storage_buffer_offset_alignment) / 4;
-    let has_weights = spec.weight.is_some() || spec.pos_weight.is_some();
     let pos_words = spec
         .pos_weight
         .map_or(0, |p| (p.len() as u64).next_multiple_of(align_words));
     let mut weights: Vec<f32> = Vec::new();
     let mut segments = Vec::with_capacity(chunks.len());
-    if has_weights {
-        for &(first, len) in &chunks {
+    if spec.weight.is_some() || spec.pos_weight.is_some() {
+        for &(first, len) in chunks {
             let start = weights.len() as u64;
             weights.extend(spec.pos_weight.unwrap_or_default());
             weights.resize((start + pos_words) as usize, 0.0);
@@ -223,22 +230,17 @@ pub(crate) fn encode_elementwise(
             segments.push((start, words));
         }
     }
-    let partials = if reduced && (wants_loss || root) {
-        elements.div_ceil(TILE)
-    } else {
-        0
-    };
-    ws.prepare(gpu, partials, has_weights.then_some(weights.as_slice()), 0);
-    let loss_binding = buffers
-        .loss
-        .filter(|_| reduced)
-        .map(|s| Binding::of(gpu, "loss", &s, 1))
-        .transpose()?;
-    let reduced_grad_output = buffers
-        .grad_output
-        .filter(|_| reduced)
-        .map(|s| Binding::of(gpu, "grad_output", &s, 1))
-        .transpose()?;
+    (weights, segments, pos_words)
+}
+
+/// The batch's parameters: every chunk's, before its own offsets.
+fn batch_params(
+    spec: &Elementwise,
+    n: usize,
+    grad_output: bool,
+    pos_words: u64,
+    (reduced_grad_output, loss_out): (&Option<Binding>, &Option<Binding>),
+) -> LossParams {
     let offset = |b: &Option<Binding>| b.as_ref().map_or(0, |b| b.element_offset);
     let classes = match spec.batch_rows {
         Some(rows) => n / rows,
@@ -249,82 +251,25 @@ pub(crate) fn encode_elementwise(
         Pointwise::Huber { delta } => delta,
         _ => 0.0,
     };
-    let batch = LossParams {
+    LossParams {
         rows: n as u32,
         classes: classes as u32,
-        flags: flags_of(spec)
-            | if buffers.grad_output.is_some() {
-                FLAG_GRAD_BUFFER
-            } else {
-                0
-            },
+        flags: flags_of(spec) | if grad_output { FLAG_GRAD_BUFFER } else { 0 },
         label_smoothing: parameter,
         grad_scale: 1.0,
-        grad_output_off: offset(&reduced_grad_output),
-        loss_out_off: offset(&loss_binding),
+        grad_output_off: offset(reduced_grad_output),
+        loss_out_off: offset(loss_out),
         class_offset: pos_words as u32,
         batch_len: n as u32,
         ..Default::default()
-    };
-    let placeholder = Binding::placeholder(gpu);
-    let aux_slice = ws.aux_buffer().clone();
-    // Slot 0 serves the reduction (the whole batch's partials); slot k + 1 chunk k.
-    let mut params = vec![batch];
-    let mut entries_of = Vec::with_capacity(chunks.len() + 1);
-    for (k, &(first, len)) in chunks.iter().enumerate() {
-        let range = |argument, slice: &wgpu::BufferSlice<'_>| Binding::range(gpu, argument, slice, first, len);
-        let input = range("input", &buffers.input)?;
-        let target = range("target", &buffers.target)?;
-        let grad = buffers.grad.map(|s| range("grad", &s)).transpose()?;
-        let (row_loss, loss_out) = match reduced {
-            true => (None, loss_binding.clone()),
-            false => (buffers.loss.map(|s| range("loss", &s)).transpose()?, None),
-        };
-        let grad_output = match reduced {
-            true => reduced_grad_output.clone(),
-            false => buffers.grad_output.map(|s| range("grad_output", &s)).transpose()?,
-        };
-        let weights = match segments.get(k) {
-            Some(&(start, words)) => Binding::range(gpu, "weight", &aux_slice.slice(..), start, words)?,
-            None => ws.aux(),
-        };
-        params.push(LossParams {
-            rows: len as u32,
-            input_off: input.element_offset,
-            target_off: target.element_offset,
-            grad_off: offset(&grad),
-            row_loss_off: if reduced {
-                (first / TILE) as u32
-            } else {
-                offset(&row_loss)
-            },
-            grad_output_off: offset(&grad_output),
-            loss_out_off: offset(&loss_out),
-            row_base: first as u32,
-            ..batch
-        });
-        entries_of.push([
-            (1, input),
-            (2, target),
-            (3, weights),
-            (4, grad_output.unwrap_or_else(|| placeholder.clone())),
-            (5, ws.batch()),
-            (6, row_loss.unwrap_or_else(|| ws.row_losses())),
-            (7, grad.unwrap_or_else(|| ws.spare_grad())),
-            (8, loss_out.unwrap_or_else(|| ws.spare_loss())),
-        ]);
     }
-    ws.set_params(gpu, &params);
-    let groups: Vec<wgpu::BindGroup> = std::iter::once(&entries_of[0])
-        .chain(&entries_of)
-        .enumerate()
-        .map(|(slot, entries)| {
-            let mut all = vec![(0, ws.params(slot))];
-            all.extend(entries.iter().cloned());
-            ws.bind_group(gpu, Layout::ClassIndex, &all)
-        })
-        .collect::<Result<_>>()?;
+}
 
+/// The kernels of an elementwise op: per chunk, the loss and/or the gradient, and the
+/// reduction of the partial sums; RMSE's gradient needs the reduced loss, so it comes
+/// after the reduction.
+fn dispatches(chunks: &[(u64, u64)], wants: (bool, bool), reduced: bool, root: bool) -> Vec<Dispatch> {
+    let (wants_loss, wants_grad) = wants;
     let per_element = |kernel| {
         chunks
             .iter()
@@ -351,12 +296,135 @@ pub(crate) fn encode_elementwise(
             dispatches.extend(per_element(Kernel::ElementwiseBackward));
         }
     }
-    gpu.record(encoder, &groups, &dispatches);
+    dispatches
+}
+
+/// The parameters (slot 0 the batch's, then one per chunk) and the bindings of each chunk:
+/// its ranges of the caller's buffers, its segment of the weights, and — when the loss is
+/// `reduced_outputs`' (loss, grad_output) — the reduced outputs instead of per-element ones.
+#[allow(clippy::type_complexity)]
+fn bind_chunks(
+    gpu: &Gpu,
+    ws: &Workspace,
+    buffers: &ElementwiseBuffers<'_>,
+    chunks: &[(u64, u64)],
+    segments: &[(u64, u64)],
+    batch: &LossParams,
+    reduced_outputs: Option<(Option<Binding>, Option<Binding>)>,
+) -> Result<(Vec<LossParams>, Vec<[(u32, Binding); 8]>)> {
+    let reduced = reduced_outputs.is_some();
+    let offset = |b: &Option<Binding>| b.as_ref().map_or(0, |b| b.element_offset);
+    let (placeholder, aux_slice) = (Binding::placeholder(gpu), ws.aux_buffer().clone());
+    let mut params = vec![*batch];
+    let mut entries_of = Vec::with_capacity(chunks.len() + 1);
+    for (k, &(first, len)) in chunks.iter().enumerate() {
+        let range = |argument, slice: &wgpu::BufferSlice<'_>| Binding::range(gpu, argument, slice, first, len);
+        let (input, target) = (range("input", &buffers.input)?, range("target", &buffers.target)?);
+        let grad = buffers.grad.map(|s| range("grad", &s)).transpose()?;
+        let (row_loss, loss_out, grad_output) = match &reduced_outputs {
+            Some((loss, grad_output)) => (None, loss.clone(), grad_output.clone()),
+            None => (
+                buffers.loss.map(|s| range("loss", &s)).transpose()?,
+                None,
+                buffers.grad_output.map(|s| range("grad_output", &s)).transpose()?,
+            ),
+        };
+        let weights = match segments.get(k) {
+            Some(&(start, words)) => Binding::range(gpu, "weight", &aux_slice.slice(..), start, words)?,
+            None => ws.aux(),
+        };
+        params.push(LossParams {
+            rows: len as u32,
+            input_off: input.element_offset,
+            target_off: target.element_offset,
+            grad_off: offset(&grad),
+            row_loss_off: if reduced {
+                (first / TILE) as u32
+            } else {
+                offset(&row_loss)
+            },
+            grad_output_off: offset(&grad_output),
+            loss_out_off: offset(&loss_out),
+            row_base: first as u32,
+            ..*batch
+        });
+        entries_of.push([
+            (1, input),
+            (2, target),
+            (3, weights),
+            (4, grad_output.unwrap_or_else(|| placeholder.clone())),
+            (5, ws.batch()),
+            (6, row_loss.unwrap_or_else(|| ws.row_losses())),
+            (7, grad.unwrap_or_else(|| ws.spare_grad())),
+            (8, loss_out.unwrap_or_else(|| ws.spare_loss())),
+        ]);
+    }
+    Ok((params, entries_of))
+}
+
+/// Records `n` checked elements of `spec` on `buffers`: the buffers checked, the chunks
+/// and weights planned, one parameter slot and bind group per chunk (slot 0: the
+/// reduction over the whole batch's partials), then the dispatches.
+fn record_elementwise(
+    gpu: &Gpu,
+    encoder: &mut wgpu::CommandEncoder,
+    ws: &mut Workspace,
+    buffers: &ElementwiseBuffers<'_>,
+    n: usize,
+    spec: &Elementwise,
+) -> Result<()> {
+    check_buffers(buffers, n, spec)?;
+    let chunks = chunks(gpu, n, spec)?;
+    let (weights, segments, pos_words) = weight_segments(gpu, spec, &chunks);
+    let reduced = spec.combine != Combine::None;
+    let root = spec.combine == Combine::RootMean;
+    let (wants_loss, wants_grad) = (buffers.loss.is_some(), buffers.grad.is_some());
+    let partials = if reduced && (wants_loss || root) {
+        (n as u64).div_ceil(TILE)
+    } else {
+        0
+    };
+    let has_weights = !segments.is_empty();
+    ws.prepare(gpu, partials, has_weights.then_some(weights.as_slice()), 0);
+    let whole = |argument, slice: &Option<wgpu::BufferSlice<'_>>| {
+        slice
+            .filter(|_| reduced)
+            .map(|s| Binding::range(gpu, argument, &s, 0, 1))
+            .transpose()
+    };
+    let (loss_binding, reduced_grad_output) = (
+        whole("loss", &buffers.loss)?,
+        whole("grad_output", &buffers.grad_output)?,
+    );
+    let batch = batch_params(
+        spec,
+        n,
+        buffers.grad_output.is_some(),
+        pos_words,
+        (&reduced_grad_output, &loss_binding),
+    );
+    let reduced_outputs = reduced.then_some((loss_binding, reduced_grad_output));
+    let (params, entries_of) = bind_chunks(gpu, ws, buffers, &chunks, &segments, &batch, reduced_outputs)?;
+    ws.set_params(gpu, &params);
+    let groups: Vec<wgpu::BindGroup> = std::iter::once(&entries_of[0])
+        .chain(&entries_of)
+        .enumerate()
+        .map(|(slot, entries)| {
+            let mut all = vec![(0, ws.params(slot))];
+            all.extend(entries.iter().cloned());
+            ws.bind_group(gpu, Layout::ClassIndex, &all)
+        })
+        .collect::<Result<_>>()?;
+    gpu.record(
+        encoder,
+        &groups,
+        &dispatches(&chunks, (wants_loss, wants_grad), reduced, root),
+    );
     Ok(())
 }
 
 /// The slice API: checks every argument on the host (as the CPU twins do), uploads, records
-/// with [`encode_elementwise`] and reads back what is wanted.
+/// with [`record_elementwise`] and reads back what is wanted.
 async fn elementwise_slice(
     gpu: &Gpu,
     spec: &Elementwise<'_>,
@@ -381,7 +449,7 @@ async fn elementwise_slice(
             let mut outputs = outputs.iter().copied();
             buffers.loss = if wanted.loss { outputs.next() } else { None };
             buffers.grad = if wanted.grad { outputs.next() } else { None };
-            encode_elementwise(gpu, encoder, ws, &buffers, n, spec)
+            record_elementwise(gpu, encoder, ws, &buffers, n, spec)
         })
         .await?
         .into_iter();

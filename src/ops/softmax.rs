@@ -4,108 +4,164 @@ use crate::error::Result;
 use crate::gpu::{
     Binding, Dispatch, Gpu, Kernel, Layout, LossParams, SOLO_CLASSES, SOLO_ROWS_PER_WORKGROUP, Workspace,
 };
-use crate::options::{SoftmaxOp, check_matrix, check_spatial};
+use crate::options::{SoftmaxOp, check_len, check_matrix, check_spatial};
 
-/// Validates and records one row-wise kernel: `input` (and `aux`, the upstream gradient of
-/// the backward kernels) in, `output` out, all `rows × classes`.
-#[allow(clippy::too_many_arguments)]
-fn encode_row_op(
-    gpu: &Gpu,
-    encoder: &mut wgpu::CommandEncoder,
-    ws: &mut Workspace,
+/// A row-wise op's shape, checked once where it enters: the kernel, `rows` (N × spatial
+/// rows of `classes`), and the `(N, C, d…)` layout's `spatial`.
+#[derive(Debug, Clone, Copy)]
+struct RowProblem {
     kernel: Kernel,
-    input: (&'static str, &wgpu::BufferSlice<'_>),
-    aux: Option<&wgpu::BufferSlice<'_>>,
-    output: (&'static str, &wgpu::BufferSlice<'_>),
-    rows: usize,
+    rows: u64,
     classes: usize,
     spatial: usize,
-) -> Result<()> {
-    check_spatial(spatial)?;
-    let rows = rows.saturating_mul(spatial);
-    check_matrix(input.0, rows.saturating_mul(classes), rows, classes)?;
-    let elements = rows as u64 * classes as u64;
-    Binding::check(input.0, input.1, elements)?;
-    if let Some(aux) = aux {
-        Binding::check("grad_output", aux, elements)?;
+}
+
+impl RowProblem {
+    fn new(kernel: Kernel, input: &'static str, rows: usize, classes: usize, spatial: usize) -> Result<Self> {
+        check_spatial(spatial)?;
+        let rows = rows.saturating_mul(spatial);
+        check_matrix(input, rows.saturating_mul(classes), rows, classes)?;
+        Ok(Self {
+            kernel,
+            rows: rows as u64,
+            classes,
+            spatial,
+        })
     }
-    Binding::check(output.0, output.1, elements)?;
-    // Chunks hold whole samples, counted in rows (n, s).
-    let chunks = gpu.row_chunks(rows as u64, classes as u64, spatial as u64)?;
-    let largest = chunks.iter().map(|c| c.1).max().unwrap_or(0);
-    gpu.check_workgroups("rows", largest)?;
-    // Long rows of the forward kernels are split into segments (partials, then merged);
-    // (N, C, spatial) batches take one invocation per row whatever the class count.
-    let merged_kernel = match kernel {
-        _ if spatial > 1 => None,
-        Kernel::LogSoftmaxForward => Some(Kernel::LogSoftmaxMergedForward),
-        Kernel::SoftmaxForward => Some(Kernel::SoftmaxMergedForward),
-        _ => None,
-    };
-    let (seg_len, segments) = match merged_kernel {
-        Some(_) => gpu.row_segments(classes),
-        None => (classes as u32, 1),
-    };
-    let split = u64::from(segments);
-    if split > 1 {
-        ws.reserve_partials(gpu, rows as u64 * split);
-        gpu.check_workgroups("rows × segments", largest * split)?;
+
+    fn elements(&self) -> u64 {
+        self.rows * self.classes as u64
     }
-    // One parameter slot and bind group per row chunk (one chunk unless the batch is
-    // larger than one storage binding).
-    let mut params = Vec::with_capacity(chunks.len());
-    let mut bindings = Vec::with_capacity(chunks.len());
-    for &(first, n) in &chunks {
-        let (start, len) = (first * classes as u64, n * classes as u64);
-        let x = Binding::range(gpu, input.0, input.1, start, len)?;
-        let dy = aux
-            .map(|s| Binding::range(gpu, "grad_output", s, start, len))
-            .transpose()?;
-        let y = Binding::range(gpu, output.0, output.1, start, len)?;
-        params.push(LossParams {
-            rows: n as u32,
-            classes: classes as u32,
-            row_base: first as u32,
-            input_off: x.element_offset,
-            grad_output_off: dy.as_ref().map_or(0, |a| a.element_offset),
-            grad_off: y.element_offset,
+
+    /// The kernels that merge a split row's partials (forward ops of rows × classes
+    /// layouts; `(N, C, d…)` batches take one invocation per row whatever their length).
+    fn merged_kernel(&self) -> Option<Kernel> {
+        match self.kernel {
+            _ if self.spatial > 1 => None,
+            Kernel::LogSoftmaxForward => Some(Kernel::LogSoftmaxMergedForward),
+            Kernel::SoftmaxForward => Some(Kernel::SoftmaxMergedForward),
+            _ => None,
+        }
+    }
+}
+
+/// A row-wise op's buffers: `input` (and the upstream gradient `dy` of the backward
+/// kernels) in, `output` out, each named for errors.
+#[derive(Debug, Clone, Copy)]
+struct RowBuffers<'a> {
+    input: (&'static str, wgpu::BufferSlice<'a>),
+    dy: Option<wgpu::BufferSlice<'a>>,
+    output: (&'static str, wgpu::BufferSlice<'a>),
+}
+
+impl RowBuffers<'_> {
+    /// Each buffer holds the `rows × classes` matrix.
+    fn check(&self, problem: &RowProblem) -> Result<()> {
+        let elements = problem.elements();
+        Binding::check(self.input.0, &self.input.1, elements)?;
+        if let Some(dy) = &self.dy {
+            Binding::check("grad_output", dy, elements)?;
+        }
+        Binding::check(self.output.0, &self.output.1, elements)
+    }
+}
+
+/// A row-wise op's layout: one parameter slot and bind group per row chunk (one chunk
+/// unless the batch is larger than one storage binding), and the rows' segments.
+struct RowPlan {
+    /// Each chunk's rows and bindings (input, upstream gradient, output).
+    chunks: Vec<(u64, Binding, Option<Binding>, Binding)>,
+    params: Vec<LossParams>,
+    seg_len: u32,
+    segments: u32,
+}
+
+impl RowPlan {
+    fn new(gpu: &Gpu, ws: &mut Workspace, problem: &RowProblem, buffers: &RowBuffers<'_>) -> Result<Self> {
+        let (rows, classes, spatial) = (problem.rows, problem.classes, problem.spatial);
+        // Chunks hold whole samples, counted in rows (n, s).
+        let row_chunks = gpu.row_chunks(rows, classes as u64, spatial as u64)?;
+        let largest = row_chunks.iter().map(|c| c.1).max().unwrap_or(0);
+        gpu.check_workgroups("rows", largest)?;
+        let (seg_len, segments) = match problem.merged_kernel() {
+            Some(_) => gpu.row_segments(classes),
+            None => (classes as u32, 1),
+        };
+        let split = u64::from(segments);
+        if split > 1 {
+            ws.reserve_partials(gpu, rows * split);
+            gpu.check_workgroups("rows × segments", largest * split)?;
+        }
+        let mut params = Vec::with_capacity(row_chunks.len());
+        let mut chunks = Vec::with_capacity(row_chunks.len());
+        for (first, n) in row_chunks {
+            let (start, len) = (first * classes as u64, n * classes as u64);
+            let x = Binding::range(gpu, buffers.input.0, &buffers.input.1, start, len)?;
+            let dy = buffers
+                .dy
+                .map(|s| Binding::range(gpu, "grad_output", &s, start, len))
+                .transpose()?;
+            let y = Binding::range(gpu, buffers.output.0, &buffers.output.1, start, len)?;
+            params.push(LossParams {
+                rows: n as u32,
+                classes: classes as u32,
+                row_base: first as u32,
+                input_off: x.element_offset,
+                grad_output_off: dy.as_ref().map_or(0, |a| a.element_offset),
+                grad_off: y.element_offset,
+                seg_len,
+                segments,
+                total_classes: classes as u32,
+                spatial: spatial as u32,
+                ..Default::default()
+            });
+            chunks.push((n, x, dy, y));
+        }
+        Ok(Self {
+            chunks,
+            params,
             seg_len,
             segments,
-            total_classes: classes as u32,
-            spatial: spatial as u32,
-            ..Default::default()
-        });
-        bindings.push((x, dy, y));
+        })
     }
-    // Rows (and segments) of a multiple of 4 classes at 16-byte-aligned offsets are read
-    // and written as vec4 (the forward kernels), held on-chip where they fit.
-    let vec4 = spatial == 1
+}
+
+/// Which kernels record a row-wise op, per chunk: split rows their partials and merge;
+/// rows (and segments) of a multiple of 4 classes at 16-byte-aligned offsets read as vec4,
+/// held in registers where they fit (the forward ops); short rows and `(N, C, d…)` batches
+/// one invocation per row; the rest one workgroup per row.
+fn dispatches(gpu: &Gpu, problem: &RowProblem, plan: &RowPlan) -> Vec<Dispatch> {
+    let (kernel, classes) = (problem.kernel, problem.classes);
+    let vec4 = problem.spatial == 1
         && classes > SOLO_CLASSES
         && classes.is_multiple_of(4)
-        && seg_len.is_multiple_of(4)
-        && bindings
+        && plan.seg_len.is_multiple_of(4)
+        && plan
+            .chunks
             .iter()
-            .all(|(x, _, y)| x.element_offset % 4 == 0 && y.element_offset % 4 == 0);
+            .all(|(_, x, _, y)| x.element_offset % 4 == 0 && y.element_offset % 4 == 0);
     let short = gpu.short_slots(classes);
     let resident = gpu.resident_slots(classes).filter(|_| vec4);
-    ws.set_params(gpu, &params);
-    let groups: Vec<wgpu::BindGroup> = bindings
-        .into_iter()
-        .enumerate()
-        .map(|(slot, (x, dy, y))| {
-            let entries = [
-                (0, ws.params(slot)),
-                (1, x),
-                (4, dy.unwrap_or_else(|| Binding::placeholder(gpu))),
-                (5, ws.batch()),
-                (7, y),
-            ];
-            ws.bind_group(gpu, Layout::Row, &entries)
-        })
-        .collect::<Result<_>>()?;
-    let mut dispatches = Vec::with_capacity(2 * chunks.len());
-    for (group, &(_, n)) in chunks.iter().enumerate() {
-        match merged_kernel {
+    let split = u64::from(plan.segments);
+    let solo = match (kernel, short) {
+        (Kernel::LogSoftmaxForward, Some(slots)) => (Kernel::LogSoftmaxShort, slots),
+        (Kernel::SoftmaxForward, Some(slots)) => (Kernel::SoftmaxShort, slots),
+        (Kernel::LogSoftmaxForward, None) => (Kernel::LogSoftmaxForwardSolo, 0),
+        (Kernel::SoftmaxForward, None) => (Kernel::SoftmaxForwardSolo, 0),
+        (Kernel::LogSoftmaxBackward, _) => (Kernel::LogSoftmaxBackwardSolo, 0),
+        _ => (Kernel::SoftmaxBackwardSolo, 0),
+    };
+    let forward = matches!(kernel, Kernel::LogSoftmaxForward | Kernel::SoftmaxForward);
+    let vec4_kernel = match (kernel, resident) {
+        (Kernel::LogSoftmaxForward, Some(slots)) => Some((Kernel::LogSoftmaxResident, slots)),
+        (Kernel::SoftmaxForward, Some(slots)) => Some((Kernel::SoftmaxResident, slots)),
+        (Kernel::LogSoftmaxForward, None) => Some((Kernel::LogSoftmaxForwardVec4, 0)),
+        (Kernel::SoftmaxForward, None) => Some((Kernel::SoftmaxForwardVec4, 0)),
+        _ => None,
+    };
+    let mut dispatches = Vec::with_capacity(2 * plan.chunks.len());
+    for (group, &(n, ..)) in plan.chunks.iter().enumerate() {
+        match problem.merged_kernel() {
             Some(merged) if split > 1 => {
                 let (partials, merged) = match (vec4, merged) {
                     (true, Kernel::LogSoftmaxMergedForward) => {
@@ -118,69 +174,95 @@ fn encode_row_op(
                     dispatches.push(Dispatch::new(kernel, n * split, group));
                 }
             }
-            _ => {
-                let solo = match (kernel, short) {
-                    (Kernel::LogSoftmaxForward, Some(slots)) => (Kernel::LogSoftmaxShort, slots),
-                    (Kernel::SoftmaxForward, Some(slots)) => (Kernel::SoftmaxShort, slots),
-                    (Kernel::LogSoftmaxForward, None) => (Kernel::LogSoftmaxForwardSolo, 0),
-                    (Kernel::SoftmaxForward, None) => (Kernel::SoftmaxForwardSolo, 0),
-                    (Kernel::LogSoftmaxBackward, _) => (Kernel::LogSoftmaxBackwardSolo, 0),
-                    _ => (Kernel::SoftmaxBackwardSolo, 0),
-                };
-                let forward = matches!(kernel, Kernel::LogSoftmaxForward | Kernel::SoftmaxForward);
-                let vec4_kernel = match (kernel, resident) {
-                    (Kernel::LogSoftmaxForward, Some(slots)) => Some((Kernel::LogSoftmaxResident, slots)),
-                    (Kernel::SoftmaxForward, Some(slots)) => Some((Kernel::SoftmaxResident, slots)),
-                    (Kernel::LogSoftmaxForward, None) => Some((Kernel::LogSoftmaxForwardVec4, 0)),
-                    (Kernel::SoftmaxForward, None) => Some((Kernel::SoftmaxForwardVec4, 0)),
-                    _ => None,
-                };
-                dispatches.push(if let Some(kernel) = vec4_kernel.filter(|_| vec4) {
-                    Dispatch::unrolled(kernel, n, group)
-                } else if spatial > 1 || (forward && classes <= SOLO_CLASSES) {
-                    Dispatch::unrolled(solo, n.div_ceil(SOLO_ROWS_PER_WORKGROUP), group)
-                } else {
-                    Dispatch::new(kernel, n, group)
-                });
-            }
+            _ => dispatches.push(if let Some(kernel) = vec4_kernel.filter(|_| vec4) {
+                Dispatch::unrolled(kernel, n, group)
+            } else if problem.spatial > 1 || (forward && classes <= SOLO_CLASSES) {
+                Dispatch::unrolled(solo, n.div_ceil(SOLO_ROWS_PER_WORKGROUP), group)
+            } else {
+                Dispatch::new(kernel, n, group)
+            }),
         }
     }
+    dispatches
+}
+
+/// Records a checked row-wise op on checked buffers: plan, select, then bind and record.
+fn record_row_op(
+    gpu: &Gpu,
+    encoder: &mut wgpu::CommandEncoder,
+    ws: &mut Workspace,
+    problem: &RowProblem,
+    buffers: &RowBuffers<'_>,
+) -> Result<()> {
+    let plan = RowPlan::new(gpu, ws, problem, buffers)?;
+    let dispatches = dispatches(gpu, problem, &plan);
+    ws.set_params(gpu, &plan.params);
+    let groups: Vec<wgpu::BindGroup> = plan
+        .chunks
+        .iter()
+        .enumerate()
+        .map(|(slot, (_, x, dy, y))| {
+            let entries = [
+                (0, ws.params(slot)),
+                (1, x.clone()),
+                (4, dy.clone().unwrap_or_else(|| Binding::placeholder(gpu))),
+                (5, ws.batch()),
+                (7, y.clone()),
+            ];
+            ws.bind_group(gpu, Layout::Row, &entries)
+        })
+        .collect::<Result<_>>()?;
     gpu.record(encoder, &groups, &dispatches);
     Ok(())
 }
 
-/// The slice API of a row-wise kernel: checks, uploads, records, reads back.
+/// The encode API of a row-wise kernel: the shape and buffers checked, then recorded.
+#[allow(clippy::too_many_arguments)]
+fn encode_row_op(
+    gpu: &Gpu,
+    encoder: &mut wgpu::CommandEncoder,
+    ws: &mut Workspace,
+    kernel: Kernel,
+    input: (&'static str, &wgpu::BufferSlice<'_>),
+    dy: Option<&wgpu::BufferSlice<'_>>,
+    output: (&'static str, &wgpu::BufferSlice<'_>),
+    (rows, classes, spatial): (usize, usize, usize),
+) -> Result<()> {
+    let problem = RowProblem::new(kernel, input.0, rows, classes, spatial)?;
+    let buffers = RowBuffers {
+        input: (input.0, *input.1),
+        dy: dy.copied(),
+        output: (output.0, *output.1),
+    };
+    buffers.check(&problem)?;
+    record_row_op(gpu, encoder, ws, &problem, &buffers)
+}
+
+/// The slice API of a row-wise kernel: the shape and the host slices checked, then
+/// uploaded, recorded and read back.
 async fn row_op_slice(
     gpu: &Gpu,
     kernel: Kernel,
     input: (&'static str, &[f32]),
-    aux: Option<&[f32]>,
-    rows: usize,
-    classes: usize,
-    spatial: usize,
+    dy: Option<&[f32]>,
+    (rows, classes, spatial): (usize, usize, usize),
 ) -> Result<Vec<f32>> {
-    let positions = rows.saturating_mul(spatial.max(1));
-    check_matrix(input.0, input.1.len(), positions, classes)?;
-    if let Some(aux) = aux {
-        check_matrix("grad_output", aux.len(), positions, classes)?;
+    let problem = RowProblem::new(kernel, input.0, rows, classes, spatial)?;
+    let elements = problem.elements() as usize;
+    check_len(input.0, input.1.len(), elements)?;
+    if let Some(dy) = dy {
+        check_len("grad_output", dy.len(), elements)?;
     }
     let mut uploads: Vec<&[u8]> = vec![bytemuck::cast_slice(input.1)];
-    uploads.extend(aux.map(bytemuck::cast_slice));
+    uploads.extend(dy.map(bytemuck::cast_slice));
     let outputs = gpu
-        .run_slice(&uploads, &[positions * classes], 0, |encoder, ws, inputs, outputs| {
-            let aux = inputs.get(1);
-            encode_row_op(
-                gpu,
-                encoder,
-                ws,
-                kernel,
-                (input.0, &inputs[0]),
-                aux,
-                ("output", &outputs[0]),
-                rows,
-                classes,
-                spatial,
-            )
+        .run_slice(&uploads, &[elements], 0, |encoder, ws, inputs, outputs| {
+            let buffers = RowBuffers {
+                input: (input.0, inputs[0]),
+                dy: inputs.get(1).copied(),
+                output: ("output", outputs[0]),
+            };
+            record_row_op(gpu, encoder, ws, &problem, &buffers)
         })
         .await?;
     Ok(outputs.into_iter().next().unwrap_or_default())
@@ -221,9 +303,7 @@ impl Gpu {
             ("input", &input),
             None,
             ("output", &output),
-            rows,
-            classes,
-            1,
+            (rows, classes, 1),
         )
     }
 
@@ -259,9 +339,7 @@ impl Gpu {
             ("input", &input),
             None,
             ("output", &output),
-            rows,
-            classes,
-            1,
+            (rows, classes, 1),
         )
     }
 
@@ -298,9 +376,7 @@ impl Gpu {
             ("output", &output),
             Some(&grad_output),
             ("grad_input", &grad_input),
-            rows,
-            classes,
-            1,
+            (rows, classes, 1),
         )
     }
 
@@ -337,9 +413,7 @@ impl Gpu {
             ("output", &output),
             Some(&grad_output),
             ("grad_input", &grad_input),
-            rows,
-            classes,
-            1,
+            (rows, classes, 1),
         )
     }
 
@@ -368,9 +442,7 @@ impl Gpu {
             Kernel::LogSoftmaxForward,
             ("logits", logits),
             None,
-            rows,
-            classes,
-            1,
+            (rows, classes, 1),
         )
         .await
     }
@@ -393,7 +465,14 @@ impl Gpu {
     /// let p = pollster::block_on(gpu.softmax_async(&[0.0, 0.0], 1, 2)).unwrap();
     /// ```
     pub async fn softmax_async(&self, logits: &[f32], rows: usize, classes: usize) -> Result<Vec<f32>> {
-        row_op_slice(self, Kernel::SoftmaxForward, ("logits", logits), None, rows, classes, 1).await
+        row_op_slice(
+            self,
+            Kernel::SoftmaxForward,
+            ("logits", logits),
+            None,
+            (rows, classes, 1),
+        )
+        .await
     }
 
     /// The gradient of log-softmax from its `output` and the upstream `grad_output`, as
@@ -435,9 +514,7 @@ impl Gpu {
             Kernel::LogSoftmaxBackward,
             ("output", output),
             Some(grad_output),
-            rows,
-            classes,
-            1,
+            (rows, classes, 1),
         )
         .await
     }
@@ -480,9 +557,7 @@ impl Gpu {
             Kernel::SoftmaxBackward,
             ("output", output),
             Some(grad_output),
-            rows,
-            classes,
-            1,
+            (rows, classes, 1),
         )
         .await
     }
@@ -530,9 +605,7 @@ impl Gpu {
             (names.0, &input),
             grad_output.as_ref(),
             (names.1, &output),
-            rows,
-            classes,
-            spatial,
+            (rows, classes, spatial),
         )
     }
 
@@ -579,7 +652,7 @@ impl Gpu {
         spatial: usize,
     ) -> Result<Vec<f32>> {
         let (names, kernel) = (op.arguments(grad_output.is_some())?, kernel_of(op));
-        row_op_slice(self, kernel, (names.0, input), grad_output, rows, classes, spatial).await
+        row_op_slice(self, kernel, (names.0, input), grad_output, (rows, classes, spatial)).await
     }
 }
 
