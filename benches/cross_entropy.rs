@@ -413,31 +413,19 @@ fn run_and_read<T: bytemuck::Pod>(
     record: Record<'_>,
     reads: &[(&wgpu::Buffer, Range<u64>)],
 ) -> Vec<T> {
-    let device = gpu.device();
-    let staging = device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("bench check readback"),
-        size: reads.iter().map(|(_, r)| r.end - r.start).sum(),
-        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    });
-    let mut encoder = device.create_command_encoder(&Default::default());
+    let mut encoder = gpu.device().create_command_encoder(&Default::default());
     for buffer in outputs {
         encoder.clear_buffer(buffer, 0, None);
     }
     record(&mut encoder);
-    let mut offset = 0;
-    for (buffer, bytes) in reads {
-        let size = bytes.end - bytes.start;
-        encoder.copy_buffer_to_buffer(buffer, bytes.start, &staging, offset, size);
-        offset += size;
-    }
     gpu.queue().submit([encoder.finish()]);
-    let slice = staging.slice(..);
-    slice.map_async(wgpu::MapMode::Read, |r| r.expect("the check's readback maps"));
-    wait(gpu, None);
-    let values = bytemuck::cast_slice(&slice.get_mapped_range().expect("mapped")).to_vec();
-    staging.unmap();
-    values
+    reads
+        .iter()
+        .flat_map(|(buffer, bytes)| {
+            gpu.read_buffer::<T>(buffer.slice(bytes.clone()))
+                .expect("the check reads back")
+        })
+        .collect()
 }
 
 /// Aborts the bench unless every `got[i]` is within `1e-4·|want[i]| + 1e-6·max|want|` of
@@ -535,7 +523,6 @@ impl Reference {
 struct Timer {
     queries: wgpu::QuerySet,
     resolve: wgpu::Buffer,
-    readback: wgpu::Buffer,
 }
 
 impl Timer {
@@ -548,22 +535,18 @@ impl Timer {
         {
             return None;
         }
-        let buffer = |usage| {
-            device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("bench timestamps"),
-                size: 16,
-                usage,
-                mapped_at_creation: false,
-            })
-        };
         Some(Self {
             queries: device.create_query_set(&wgpu::QuerySetDescriptor {
                 label: Some("bench timestamps"),
                 ty: wgpu::QueryType::Timestamp,
                 count: 2,
             }),
-            resolve: buffer(wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC),
-            readback: buffer(wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST),
+            resolve: device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("bench timestamps"),
+                size: 16,
+                usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            }),
         })
     }
 }
@@ -579,21 +562,15 @@ fn time_once(gpu: &Gpu, timer: Option<&Timer>, record: Record<'_>) -> (Duration,
     if let Some(t) = timer {
         encoder.write_timestamp(&t.queries, 1);
         encoder.resolve_query_set(&t.queries, 0..2, &t.resolve, 0);
-        encoder.copy_buffer_to_buffer(&t.resolve, 0, &t.readback, 0, 16);
     }
     let start = Instant::now();
     let submission = gpu.queue().submit([encoder.finish()]);
     wait(gpu, Some(submission));
     let wall = start.elapsed();
     let gpu_time = timer.map(|t| {
-        let slice = t.readback.slice(..);
-        slice.map_async(wgpu::MapMode::Read, |r| r.expect("timestamps map"));
-        wait(gpu, None);
-        let ticks: [u64; 2] = {
-            let view = slice.get_mapped_range().expect("mapped");
-            bytemuck::pod_read_unaligned(&view[..16])
-        };
-        t.readback.unmap();
+        let ticks = gpu
+            .read_buffer::<u64>(t.resolve.slice(..))
+            .expect("timestamps read back");
         let ns = ticks[1].saturating_sub(ticks[0]) as f64 * f64::from(gpu.queue().get_timestamp_period());
         Duration::from_nanos(ns as u64)
     });

@@ -90,13 +90,6 @@ fn encode_api(gpu: &Gpu, opts: &CrossEntropyOptions) -> Result<(Vec<f32>, Vec<f3
     let grad_bytes = (ROWS * CLASSES * 4) as u64;
     let loss = output("loss", loss_bytes);
     let grad = output("grad", grad_bytes);
-    // One staging buffer holds both: the loss at 0, the gradient after it.
-    let staging = device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("staging"),
-        size: loss_bytes + grad_bytes,
-        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    });
 
     // A training loop keeps the workspace and records into it once per submission.
     let mut workspace = Workspace::new(gpu);
@@ -108,23 +101,12 @@ fn encode_api(gpu: &Gpu, opts: &CrossEntropyOptions) -> Result<(Vec<f32>, Vec<f3
         .loss(loss.slice(..))
         .grad(grad.slice(..)); // no grad_output buffer: the upstream gradient is 1.0
     gpu.encode_cross_entropy(&mut encoder, &mut workspace, &buffers, ROWS, CLASSES, opts)?;
-    encoder.copy_buffer_to_buffer(&loss, 0, &staging, 0, loss_bytes);
-    encoder.copy_buffer_to_buffer(&grad, 0, &staging, loss_bytes, grad_bytes);
     gpu.queue().submit([encoder.finish()]);
 
-    let (sender, receiver) = std::sync::mpsc::channel();
-    staging.map_async(wgpu::MapMode::Read, .., move |result| {
-        sender.send(result).ok();
-    });
-    device.poll(wgpu::PollType::wait_indefinitely())?;
-    receiver.recv()??;
-    let values: Vec<f32> = bytemuck::cast_slice(&staging.get_mapped_range(..)?).to_vec();
-    staging.unmap();
     // Targets are checked on the device: an out-of-range one gives its row NaN, and the
     // workspace's status names it. Checking costs a small readback; do it when convenient.
     workspace.check_targets(gpu)?;
-    let (loss, grad) = values.split_at(1);
-    Ok((loss.to_vec(), grad.to_vec()))
+    Ok((gpu.read_buffer(loss.slice(..))?, gpu.read_buffer(grad.slice(..))?))
 }
 
 /// Prints the largest difference from the CPU twin; `Err` unless every GPU value is

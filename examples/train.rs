@@ -3,7 +3,7 @@
 //! A training step records, into the program's own command encoder: the linear layer
 //! `logits = x·Wᵀ + b`, this crate's loss forward and gradient in one fused kernel (the
 //! encode API, on the program's buffers), the weight gradient `gᵀ·x` and the SGD update.
-//! The model's kernels are in `examples/train/softmax_regression.wgsl`. Every mini-batch
+//! The model's kernels are in `examples/train/linear_model.wgsl`. Every mini-batch
 //! keeps its own bind group and loss [`Workspace`], so a whole epoch, every step and then the
 //! test set, is recorded into one encoder and submitted once. Nothing is read back inside a
 //! step: each step writes its loss into its own slot of a device buffer, and the losses and
@@ -37,7 +37,7 @@ const USAGE: &str = "usage: train [--dataset digits|bmi|diet] [--epochs N] [--lr
 /// The seed of everything random: the split, the BMI people, the initial weights and the
 /// order of the training rows in each epoch.
 const SEED: u64 = 2024;
-/// Invocations per workgroup of every kernel in softmax_regression.wgsl.
+/// Invocations per workgroup of every kernel in linear_model.wgsl.
 const WORKGROUP: u32 = 64;
 /// The checked step's GPU values must be within `TOLERANCE · max(1, max |cpu|)` of the CPU's.
 const TOLERANCE: f32 = 1e-4;
@@ -180,8 +180,6 @@ struct Trainer {
     losses: wgpu::Buffer,
     train_correct: wgpu::Buffer,
     test_correct: wgpu::Buffer,
-    /// Where `losses` and the two counts are read back, once per epoch.
-    epoch_readback: wgpu::Buffer,
     batches: Vec<Batch>,
     test_batch: Batch,
 }
@@ -229,7 +227,7 @@ impl Trainer {
                 contents: bytemuck::bytes_of(&params),
                 usage: wgpu::BufferUsages::UNIFORM,
             });
-            // In the order of the bindings in softmax_regression.wgsl.
+            // In the order of the bindings in linear_model.wgsl.
             let bound = [
                 &params,
                 &split.x,
@@ -265,7 +263,6 @@ impl Trainer {
             .collect();
         let test_batch = batch(&test, &test_correct, 0, data.test.rows());
         let losses = zeros("losses", batches.len() + 1);
-        let epoch_readback = staging_buffer(&gpu, batches.len() + 3);
         Self {
             gpu,
             kernels,
@@ -279,7 +276,6 @@ impl Trainer {
             losses,
             train_correct,
             test_correct,
-            epoch_readback,
             batches,
             test_batch,
         }
@@ -357,7 +353,7 @@ impl Trainer {
             (&self.train_correct, 1),
             (&self.test_correct, 1),
         ];
-        let [losses, train_correct, test_correct] = read_back(&self.gpu, encoder, &self.epoch_readback, sources)?;
+        let [losses, train_correct, test_correct] = read_back(&self.gpu, encoder, sources)?;
         let losses: Vec<f32> = losses.into_iter().map(f32::from_bits).collect();
         let train_rows: usize = self.batches.iter().map(|b| b.rows).sum();
         let row_losses: f32 = self.batches.iter().zip(&losses).map(|(b, l)| l * b.rows as f32).sum();
@@ -403,8 +399,7 @@ impl Trainer {
             (&self.logit_grad, rows * outputs),
             (&self.weight_grad, self.weight_count()),
         ];
-        let staging = staging_buffer(&self.gpu, sources.iter().map(|s| s.1).sum());
-        let [gpu_logits, gpu_loss, gpu_logit_grad, gpu_weight_grad] = read_back(&self.gpu, encoder, &staging, sources)?
+        let [gpu_logits, gpu_loss, gpu_logit_grad, gpu_weight_grad] = read_back(&self.gpu, encoder, sources)?
             .map(|words| words.into_iter().map(f32::from_bits).collect::<Vec<f32>>());
 
         let x = &data.train.x[..rows * features];
@@ -443,7 +438,7 @@ impl Trainer {
     }
 }
 
-/// `BatchParams` in softmax_regression.wgsl, field for field.
+/// `BatchParams` in linear_model.wgsl, field for field.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 struct BatchParams {
@@ -456,7 +451,7 @@ struct BatchParams {
     _pad: [u32; 2],
 }
 
-/// The pipelines of softmax_regression.wgsl, sharing one bind-group layout.
+/// The pipelines of linear_model.wgsl, sharing one bind-group layout.
 struct Kernels {
     layout: wgpu::BindGroupLayout,
     linear_forward: wgpu::ComputePipeline,
@@ -496,7 +491,7 @@ impl Kernels {
             bind_group_layouts: &[Some(&layout)],
             immediate_size: 0,
         });
-        let module = device.create_shader_module(wgpu::include_wgsl!("train/softmax_regression.wgsl"));
+        let module = device.create_shader_module(wgpu::include_wgsl!("train/linear_model.wgsl"));
         let pipeline = |entry_point| {
             device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(entry_point),
@@ -537,44 +532,19 @@ fn values(buffer: &wgpu::Buffer, first: usize, count: usize) -> wgpu::BufferSlic
     buffer.slice(first as u64 * F32..(first + count) as u64 * F32)
 }
 
-/// A buffer to read `values` 4-byte values back through.
-fn staging_buffer(gpu: &Gpu, values: usize) -> wgpu::Buffer {
-    gpu.device().create_buffer(&wgpu::BufferDescriptor {
-        label: Some("readback"),
-        size: values as u64 * F32,
-        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    })
-}
-
-/// Appends copies of the first `count` values of each source to `encoder`, one after the
-/// other into `staging`, submits it, waits, and returns each source's values as 32-bit words.
+/// Submits `encoder`, then reads back the first `count` values of each source as 32-bit
+/// words, in order.
 fn read_back<const N: usize>(
     gpu: &Gpu,
-    mut encoder: wgpu::CommandEncoder,
-    staging: &wgpu::Buffer,
+    encoder: wgpu::CommandEncoder,
     sources: [(&wgpu::Buffer, usize); N],
 ) -> Result<[Vec<u32>; N], Box<dyn Error>> {
-    let mut offset = 0;
-    for (source, count) in sources {
-        encoder.copy_buffer_to_buffer(source, 0, staging, offset, count as u64 * F32);
-        offset += count as u64 * F32;
-    }
     gpu.queue().submit([encoder.finish()]);
-    let (sender, receiver) = std::sync::mpsc::channel();
-    staging.map_async(wgpu::MapMode::Read, .., move |result| {
-        sender.send(result).ok();
-    });
-    gpu.device().poll(wgpu::PollType::wait_indefinitely())?;
-    receiver.recv()??;
-    let words: Vec<u32> = bytemuck::cast_slice(&staging.get_mapped_range(..)?).to_vec();
-    staging.unmap();
-    let mut rest = words.as_slice();
-    Ok(sources.map(|(_, count)| {
-        let (head, tail) = rest.split_at(count);
-        rest = tail;
-        head.to_vec()
-    }))
+    let mut words = Vec::with_capacity(N);
+    for (source, count) in sources {
+        words.push(gpu.read_buffer::<u32>(source.slice(..count as u64 * F32))?);
+    }
+    Ok(words.try_into().expect("one read per source"))
 }
 
 // ---------------------------------------------------------------------------------------

@@ -15,6 +15,32 @@
 
 #![deny(missing_docs)]
 
+/// The slice API of an op, one way for every op: each async method (the root form, for the
+/// web and async apps) written once with its docs, and beside it its blocking form (native
+/// only), which has the same arguments, its own docs, and waits on the async one.
+macro_rules! slice_api {
+    ($(
+        $(#[doc = $blocking_doc:expr])*
+        pub fn $blocking:ident;
+        $(#[$attr:meta])*
+        pub async fn $async:ident $(<$($generic:ident: $bound:path),*>)? (
+            &$self:tt $(, $arg:ident: $ty:ty)* $(,)?
+        ) -> $ret:ty $body:block
+    )*) => {
+        impl crate::gpu::Gpu {$(
+            $(#[doc = $blocking_doc])*
+            #[cfg(not(target_arch = "wasm32"))]
+            #[allow(clippy::too_many_arguments)]
+            pub fn $blocking $(<$($generic: $bound),*>)? (&$self $(, $arg: $ty)*) -> $ret {
+                pollster::block_on($self.$async($($arg),*))
+            }
+
+            $(#[$attr])*
+            pub async fn $async $(<$($generic: $bound),*>)? (&$self $(, $arg: $ty)*) -> $ret $body
+        )*}
+    };
+}
+
 mod error;
 mod gpu;
 mod ops;

@@ -97,6 +97,8 @@ pub struct Gpu {
     segment_classes: u32,
     resident_rows: bool,
     slice_pool: Mutex<Vec<SliceScratch>>,
+    /// [`Gpu::read_buffer`]'s staging buffer, kept between calls.
+    readback_staging: Mutex<Option<wgpu::Buffer>>,
 }
 
 /// The optional features the kernels use when the adapter has them.
@@ -203,6 +205,7 @@ impl Gpu {
             segment_classes: options.segment_classes.max(1),
             resident_rows: options.resident_rows,
             slice_pool: Mutex::new(Vec::new()),
+            readback_staging: Mutex::new(None),
         }
     }
 

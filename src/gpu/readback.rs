@@ -1,17 +1,17 @@
-//! Reading a buffer back: `map_async` fills a one-shot channel; natively the device is
+//! Reading buffers back: `map_async` fills a one-shot channel; natively the device is
 //! polled (with the caller's timeout) so an awaited readback can never hang.
 
 use super::Gpu;
 use crate::error::{Error, Result};
 
 impl Gpu {
-    /// Maps `staging[..bytes]` after `submission` and copies it out as f32 values.
-    pub(crate) async fn read_back(
+    /// Maps `staging[..bytes]` after `submission` and copies it out.
+    async fn map_read<T: bytemuck::Pod>(
         &self,
         staging: &wgpu::Buffer,
         bytes: u64,
         submission: wgpu::SubmissionIndex,
-    ) -> Result<Vec<f32>> {
+    ) -> Result<Vec<T>> {
         let slice = staging.slice(..bytes);
         let (sender, receiver) = futures_intrusive::channel::shared::oneshot_channel();
         slice.map_async(wgpu::MapMode::Read, move |result| {
@@ -33,9 +33,96 @@ impl Gpu {
             .map_err(|e| Error::Readback(e.to_string()))?;
         let values = {
             let view = slice.get_mapped_range().map_err(|e| Error::Readback(e.to_string()))?;
-            bytemuck::cast_slice::<u8, f32>(&view).to_vec()
+            bytemuck::pod_collect_to_vec(&view)
         };
         staging.unmap();
+        Ok(values)
+    }
+
+    /// Maps `staging[..bytes]` after `submission` and copies it out as f32 values.
+    pub(crate) async fn read_back(
+        &self,
+        staging: &wgpu::Buffer,
+        bytes: u64,
+        submission: wgpu::SubmissionIndex,
+    ) -> Result<Vec<f32>> {
+        self.map_read(staging, bytes, submission).await
+    }
+
+    /// The `Gpu`'s staging buffer for [`Gpu::read_buffer`], at least `bytes` long (grown by
+    /// powers of two and kept; a concurrent read takes a buffer of its own).
+    fn readback_staging(&self, bytes: u64) -> wgpu::Buffer {
+        let kept = self.readback_staging.lock().ok().and_then(|mut kept| kept.take());
+        kept.filter(|b| b.size() >= bytes).unwrap_or_else(|| {
+            self.device().create_buffer(&wgpu::BufferDescriptor {
+                label: Some("wgpu-loss read_buffer staging"),
+                size: bytes.max(256).next_power_of_two(),
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        })
+    }
+}
+
+slice_api! {
+    /// Reads `source` back as `T` values (after everything already submitted), through a
+    /// staging buffer the `Gpu` keeps. `source` needs `COPY_SRC` usage, and a size and an
+    /// offset that are multiples of 4 bytes and of `T`'s size. For results of the encode
+    /// API, once per step or epoch. Blocking (with [`GpuOptions::readback_timeout`](crate::GpuOptions::readback_timeout));
+    /// native only.
+    ///
+    /// ```
+    /// use wgpu::util::DeviceExt;
+    /// let gpu = wgpu_loss::Gpu::new()?;
+    /// let buffer = gpu.device().create_buffer_init(&wgpu::util::BufferInitDescriptor {
+    ///     label: None,
+    ///     contents: bytemuck::cast_slice(&[1.0f32, 2.0, 3.0]),
+    ///     usage: wgpu::BufferUsages::COPY_SRC,
+    /// });
+    /// assert_eq!(gpu.read_buffer::<f32>(buffer.slice(4..))?, vec![2.0, 3.0]);
+    /// # Ok::<(), wgpu_loss::Error>(())
+    /// ```
+    pub fn read_buffer;
+    /// The async form of [`Gpu::read_buffer`] (in a browser, the one there is).
+    ///
+    /// ```
+    /// # use wgpu::util::DeviceExt;
+    /// # let gpu = wgpu_loss::Gpu::new()?;
+    /// let buffer = gpu.device().create_buffer_init(&wgpu::util::BufferInitDescriptor {
+    ///     label: None,
+    ///     contents: bytemuck::cast_slice(&[7i32, 8]),
+    ///     usage: wgpu::BufferUsages::COPY_SRC,
+    /// });
+    /// assert_eq!(pollster::block_on(gpu.read_buffer_async::<i32>(buffer.slice(..)))?, vec![7, 8]);
+    /// # Ok::<(), wgpu_loss::Error>(())
+    /// ```
+    pub async fn read_buffer_async<T: bytemuck::Pod>(&self, source: wgpu::BufferSlice<'_>) -> Result<Vec<T>> {
+        let bytes = source.size();
+        let unit = std::mem::size_of::<T>().max(1) as u64;
+        if bytes % 4 != 0 || bytes % unit != 0 || source.offset() % 4 != 0 {
+            return Err(Error::InvalidArgument {
+                argument: "source",
+                message: format!(
+                    "{bytes} bytes at offset {}: size and offset must be multiples of 4 and of {unit}",
+                    source.offset()
+                ),
+            });
+        }
+        let usage = source.buffer().usage();
+        if !usage.contains(wgpu::BufferUsages::COPY_SRC) {
+            return Err(Error::InvalidArgument {
+                argument: "source",
+                message: format!("the buffer needs COPY_SRC usage, it has {usage:?}"),
+            });
+        }
+        let staging = self.readback_staging(bytes);
+        let mut encoder = self.device().create_command_encoder(&Default::default());
+        encoder.copy_buffer_to_buffer(source.buffer(), source.offset(), &staging, 0, bytes);
+        let submission = self.queue().submit([encoder.finish()]);
+        let values = self.map_read(&staging, bytes, submission).await?;
+        if let Ok(mut kept) = self.readback_staging.lock() {
+            *kept = Some(staging);
+        }
         Ok(values)
     }
 }

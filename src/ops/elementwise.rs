@@ -466,21 +466,6 @@ async fn elementwise_slice(
     Ok((loss, grad))
 }
 
-const NOTHING: Wanted = Wanted {
-    loss: false,
-    grad: false,
-    lse: false,
-    argmax: false,
-    accuracy: false,
-};
-const LOSS: Wanted = Wanted { loss: true, ..NOTHING };
-const GRAD: Wanted = Wanted { grad: true, ..NOTHING };
-const BOTH: Wanted = Wanted {
-    loss: true,
-    grad: true,
-    ..NOTHING
-};
-
 /// Defines the seven methods of each loss from the loss's own arguments and the
 /// `Elementwise` they describe; `example` is those arguments in a call.
 macro_rules! gpu_elementwise_ops {
@@ -524,7 +509,9 @@ macro_rules! gpu_elementwise_ops {
             ) -> Result<()> {
                 encode_elementwise(self, encoder, workspace, buffers, n, &$spec)
             }
+        )*}
 
+        slice_api! {$(
             $(#[doc = $doc])*
             #[doc = ""]
             #[doc = "```"]
@@ -535,10 +522,7 @@ macro_rules! gpu_elementwise_ops {
             #[doc = "assert!((loss[0] - want[0]).abs() <= 1e-6 * want[0].abs().max(1.0));"]
             #[doc = "# Ok::<(), wgpu_loss::Error>(())"]
             #[doc = "```"]
-            #[cfg(not(target_arch = "wasm32"))]
-            pub fn $loss(&self, input: &[f32], target: &[f32], n: usize $(, $arg: $ty)*) -> Result<Vec<f32>> {
-                pollster::block_on(self.$loss_async(input, target, n $(, $arg)*))
-            }
+            pub fn $loss;
 
             #[doc = concat!("The async form of [`Gpu::", stringify!($loss), "`].")]
             #[doc = ""]
@@ -550,7 +534,7 @@ macro_rules! gpu_elementwise_ops {
             #[doc = "# Ok::<(), wgpu_loss::Error>(())"]
             #[doc = "```"]
             pub async fn $loss_async(&self, input: &[f32], target: &[f32], n: usize $(, $arg: $ty)*) -> Result<Vec<f32>> {
-                let (loss, _) = elementwise_slice(self, &$spec, (input, target, n), None, LOSS).await?;
+                let (loss, _) = elementwise_slice(self, &$spec, (input, target, n), None, Wanted::LOSS).await?;
                 Ok(loss)
             }
 
@@ -566,17 +550,7 @@ macro_rules! gpu_elementwise_ops {
             #[doc = "assert!(grad.iter().zip(&want).all(|(g, w)| (g - w).abs() <= 1e-6 * w.abs().max(1.0)));"]
             #[doc = "# Ok::<(), wgpu_loss::Error>(())"]
             #[doc = "```"]
-            #[cfg(not(target_arch = "wasm32"))]
-            pub fn $grad(
-                &self,
-                input: &[f32],
-                target: &[f32],
-                n: usize
-                $(, $arg: $ty)*,
-                grad_output: &[f32],
-            ) -> Result<Vec<f32>> {
-                pollster::block_on(self.$grad_async(input, target, n $(, $arg)*, grad_output))
-            }
+            pub fn $grad;
 
             #[doc = concat!("The async form of [`Gpu::", stringify!($grad), "`].")]
             #[doc = ""]
@@ -595,7 +569,7 @@ macro_rules! gpu_elementwise_ops {
                 $(, $arg: $ty)*,
                 grad_output: &[f32],
             ) -> Result<Vec<f32>> {
-                let (_, grad) = elementwise_slice(self, &$spec, (input, target, n), Some(grad_output), GRAD).await?;
+                let (_, grad) = elementwise_slice(self, &$spec, (input, target, n), Some(grad_output), Wanted::GRAD).await?;
                 Ok(grad)
             }
 
@@ -609,17 +583,7 @@ macro_rules! gpu_elementwise_ops {
             #[doc = "assert_eq!((loss.len(), grad.len()), (1, 3));"]
             #[doc = "# Ok::<(), wgpu_loss::Error>(())"]
             #[doc = "```"]
-            #[cfg(not(target_arch = "wasm32"))]
-            pub fn $with_grad(
-                &self,
-                input: &[f32],
-                target: &[f32],
-                n: usize
-                $(, $arg: $ty)*,
-                grad_output: &[f32],
-            ) -> Result<(Vec<f32>, Vec<f32>)> {
-                pollster::block_on(self.$with_grad_async(input, target, n $(, $arg)*, grad_output))
-            }
+            pub fn $with_grad;
 
             #[doc = concat!("The async form of [`Gpu::", stringify!($with_grad), "`].")]
             #[doc = ""]
@@ -638,7 +602,7 @@ macro_rules! gpu_elementwise_ops {
                 $(, $arg: $ty)*,
                 grad_output: &[f32],
             ) -> Result<(Vec<f32>, Vec<f32>)> {
-                elementwise_slice(self, &$spec, (input, target, n), Some(grad_output), BOTH).await
+                elementwise_slice(self, &$spec, (input, target, n), Some(grad_output), Wanted::BOTH).await
             }
         )*}
     };

@@ -417,151 +417,6 @@ impl Gpu {
         )
     }
 
-    /// Row-wise log-softmax of `rows × classes` logits. Blocking; native only.
-    ///
-    /// ```
-    /// let gpu = wgpu_loss::Gpu::new().unwrap();
-    /// let lp = gpu.log_softmax(&[0.0, 0.0, f32::NEG_INFINITY, 1e4], 2, 2).unwrap();
-    /// assert_eq!(lp[3], 0.0);
-    /// assert_eq!(lp[2], f32::NEG_INFINITY);
-    /// ```
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn log_softmax(&self, logits: &[f32], rows: usize, classes: usize) -> Result<Vec<f32>> {
-        pollster::block_on(self.log_softmax_async(logits, rows, classes))
-    }
-
-    /// The async form of [`Gpu::log_softmax`].
-    ///
-    /// ```
-    /// # let gpu = wgpu_loss::Gpu::new().unwrap();
-    /// let lp = pollster::block_on(gpu.log_softmax_async(&[0.0, 0.0], 1, 2)).unwrap();
-    /// ```
-    pub async fn log_softmax_async(&self, logits: &[f32], rows: usize, classes: usize) -> Result<Vec<f32>> {
-        row_op_slice(
-            self,
-            Kernel::LogSoftmaxForward,
-            ("logits", logits),
-            None,
-            (rows, classes, 1),
-        )
-        .await
-    }
-
-    /// Row-wise softmax of `rows × classes` logits. Blocking; native only.
-    ///
-    /// ```
-    /// let gpu = wgpu_loss::Gpu::new().unwrap();
-    /// assert_eq!(gpu.softmax(&[3.0, 3.0], 1, 2).unwrap(), vec![0.5, 0.5]);
-    /// ```
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn softmax(&self, logits: &[f32], rows: usize, classes: usize) -> Result<Vec<f32>> {
-        pollster::block_on(self.softmax_async(logits, rows, classes))
-    }
-
-    /// The async form of [`Gpu::softmax`].
-    ///
-    /// ```
-    /// # let gpu = wgpu_loss::Gpu::new().unwrap();
-    /// let p = pollster::block_on(gpu.softmax_async(&[0.0, 0.0], 1, 2)).unwrap();
-    /// ```
-    pub async fn softmax_async(&self, logits: &[f32], rows: usize, classes: usize) -> Result<Vec<f32>> {
-        row_op_slice(
-            self,
-            Kernel::SoftmaxForward,
-            ("logits", logits),
-            None,
-            (rows, classes, 1),
-        )
-        .await
-    }
-
-    /// The gradient of log-softmax from its `output` and the upstream `grad_output`, as
-    /// [`cpu::log_softmax_backward`](crate::cpu::log_softmax_backward) (its non-finite
-    /// rules too: a row with a non-finite `grad_output` is all NaN). Blocking; native only.
-    ///
-    /// ```
-    /// let gpu = wgpu_loss::Gpu::new().unwrap();
-    /// let y = gpu.log_softmax(&[0.0, 0.0], 1, 2).unwrap();
-    /// let dx = gpu.log_softmax_backward(&y, &[1.0, 0.0], 1, 2).unwrap();
-    /// assert_eq!(dx, vec![0.5, -0.5]);
-    /// ```
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn log_softmax_backward(
-        &self,
-        output: &[f32],
-        grad_output: &[f32],
-        rows: usize,
-        classes: usize,
-    ) -> Result<Vec<f32>> {
-        pollster::block_on(self.log_softmax_backward_async(output, grad_output, rows, classes))
-    }
-
-    /// The async form of [`Gpu::log_softmax_backward`].
-    ///
-    /// ```
-    /// # let gpu = wgpu_loss::Gpu::new().unwrap();
-    /// let dx = pollster::block_on(gpu.log_softmax_backward_async(&[-0.5, -1.0], &[1.0, 0.0], 1, 2)).unwrap();
-    /// ```
-    pub async fn log_softmax_backward_async(
-        &self,
-        output: &[f32],
-        grad_output: &[f32],
-        rows: usize,
-        classes: usize,
-    ) -> Result<Vec<f32>> {
-        row_op_slice(
-            self,
-            Kernel::LogSoftmaxBackward,
-            ("output", output),
-            Some(grad_output),
-            (rows, classes, 1),
-        )
-        .await
-    }
-
-    /// The gradient of softmax from its `output` and the upstream `grad_output`, as
-    /// [`cpu::softmax_backward`](crate::cpu::softmax_backward) (a row with a non-finite
-    /// `output` or `grad_output` is all NaN). Blocking; native only.
-    ///
-    /// ```
-    /// let gpu = wgpu_loss::Gpu::new().unwrap();
-    /// let dx = gpu.softmax_backward(&[0.5, 0.5], &[1.0, 0.0], 1, 2).unwrap();
-    /// assert_eq!(dx, vec![0.25, -0.25]);
-    /// ```
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn softmax_backward(
-        &self,
-        output: &[f32],
-        grad_output: &[f32],
-        rows: usize,
-        classes: usize,
-    ) -> Result<Vec<f32>> {
-        pollster::block_on(self.softmax_backward_async(output, grad_output, rows, classes))
-    }
-
-    /// The async form of [`Gpu::softmax_backward`].
-    ///
-    /// ```
-    /// # let gpu = wgpu_loss::Gpu::new().unwrap();
-    /// let dx = pollster::block_on(gpu.softmax_backward_async(&[0.5, 0.5], &[1.0, 0.0], 1, 2)).unwrap();
-    /// ```
-    pub async fn softmax_backward_async(
-        &self,
-        output: &[f32],
-        grad_output: &[f32],
-        rows: usize,
-        classes: usize,
-    ) -> Result<Vec<f32>> {
-        row_op_slice(
-            self,
-            Kernel::SoftmaxBackward,
-            ("output", output),
-            Some(grad_output),
-            (rows, classes, 1),
-        )
-        .await
-    }
-
     /// Records a softmax-family op over dim 1 of an `(N, C, d1, …, dk)` input (`rows` = N,
     /// `classes` = C, `spatial` = d1·…·dk): class `c` of position `s` of sample `n` sits at
     /// `(n·C + c)·spatial + s`, as in PyTorch, and is read in place, without a transposing
@@ -608,6 +463,125 @@ impl Gpu {
             (rows, classes, spatial),
         )
     }
+}
+
+slice_api! {
+    /// Row-wise log-softmax of `rows × classes` logits. Blocking; native only.
+    ///
+    /// ```
+    /// let gpu = wgpu_loss::Gpu::new().unwrap();
+    /// let lp = gpu.log_softmax(&[0.0, 0.0, f32::NEG_INFINITY, 1e4], 2, 2).unwrap();
+    /// assert_eq!(lp[3], 0.0);
+    /// assert_eq!(lp[2], f32::NEG_INFINITY);
+    /// ```
+    pub fn log_softmax;
+    /// The async form of [`Gpu::log_softmax`].
+    ///
+    /// ```
+    /// # let gpu = wgpu_loss::Gpu::new().unwrap();
+    /// let lp = pollster::block_on(gpu.log_softmax_async(&[0.0, 0.0], 1, 2)).unwrap();
+    /// ```
+    pub async fn log_softmax_async(&self, logits: &[f32], rows: usize, classes: usize) -> Result<Vec<f32>> {
+        row_op_slice(
+            self,
+            Kernel::LogSoftmaxForward,
+            ("logits", logits),
+            None,
+            (rows, classes, 1),
+        )
+        .await
+    }
+
+    /// Row-wise softmax of `rows × classes` logits. Blocking; native only.
+    ///
+    /// ```
+    /// let gpu = wgpu_loss::Gpu::new().unwrap();
+    /// assert_eq!(gpu.softmax(&[3.0, 3.0], 1, 2).unwrap(), vec![0.5, 0.5]);
+    /// ```
+    pub fn softmax;
+    /// The async form of [`Gpu::softmax`].
+    ///
+    /// ```
+    /// # let gpu = wgpu_loss::Gpu::new().unwrap();
+    /// let p = pollster::block_on(gpu.softmax_async(&[0.0, 0.0], 1, 2)).unwrap();
+    /// ```
+    pub async fn softmax_async(&self, logits: &[f32], rows: usize, classes: usize) -> Result<Vec<f32>> {
+        row_op_slice(
+            self,
+            Kernel::SoftmaxForward,
+            ("logits", logits),
+            None,
+            (rows, classes, 1),
+        )
+        .await
+    }
+
+    /// The gradient of log-softmax from its `output` and the upstream `grad_output`, as
+    /// [`cpu::log_softmax_backward`](crate::cpu::log_softmax_backward) (its non-finite
+    /// rules too: a row with a non-finite `grad_output` is all NaN). Blocking; native only.
+    ///
+    /// ```
+    /// let gpu = wgpu_loss::Gpu::new().unwrap();
+    /// let y = gpu.log_softmax(&[0.0, 0.0], 1, 2).unwrap();
+    /// let dx = gpu.log_softmax_backward(&y, &[1.0, 0.0], 1, 2).unwrap();
+    /// assert_eq!(dx, vec![0.5, -0.5]);
+    /// ```
+    pub fn log_softmax_backward;
+    /// The async form of [`Gpu::log_softmax_backward`].
+    ///
+    /// ```
+    /// # let gpu = wgpu_loss::Gpu::new().unwrap();
+    /// let dx = pollster::block_on(gpu.log_softmax_backward_async(&[-0.5, -1.0], &[1.0, 0.0], 1, 2)).unwrap();
+    /// ```
+    pub async fn log_softmax_backward_async(
+        &self,
+        output: &[f32],
+        grad_output: &[f32],
+        rows: usize,
+        classes: usize,
+    ) -> Result<Vec<f32>> {
+        row_op_slice(
+            self,
+            Kernel::LogSoftmaxBackward,
+            ("output", output),
+            Some(grad_output),
+            (rows, classes, 1),
+        )
+        .await
+    }
+
+    /// The gradient of softmax from its `output` and the upstream `grad_output`, as
+    /// [`cpu::softmax_backward`](crate::cpu::softmax_backward) (a row with a non-finite
+    /// `output` or `grad_output` is all NaN). Blocking; native only.
+    ///
+    /// ```
+    /// let gpu = wgpu_loss::Gpu::new().unwrap();
+    /// let dx = gpu.softmax_backward(&[0.5, 0.5], &[1.0, 0.0], 1, 2).unwrap();
+    /// assert_eq!(dx, vec![0.25, -0.25]);
+    /// ```
+    pub fn softmax_backward;
+    /// The async form of [`Gpu::softmax_backward`].
+    ///
+    /// ```
+    /// # let gpu = wgpu_loss::Gpu::new().unwrap();
+    /// let dx = pollster::block_on(gpu.softmax_backward_async(&[0.5, 0.5], &[1.0, 0.0], 1, 2)).unwrap();
+    /// ```
+    pub async fn softmax_backward_async(
+        &self,
+        output: &[f32],
+        grad_output: &[f32],
+        rows: usize,
+        classes: usize,
+    ) -> Result<Vec<f32>> {
+        row_op_slice(
+            self,
+            Kernel::SoftmaxBackward,
+            ("output", output),
+            Some(grad_output),
+            (rows, classes, 1),
+        )
+        .await
+    }
 
     /// A softmax-family op over dim 1 of an `(N, C, d1, …, dk)` input (see
     /// [`Gpu::encode_softmax_spatial`]): `rows × classes × spatial` values in, as many out.
@@ -620,20 +594,7 @@ impl Gpu {
     /// let p = gpu.softmax_spatial(SoftmaxOp::Softmax, &[0.0, 1.0, 0.0, 1.0], None, 1, 2, 2).unwrap();
     /// assert_eq!(p, vec![0.5; 4]);
     /// ```
-    #[cfg(not(target_arch = "wasm32"))]
-    #[allow(clippy::too_many_arguments)]
-    pub fn softmax_spatial(
-        &self,
-        op: SoftmaxOp,
-        input: &[f32],
-        grad_output: Option<&[f32]>,
-        rows: usize,
-        classes: usize,
-        spatial: usize,
-    ) -> Result<Vec<f32>> {
-        pollster::block_on(self.softmax_spatial_async(op, input, grad_output, rows, classes, spatial))
-    }
-
+    pub fn softmax_spatial;
     /// The async form of [`Gpu::softmax_spatial`].
     ///
     /// ```

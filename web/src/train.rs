@@ -70,7 +70,8 @@ pub struct Trainer {
     test: Batch,
     test_samples: Samples,
     train_rows: usize,
-    staging: Option<wgpu::Buffer>,
+    /// Each step's loss of one `train_steps` call, read back at its end (grown as needed).
+    step_losses: Option<wgpu::Buffer>,
     steps_done: u32,
 }
 
@@ -230,7 +231,7 @@ impl Trainer {
             test: test_batch,
             test_samples: test,
             train_rows: train.rows(),
-            staging: None,
+            step_losses: None,
             steps_done: 0,
             gpu,
         })
@@ -242,10 +243,9 @@ impl Trainer {
         if steps == 0 {
             return Ok(Vec::new());
         }
-        let staging = self.staging(u64::from(steps) * F32);
+        let step_losses = self.step_losses(u64::from(steps) * F32);
         let (device, queue) = (self.gpu.device(), self.gpu.queue());
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let mut last = None;
         let batches = self.batches.len();
         let first = self.steps_done as usize;
         for i in 0..steps as usize {
@@ -268,13 +268,13 @@ impl Trainer {
                 &CrossEntropyOptions::default(),
             )?;
             dispatch(&mut encoder, &self.step, &batch.bind_group, WEIGHTS);
-            encoder.copy_buffer_to_buffer(&self.loss, 0, &staging, i as u64 * F32, F32);
-            last = Some(queue.submit([encoder.finish()]));
+            encoder.copy_buffer_to_buffer(&self.loss, 0, &step_losses, i as u64 * F32, F32);
+            queue.submit([encoder.finish()]);
         }
         if let Some(e) = scope.pop().await {
             return Err(Error::Device(e.to_string()));
         }
-        let losses = read_back(&self.gpu, &staging, u64::from(steps) * F32, last).await?;
+        let losses = self.gpu.read_buffer_async(step_losses.slice(..u64::from(steps) * F32)).await?;
         self.steps_done += steps;
         Ok(losses)
     }
@@ -282,10 +282,6 @@ impl Trainer {
     /// Computes the test logits and mean loss on the GPU and checks them against the CPU,
     /// after reading the device's out-of-range-target status of every batch.
     async fn evaluate_test(&mut self) -> Result<Evaluation> {
-        let logits_bytes = self.test.logits_bytes();
-        // Read back, in order: the test logits, the test loss, the weights.
-        let total = logits_bytes + F32 + WEIGHTS as u64 * F32;
-        let staging = self.staging(total);
         let (device, queue) = (self.gpu.device(), self.gpu.queue());
         let (test, samples) = (&mut self.test, &self.test_samples);
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
@@ -299,20 +295,19 @@ impl Trainer {
         let opts = CrossEntropyOptions::default();
         self.gpu
             .encode_cross_entropy(&mut encoder, &mut test.workspace, &buffers, test.rows, CLASSES, &opts)?;
-        encoder.copy_buffer_to_buffer(&self.test_logits, 0, &staging, 0, logits_bytes);
-        encoder.copy_buffer_to_buffer(&self.loss, 0, &staging, logits_bytes, F32);
-        encoder.copy_buffer_to_buffer(&self.weights, 0, &staging, logits_bytes + F32, WEIGHTS as u64 * F32);
-        let submission = queue.submit([encoder.finish()]);
+        queue.submit([encoder.finish()]);
         if let Some(e) = scope.pop().await {
             return Err(Error::Device(e.to_string()));
         }
-        let all = read_back(&self.gpu, &staging, total, Some(submission)).await?;
+        let gpu = &self.gpu;
+        let gpu_logits: Vec<f32> = gpu.read_buffer_async(self.test_logits.slice(..)).await?;
+        let test_loss = gpu.read_buffer_async::<f32>(self.loss.slice(..)).await?[0];
+        let weights: Vec<f32> = gpu.read_buffer_async(self.weights.slice(..)).await?;
         // The device's own check of every batch's targets (their last recording).
         for batch in self.batches.iter_mut().chain([&mut *test]) {
             batch.workspace.check_targets_async(&self.gpu).await?;
         }
-        let (gpu_logits, rest) = all.split_at(test.rows * CLASSES);
-        let (test_loss, weights) = (rest[0], &rest[1..]);
+        let gpu_logits = &gpu_logits[..test.rows * CLASSES];
 
         let mut cpu_logits = Vec::with_capacity(test.rows * CLASSES);
         let mut logit_error_ratio = 0.0f64;
@@ -343,18 +338,18 @@ impl Trainer {
         })
     }
 
-    /// A mappable buffer of at least `bytes`, kept between calls.
-    fn staging(&mut self, bytes: u64) -> wgpu::Buffer {
-        match &self.staging {
+    /// The buffer the steps' losses are copied to, at least `bytes` long, kept between calls.
+    fn step_losses(&mut self, bytes: u64) -> wgpu::Buffer {
+        match &self.step_losses {
             Some(buffer) if buffer.size() >= bytes => buffer.clone(),
             _ => {
                 let buffer = self.gpu.device().create_buffer(&wgpu::BufferDescriptor {
-                    label: Some("digits readback"),
+                    label: Some("digits step losses"),
                     size: bytes.next_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT),
-                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                    usage: wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
                     mapped_at_creation: false,
                 });
-                self.staging = Some(buffer.clone());
+                self.step_losses = Some(buffer.clone());
                 buffer
             }
         }
@@ -412,41 +407,6 @@ fn create_layout(device: &wgpu::Device) -> wgpu::BindGroupLayout {
             buffer(4, storage(true)),
         ],
     })
-}
-
-/// Maps `staging[..bytes]` once `submission` is done and copies it out as f32 values
-/// (natively by polling the device; in a browser the map callback fires by itself).
-async fn read_back(
-    gpu: &Gpu,
-    staging: &wgpu::Buffer,
-    bytes: u64,
-    submission: Option<wgpu::SubmissionIndex>,
-) -> Result<Vec<f32>> {
-    let slice = staging.slice(..bytes);
-    let (sender, receiver) = futures_intrusive::channel::shared::oneshot_channel();
-    slice.map_async(wgpu::MapMode::Read, move |result| {
-        sender.send(result).ok();
-    });
-    #[cfg(not(target_arch = "wasm32"))]
-    gpu.device()
-        .poll(wgpu::PollType::Wait {
-            submission_index: submission,
-            timeout: None,
-        })
-        .map_err(|e| Error::Readback(e.to_string()))?;
-    #[cfg(target_arch = "wasm32")]
-    let _ = (gpu, submission);
-    receiver
-        .receive()
-        .await
-        .ok_or_else(|| Error::Readback("the map callback was dropped".into()))?
-        .map_err(|e| Error::Readback(e.to_string()))?;
-    let values = {
-        let view = slice.get_mapped_range().map_err(|e| Error::Readback(e.to_string()))?;
-        bytemuck::cast_slice::<u8, f32>(&view).to_vec()
-    };
-    staging.unmap();
-    Ok(values)
 }
 
 #[wasm_bindgen]

@@ -1,6 +1,6 @@
 //! Cross-entropy from raw logits with class-index targets (shaders/cross_entropy/).
 
-use super::slice::{SliceInput, SliceTargets, Wanted, class_index_slice};
+use super::slice::{Outputs, SliceInput, SliceTargets, Wanted, class_index_slice, index_slice};
 use super::{ClassIndexOp, LossBuffers, Problem, encode};
 use crate::error::Result;
 use crate::gpu::{Gpu, Workspace};
@@ -50,174 +50,6 @@ impl Gpu {
         )
     }
 
-    /// Cross-entropy of `rows × classes` logits against class-index `targets`: `rows`
-    /// values for `Reduction::None`, else one. Blocking; native only.
-    ///
-    /// ```
-    /// use wgpu_loss::{CrossEntropyOptions, Gpu};
-    /// let gpu = Gpu::new().unwrap();
-    /// let loss = gpu.cross_entropy(&[0.0, 0.0], &[1], 1, 2, &CrossEntropyOptions::default()).unwrap();
-    /// assert!((loss[0] - 2f32.ln()).abs() < 1e-6);
-    /// ```
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn cross_entropy(
-        &self,
-        logits: &[f32],
-        targets: &(impl ClassTargets + ?Sized),
-        rows: usize,
-        classes: usize,
-        opts: &CrossEntropyOptions,
-    ) -> Result<Vec<f32>> {
-        pollster::block_on(self.cross_entropy_async(logits, targets, rows, classes, opts))
-    }
-
-    /// The async form of [`Gpu::cross_entropy`].
-    ///
-    /// ```
-    /// # let gpu = wgpu_loss::Gpu::new().unwrap();
-    /// let opts = wgpu_loss::CrossEntropyOptions::default();
-    /// let loss = pollster::block_on(gpu.cross_entropy_async(&[0.0, 0.0], &[0], 1, 2, &opts)).unwrap();
-    /// ```
-    pub async fn cross_entropy_async(
-        &self,
-        logits: &[f32],
-        targets: &(impl ClassTargets + ?Sized),
-        rows: usize,
-        classes: usize,
-        opts: &CrossEntropyOptions,
-    ) -> Result<Vec<f32>> {
-        let targets = &*targets.to_i32(classes)?;
-        let wanted = Wanted {
-            loss: true,
-            ..Default::default()
-        };
-        let out = class_index_slice(
-            self,
-            &Problem::new(ClassIndexOp::CrossEntropy, rows, classes, opts)?,
-            SliceInput::f32("logits", logits),
-            SliceTargets::Classes(targets),
-            None,
-            wanted,
-        )
-        .await?;
-        Ok(out.loss)
-    }
-
-    /// The gradient of cross-entropy with respect to the logits (`rows × classes`), given
-    /// the upstream gradient (`rows` values for `Reduction::None`, else one). Blocking.
-    ///
-    /// ```
-    /// use wgpu_loss::{CrossEntropyOptions, Gpu, Reduction};
-    /// let gpu = Gpu::new().unwrap();
-    /// let mut opts = CrossEntropyOptions::default();
-    /// opts.reduction = Reduction::Sum;
-    /// let g = gpu.cross_entropy_grad(&[0.0, 0.0], &[1], 1, 2, &opts, &[1.0]).unwrap();
-    /// assert_eq!(g, vec![0.5, -0.5]); // softmax - onehot
-    /// ```
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn cross_entropy_grad(
-        &self,
-        logits: &[f32],
-        targets: &(impl ClassTargets + ?Sized),
-        rows: usize,
-        classes: usize,
-        opts: &CrossEntropyOptions,
-        grad_output: &[f32],
-    ) -> Result<Vec<f32>> {
-        pollster::block_on(self.cross_entropy_grad_async(logits, targets, rows, classes, opts, grad_output))
-    }
-
-    /// The async form of [`Gpu::cross_entropy_grad`].
-    ///
-    /// ```
-    /// # let gpu = wgpu_loss::Gpu::new().unwrap();
-    /// let opts = wgpu_loss::CrossEntropyOptions::default();
-    /// let g = pollster::block_on(gpu.cross_entropy_grad_async(&[0.0, 0.0], &[1], 1, 2, &opts, &[1.0])).unwrap();
-    /// ```
-    pub async fn cross_entropy_grad_async(
-        &self,
-        logits: &[f32],
-        targets: &(impl ClassTargets + ?Sized),
-        rows: usize,
-        classes: usize,
-        opts: &CrossEntropyOptions,
-        grad_output: &[f32],
-    ) -> Result<Vec<f32>> {
-        let targets = &*targets.to_i32(classes)?;
-        let wanted = Wanted {
-            grad: true,
-            ..Default::default()
-        };
-        let out = class_index_slice(
-            self,
-            &Problem::new(ClassIndexOp::CrossEntropy, rows, classes, opts)?,
-            SliceInput::f32("logits", logits),
-            SliceTargets::Classes(targets),
-            Some(grad_output),
-            wanted,
-        )
-        .await?;
-        Ok(out.grad)
-    }
-
-    /// Loss and gradient together from one kernel that reads the logits once for both
-    /// (plus once more to write the gradient), for training loops. Blocking; native only.
-    ///
-    /// ```
-    /// use wgpu_loss::{CrossEntropyOptions, Gpu};
-    /// let gpu = Gpu::new().unwrap();
-    /// let (loss, grad) = gpu
-    ///     .cross_entropy_with_grad(&[0.0, 0.0, 5.0, -5.0], &[1, 0], 2, 2, &CrossEntropyOptions::default(), &[1.0])
-    ///     .unwrap();
-    /// assert_eq!(grad.len(), 4);
-    /// ```
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn cross_entropy_with_grad(
-        &self,
-        logits: &[f32],
-        targets: &(impl ClassTargets + ?Sized),
-        rows: usize,
-        classes: usize,
-        opts: &CrossEntropyOptions,
-        grad_output: &[f32],
-    ) -> Result<(Vec<f32>, Vec<f32>)> {
-        pollster::block_on(self.cross_entropy_with_grad_async(logits, targets, rows, classes, opts, grad_output))
-    }
-
-    /// The async form of [`Gpu::cross_entropy_with_grad`].
-    ///
-    /// ```
-    /// # let gpu = wgpu_loss::Gpu::new().unwrap();
-    /// let opts = wgpu_loss::CrossEntropyOptions::default();
-    /// let (l, g) = pollster::block_on(gpu.cross_entropy_with_grad_async(&[0.0, 0.0], &[1], 1, 2, &opts, &[1.0])).unwrap();
-    /// ```
-    pub async fn cross_entropy_with_grad_async(
-        &self,
-        logits: &[f32],
-        targets: &(impl ClassTargets + ?Sized),
-        rows: usize,
-        classes: usize,
-        opts: &CrossEntropyOptions,
-        grad_output: &[f32],
-    ) -> Result<(Vec<f32>, Vec<f32>)> {
-        let targets = &*targets.to_i32(classes)?;
-        let wanted = Wanted {
-            loss: true,
-            grad: true,
-            ..Default::default()
-        };
-        let out = class_index_slice(
-            self,
-            &Problem::new(ClassIndexOp::CrossEntropy, rows, classes, opts)?,
-            SliceInput::f32("logits", logits),
-            SliceTargets::Classes(targets),
-            Some(grad_output),
-            wanted,
-        )
-        .await?;
-        Ok((out.loss, out.grad))
-    }
-
     /// Records cross-entropy against probability targets (`torch.nn.functional.cross_entropy`
     /// with a float `target` of the input's shape) into the caller's encoder: the loss, its
     /// gradient, or both, as [`Gpu::encode_cross_entropy`]. `buffers.targets` holds the
@@ -257,6 +89,102 @@ impl Gpu {
             buffers,
         )
     }
+}
+
+slice_api! {
+    /// Cross-entropy of `rows × classes` logits against class-index `targets`: `rows`
+    /// values for `Reduction::None`, else one. Blocking; native only.
+    ///
+    /// ```
+    /// use wgpu_loss::{CrossEntropyOptions, Gpu};
+    /// let gpu = Gpu::new().unwrap();
+    /// let loss = gpu.cross_entropy(&[0.0, 0.0], &[1], 1, 2, &CrossEntropyOptions::default()).unwrap();
+    /// assert!((loss[0] - 2f32.ln()).abs() < 1e-6);
+    /// ```
+    pub fn cross_entropy;
+    /// The async form of [`Gpu::cross_entropy`].
+    ///
+    /// ```
+    /// # let gpu = wgpu_loss::Gpu::new().unwrap();
+    /// let opts = wgpu_loss::CrossEntropyOptions::default();
+    /// let loss = pollster::block_on(gpu.cross_entropy_async(&[0.0, 0.0], &[0], 1, 2, &opts)).unwrap();
+    /// ```
+    pub async fn cross_entropy_async(
+        &self,
+        logits: &[f32],
+        targets: &(impl ClassTargets + ?Sized),
+        rows: usize,
+        classes: usize,
+        opts: &CrossEntropyOptions,
+    ) -> Result<Vec<f32>> {
+        let out = index_slice(self, ClassIndexOp::CrossEntropy, SliceInput::f32("logits", logits), targets, (rows, classes, opts), None, Wanted::LOSS);
+        Ok(out.await?.loss)
+    }
+
+    /// The gradient of cross-entropy with respect to the logits (`rows × classes`), given
+    /// the upstream gradient (`rows` values for `Reduction::None`, else one). Blocking.
+    ///
+    /// ```
+    /// use wgpu_loss::{CrossEntropyOptions, Gpu, Reduction};
+    /// let gpu = Gpu::new().unwrap();
+    /// let mut opts = CrossEntropyOptions::default();
+    /// opts.reduction = Reduction::Sum;
+    /// let g = gpu.cross_entropy_grad(&[0.0, 0.0], &[1], 1, 2, &opts, &[1.0]).unwrap();
+    /// assert_eq!(g, vec![0.5, -0.5]); // softmax - onehot
+    /// ```
+    pub fn cross_entropy_grad;
+    /// The async form of [`Gpu::cross_entropy_grad`].
+    ///
+    /// ```
+    /// # let gpu = wgpu_loss::Gpu::new().unwrap();
+    /// let opts = wgpu_loss::CrossEntropyOptions::default();
+    /// let g = pollster::block_on(gpu.cross_entropy_grad_async(&[0.0, 0.0], &[1], 1, 2, &opts, &[1.0])).unwrap();
+    /// ```
+    pub async fn cross_entropy_grad_async(
+        &self,
+        logits: &[f32],
+        targets: &(impl ClassTargets + ?Sized),
+        rows: usize,
+        classes: usize,
+        opts: &CrossEntropyOptions,
+        grad_output: &[f32],
+    ) -> Result<Vec<f32>> {
+        let out = index_slice(self, ClassIndexOp::CrossEntropy, SliceInput::f32("logits", logits), targets, (rows, classes, opts), Some(grad_output), Wanted::GRAD);
+        Ok(out.await?.grad)
+    }
+
+    /// Loss and gradient together from one kernel that reads the logits once for both
+    /// (plus once more to write the gradient), for training loops. Blocking; native only.
+    ///
+    /// ```
+    /// use wgpu_loss::{CrossEntropyOptions, Gpu};
+    /// let gpu = Gpu::new().unwrap();
+    /// let (loss, grad) = gpu
+    ///     .cross_entropy_with_grad(&[0.0, 0.0, 5.0, -5.0], &[1, 0], 2, 2, &CrossEntropyOptions::default(), &[1.0])
+    ///     .unwrap();
+    /// assert_eq!(grad.len(), 4);
+    /// ```
+    pub fn cross_entropy_with_grad;
+    /// The async form of [`Gpu::cross_entropy_with_grad`].
+    ///
+    /// ```
+    /// # let gpu = wgpu_loss::Gpu::new().unwrap();
+    /// let opts = wgpu_loss::CrossEntropyOptions::default();
+    /// let (l, g) = pollster::block_on(gpu.cross_entropy_with_grad_async(&[0.0, 0.0], &[1], 1, 2, &opts, &[1.0])).unwrap();
+    /// ```
+    pub async fn cross_entropy_with_grad_async(
+        &self,
+        logits: &[f32],
+        targets: &(impl ClassTargets + ?Sized),
+        rows: usize,
+        classes: usize,
+        opts: &CrossEntropyOptions,
+        grad_output: &[f32],
+    ) -> Result<(Vec<f32>, Vec<f32>)> {
+        let out = index_slice(self, ClassIndexOp::CrossEntropy, SliceInput::f32("logits", logits), targets, (rows, classes, opts), Some(grad_output), Wanted::BOTH);
+        let out = out.await?;
+        Ok((out.loss, out.grad))
+    }
 
     /// Cross-entropy of `rows × classes` logits against `rows × classes` probability
     /// targets: `rows` values for `Reduction::None`, else one (mean divides by `rows`, not
@@ -268,18 +196,7 @@ impl Gpu {
     /// let loss = gpu.cross_entropy_probs(&[0.0, 0.0], &[0.25, 0.75], 1, 2, &CrossEntropyOptions::default()).unwrap();
     /// assert!((loss[0] - 2f32.ln()).abs() < 1e-6);
     /// ```
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn cross_entropy_probs(
-        &self,
-        logits: &[f32],
-        targets: &[f32],
-        rows: usize,
-        classes: usize,
-        opts: &CrossEntropyOptions,
-    ) -> Result<Vec<f32>> {
-        pollster::block_on(self.cross_entropy_probs_async(logits, targets, rows, classes, opts))
-    }
-
+    pub fn cross_entropy_probs;
     /// The async form of [`Gpu::cross_entropy_probs`].
     ///
     /// ```
@@ -295,12 +212,7 @@ impl Gpu {
         classes: usize,
         opts: &CrossEntropyOptions,
     ) -> Result<Vec<f32>> {
-        let wanted = Wanted {
-            loss: true,
-            ..Default::default()
-        };
-        let out = probs_slice(self, logits, targets, rows, classes, opts, None, wanted).await?;
-        Ok(out.loss)
+        Ok(probs_slice(self, logits, targets, (rows, classes, opts), None, Wanted::LOSS).await?.loss)
     }
 
     /// The gradient of [`Gpu::cross_entropy_probs`] with respect to the logits
@@ -314,19 +226,7 @@ impl Gpu {
     /// let g = gpu.cross_entropy_probs_grad(&[0.0, 0.0], &[0.25, 0.75], 1, 2, &opts, &[1.0]).unwrap();
     /// assert_eq!(g, vec![0.25, -0.25]);
     /// ```
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn cross_entropy_probs_grad(
-        &self,
-        logits: &[f32],
-        targets: &[f32],
-        rows: usize,
-        classes: usize,
-        opts: &CrossEntropyOptions,
-        grad_output: &[f32],
-    ) -> Result<Vec<f32>> {
-        pollster::block_on(self.cross_entropy_probs_grad_async(logits, targets, rows, classes, opts, grad_output))
-    }
-
+    pub fn cross_entropy_probs_grad;
     /// The async form of [`Gpu::cross_entropy_probs_grad`].
     ///
     /// ```
@@ -343,12 +243,8 @@ impl Gpu {
         opts: &CrossEntropyOptions,
         grad_output: &[f32],
     ) -> Result<Vec<f32>> {
-        let wanted = Wanted {
-            grad: true,
-            ..Default::default()
-        };
-        let out = probs_slice(self, logits, targets, rows, classes, opts, Some(grad_output), wanted).await?;
-        Ok(out.grad)
+        let out = probs_slice(self, logits, targets, (rows, classes, opts), Some(grad_output), Wanted::GRAD);
+        Ok(out.await?.grad)
     }
 
     /// Loss and gradient of [`Gpu::cross_entropy_probs`] from one fused kernel. Blocking;
@@ -361,19 +257,7 @@ impl Gpu {
     /// let (loss, grad) = gpu.cross_entropy_probs_with_grad(&[0.0, 1.0], &[0.5, 0.5], 1, 2, &opts, &[1.0]).unwrap();
     /// assert_eq!(grad.len(), 2);
     /// ```
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn cross_entropy_probs_with_grad(
-        &self,
-        logits: &[f32],
-        targets: &[f32],
-        rows: usize,
-        classes: usize,
-        opts: &CrossEntropyOptions,
-        grad_output: &[f32],
-    ) -> Result<(Vec<f32>, Vec<f32>)> {
-        pollster::block_on(self.cross_entropy_probs_with_grad_async(logits, targets, rows, classes, opts, grad_output))
-    }
-
+    pub fn cross_entropy_probs_with_grad;
     /// The async form of [`Gpu::cross_entropy_probs_with_grad`].
     ///
     /// ```
@@ -390,12 +274,8 @@ impl Gpu {
         opts: &CrossEntropyOptions,
         grad_output: &[f32],
     ) -> Result<(Vec<f32>, Vec<f32>)> {
-        let wanted = Wanted {
-            loss: true,
-            grad: true,
-            ..Default::default()
-        };
-        let out = probs_slice(self, logits, targets, rows, classes, opts, Some(grad_output), wanted).await?;
+        let out = probs_slice(self, logits, targets, (rows, classes, opts), Some(grad_output), Wanted::BOTH);
+        let out = out.await?;
         Ok((out.loss, out.grad))
     }
 
@@ -416,29 +296,7 @@ impl Gpu {
     /// assert_eq!(out.accuracy, Some(0.5));
     /// assert!((out.lse[1] - (1f32.exp() + 1.0).ln()).abs() < 1e-6);
     /// ```
-    #[cfg(not(target_arch = "wasm32"))]
-    #[allow(clippy::too_many_arguments)]
-    pub fn cross_entropy_with_extras(
-        &self,
-        logits: &[f32],
-        targets: &(impl ClassTargets + ?Sized),
-        rows: usize,
-        classes: usize,
-        opts: &CrossEntropyOptions,
-        extras: Extras,
-        grad_output: Option<&[f32]>,
-    ) -> Result<CrossEntropyOutputs> {
-        pollster::block_on(self.cross_entropy_with_extras_async(
-            logits,
-            targets,
-            rows,
-            classes,
-            opts,
-            extras,
-            grad_output,
-        ))
-    }
-
+    pub fn cross_entropy_with_extras;
     /// The async form of [`Gpu::cross_entropy_with_extras`].
     ///
     /// ```
@@ -459,7 +317,6 @@ impl Gpu {
         extras: Extras,
         grad_output: Option<&[f32]>,
     ) -> Result<CrossEntropyOutputs> {
-        let targets = &*targets.to_i32(classes)?;
         let wanted = Wanted {
             loss: true,
             grad: grad_output.is_some(),
@@ -467,15 +324,7 @@ impl Gpu {
             argmax: extras.argmax,
             accuracy: extras.accuracy,
         };
-        let out = class_index_slice(
-            self,
-            &Problem::new(ClassIndexOp::CrossEntropy, rows, classes, opts)?,
-            SliceInput::f32("logits", logits),
-            SliceTargets::Classes(targets),
-            grad_output,
-            wanted,
-        )
-        .await?;
+        let out = index_slice(self, ClassIndexOp::CrossEntropy, SliceInput::f32("logits", logits), targets, (rows, classes, opts), grad_output, wanted).await?;
         Ok(CrossEntropyOutputs {
             loss: out.loss,
             grad: out.grad,
@@ -484,9 +333,7 @@ impl Gpu {
             accuracy: out.accuracy.first().copied(),
         })
     }
-}
 
-impl Gpu {
     /// Cross-entropy of `rows × classes` half-precision logits (`half::bf16` on any
     /// adapter, `half::f16` where the adapter has `SHADER_F16`) against class-index targets,
     /// computed in f32 from the exactly widened values: the same as
@@ -500,18 +347,7 @@ impl Gpu {
     /// let loss = gpu.cross_entropy_half(&logits, &[1], 1, 2, &CrossEntropyOptions::default()).unwrap();
     /// assert!((loss[0] - 2f32.ln()).abs() < 1e-6);
     /// ```
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn cross_entropy_half<H: HalfLogits>(
-        &self,
-        logits: &[H],
-        targets: &(impl ClassTargets + ?Sized),
-        rows: usize,
-        classes: usize,
-        opts: &CrossEntropyOptions,
-    ) -> Result<Vec<f32>> {
-        pollster::block_on(self.cross_entropy_half_async(logits, targets, rows, classes, opts))
-    }
-
+    pub fn cross_entropy_half;
     /// The async form of [`Gpu::cross_entropy_half`].
     ///
     /// ```
@@ -528,13 +364,7 @@ impl Gpu {
         classes: usize,
         opts: &CrossEntropyOptions,
     ) -> Result<Vec<f32>> {
-        let wanted = Wanted {
-            loss: true,
-            ..Default::default()
-        };
-        Ok(half_slice(self, logits, targets, rows, classes, opts, None, wanted)
-            .await?
-            .0)
+        Ok(half_slice(self, logits, targets, (rows, classes, opts), None, Wanted::LOSS).await?.0)
     }
 
     /// Loss and gradient of [`Gpu::cross_entropy_half`] from the fused kernel; the gradient
@@ -551,19 +381,7 @@ impl Gpu {
     ///     .unwrap();
     /// assert_eq!(grad, vec![0.5f32, -0.5]);
     /// ```
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn cross_entropy_with_grad_half<H: HalfLogits>(
-        &self,
-        logits: &[H],
-        targets: &(impl ClassTargets + ?Sized),
-        rows: usize,
-        classes: usize,
-        opts: &CrossEntropyOptions,
-        grad_output: &[f32],
-    ) -> Result<(Vec<f32>, Vec<H::Grad>)> {
-        pollster::block_on(self.cross_entropy_with_grad_half_async(logits, targets, rows, classes, opts, grad_output))
-    }
-
+    pub fn cross_entropy_with_grad_half;
     /// The async form of [`Gpu::cross_entropy_with_grad_half`].
     ///
     /// ```
@@ -581,40 +399,32 @@ impl Gpu {
         opts: &CrossEntropyOptions,
         grad_output: &[f32],
     ) -> Result<(Vec<f32>, Vec<H::Grad>)> {
-        let wanted = Wanted {
-            loss: true,
-            grad: true,
-            ..Default::default()
-        };
-        half_slice(self, logits, targets, rows, classes, opts, Some(grad_output), wanted).await
+        half_slice(self, logits, targets, (rows, classes, opts), Some(grad_output), Wanted::BOTH).await
     }
 }
 
 /// The slice API of cross-entropy on half-precision logits: the gradient comes back as
 /// words and is reinterpreted as `H::Grad`.
-#[allow(clippy::too_many_arguments)]
 async fn half_slice<H: HalfLogits>(
     gpu: &Gpu,
     logits: &[H],
     targets: &(impl ClassTargets + ?Sized),
-    rows: usize,
-    classes: usize,
-    opts: &CrossEntropyOptions,
+    shape: (usize, usize, &CrossEntropyOptions),
     grad_output: Option<&[f32]>,
     wanted: Wanted,
 ) -> Result<(Vec<f32>, Vec<H::Grad>)> {
-    let targets = &*targets.to_i32(classes)?;
     let input = SliceInput {
         name: "logits",
         bytes: Some(bytemuck::cast_slice(logits)),
         len: logits.len(),
         precision: H::PRECISION,
     };
-    let out = class_index_slice(
+    let out = index_slice(
         gpu,
-        &Problem::new(ClassIndexOp::CrossEntropy, rows, classes, opts)?,
+        ClassIndexOp::CrossEntropy,
         input,
-        SliceTargets::Classes(targets),
+        targets,
+        shape,
         grad_output,
         wanted,
     )
@@ -626,24 +436,15 @@ async fn half_slice<H: HalfLogits>(
 }
 
 /// The slice API of cross-entropy with probability targets.
-#[allow(clippy::too_many_arguments)]
 async fn probs_slice(
     gpu: &Gpu,
     logits: &[f32],
     targets: &[f32],
-    rows: usize,
-    classes: usize,
-    opts: &CrossEntropyOptions,
+    (rows, classes, opts): (usize, usize, &CrossEntropyOptions),
     grad_output: Option<&[f32]>,
     wanted: Wanted,
-) -> Result<super::slice::Outputs> {
-    class_index_slice(
-        gpu,
-        &Problem::new(ClassIndexOp::CrossEntropyProbs, rows, classes, opts)?,
-        SliceInput::f32("logits", logits),
-        SliceTargets::Probs(targets),
-        grad_output,
-        wanted,
-    )
-    .await
+) -> Result<Outputs> {
+    let problem = Problem::new(ClassIndexOp::CrossEntropyProbs, rows, classes, opts)?;
+    let (input, targets) = (SliceInput::f32("logits", logits), SliceTargets::Probs(targets));
+    class_index_slice(gpu, &problem, input, targets, grad_output, wanted).await
 }

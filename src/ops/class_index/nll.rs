@@ -1,6 +1,6 @@
 //! Negative log-likelihood from log-probabilities (shaders/nll/nll.wgsl).
 
-use super::slice::{SliceInput, SliceTargets, Wanted, class_index_slice};
+use super::slice::{SliceInput, Wanted, index_slice};
 use super::{ClassIndexOp, LossBuffers, Problem, encode};
 use crate::error::Result;
 use crate::gpu::{Gpu, Workspace};
@@ -45,7 +45,9 @@ impl Gpu {
             buffers,
         )
     }
+}
 
+slice_api! {
     /// NLL loss of `rows × classes` log-probabilities: `loss[r] = -w[t_r]·log_probs[r, t_r]`,
     /// reduced as `opts.reduction` says. Blocking; native only.
     ///
@@ -55,18 +57,7 @@ impl Gpu {
     /// let loss = gpu.nll_loss(&[-0.5, -1.5], &[1], 1, 2, &CrossEntropyOptions::default()).unwrap();
     /// assert_eq!(loss, vec![1.5]);
     /// ```
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn nll_loss(
-        &self,
-        log_probs: &[f32],
-        targets: &(impl ClassTargets + ?Sized),
-        rows: usize,
-        classes: usize,
-        opts: &CrossEntropyOptions,
-    ) -> Result<Vec<f32>> {
-        pollster::block_on(self.nll_loss_async(log_probs, targets, rows, classes, opts))
-    }
-
+    pub fn nll_loss;
     /// The async form of [`Gpu::nll_loss`].
     ///
     /// ```
@@ -82,21 +73,8 @@ impl Gpu {
         classes: usize,
         opts: &CrossEntropyOptions,
     ) -> Result<Vec<f32>> {
-        let targets = &*targets.to_i32(classes)?;
-        let wanted = Wanted {
-            loss: true,
-            ..Default::default()
-        };
-        let out = class_index_slice(
-            self,
-            &Problem::new(ClassIndexOp::Nll, rows, classes, opts)?,
-            SliceInput::f32("log_probs", log_probs),
-            SliceTargets::Classes(targets),
-            None,
-            wanted,
-        )
-        .await?;
-        Ok(out.loss)
+        let input = SliceInput::f32("log_probs", log_probs);
+        Ok(index_slice(self, ClassIndexOp::Nll, input, targets, (rows, classes, opts), None, Wanted::LOSS).await?.loss)
     }
 
     /// The gradient of the NLL loss with respect to the log-probabilities
@@ -108,18 +86,7 @@ impl Gpu {
     /// let g = gpu.nll_loss_grad(&[1], 1, 2, &CrossEntropyOptions::default(), &[1.0]).unwrap();
     /// assert_eq!(g, vec![0.0, -1.0]);
     /// ```
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn nll_loss_grad(
-        &self,
-        targets: &(impl ClassTargets + ?Sized),
-        rows: usize,
-        classes: usize,
-        opts: &CrossEntropyOptions,
-        grad_output: &[f32],
-    ) -> Result<Vec<f32>> {
-        pollster::block_on(self.nll_loss_grad_async(targets, rows, classes, opts, grad_output))
-    }
-
+    pub fn nll_loss_grad;
     /// The async form of [`Gpu::nll_loss_grad`].
     ///
     /// ```
@@ -135,20 +102,9 @@ impl Gpu {
         opts: &CrossEntropyOptions,
         grad_output: &[f32],
     ) -> Result<Vec<f32>> {
-        let targets = &*targets.to_i32(classes)?;
-        let wanted = Wanted {
-            grad: true,
-            ..Default::default()
-        };
-        let out = class_index_slice(
-            self,
-            &Problem::new(ClassIndexOp::Nll, rows, classes, opts)?,
-            SliceInput::absent("log_probs", opts.loss_rows(rows).saturating_mul(classes)),
-            SliceTargets::Classes(targets),
-            Some(grad_output),
-            wanted,
-        )
-        .await?;
-        Ok(out.grad)
+        // The gradient reads no log-probabilities: only their count is checked.
+        let input = SliceInput::absent("log_probs", opts.loss_rows(rows).saturating_mul(classes));
+        let out = index_slice(self, ClassIndexOp::Nll, input, targets, (rows, classes, opts), Some(grad_output), Wanted::GRAD);
+        Ok(out.await?.grad)
     }
 }

@@ -34,6 +34,102 @@ use crate::gpu::{
 use crate::options::{CrossEntropyOptions, check_len};
 use crate::reduction::class_index_reduce;
 
+slice_api! {
+    /// The log-sum-exp partials of one shard of each row's classes (`rows × shard.classes`
+    /// logits), for [`merge_row_partials`]. Blocking; native only.
+    ///
+    /// ```
+    /// # let gpu = wgpu_loss::Gpu::new().unwrap();
+    /// let shard = wgpu_loss::ClassShard { offset: 3, classes: 2, total_classes: 5 };
+    /// let opts = wgpu_loss::CrossEntropyOptions::default();
+    /// let p = gpu.cross_entropy_partials(&[0.0, 0.0], &[4], 1, shard, &opts).unwrap();
+    /// assert_eq!((p[0].sum_exp, p[0].has_target), (2.0, 1));
+    /// ```
+    pub fn cross_entropy_partials;
+    /// The async form of [`Gpu::cross_entropy_partials`].
+    ///
+    /// ```
+    /// # let gpu = wgpu_loss::Gpu::new().unwrap();
+    /// let shard = wgpu_loss::ClassShard { offset: 0, classes: 2, total_classes: 2 };
+    /// let opts = wgpu_loss::CrossEntropyOptions::default();
+    /// let p = pollster::block_on(gpu.cross_entropy_partials_async(&[0.0, 0.0], &[1], 1, shard, &opts)).unwrap();
+    /// ```
+    pub async fn cross_entropy_partials_async(
+        &self,
+        logits: &[f32],
+        targets: &(impl ClassTargets + ?Sized),
+        rows: usize,
+        shard: ClassShard,
+        opts: &CrossEntropyOptions,
+    ) -> Result<Vec<RowPartial>> {
+        let targets = &*targets.to_i32(shard.total_classes)?;
+        let (state, _) = shard_slice(
+            self,
+            ClassIndexOp::ShardPartials(shard),
+            logits,
+            targets,
+            rows,
+            opts,
+            None,
+        )
+        .await?;
+        Ok(state[(BATCH_STATE_BYTES / 4) as usize..]
+            .chunks_exact(8)
+            .map(RowPartial::from_words)
+            .collect())
+    }
+
+    /// One shard's gradient (`rows × shard.classes`) from the rows' merged partials and the
+    /// upstream gradient (`rows` values for `Reduction::None`, else one). Blocking; native only.
+    ///
+    /// ```
+    /// # let gpu = wgpu_loss::Gpu::new().unwrap();
+    /// use wgpu_loss::{ClassShard, CrossEntropyOptions, merge_row_partials};
+    /// let opts = CrossEntropyOptions::default();
+    /// let shard = ClassShard { offset: 0, classes: 2, total_classes: 2 };
+    /// let merged = merge_row_partials(&[&gpu.cross_entropy_partials(&[0.0, 0.0], &[1], 1, shard, &opts).unwrap()]).unwrap();
+    /// let g = gpu.cross_entropy_shard_grad(&[0.0, 0.0], &[1], 1, shard, &opts, &merged, &[1.0]).unwrap();
+    /// assert_eq!(g, vec![0.5, -0.5]);
+    /// ```
+    pub fn cross_entropy_shard_grad;
+    /// The async form of [`Gpu::cross_entropy_shard_grad`].
+    ///
+    /// ```
+    /// # let gpu = wgpu_loss::Gpu::new().unwrap();
+    /// use wgpu_loss::{ClassShard, CrossEntropyOptions, RowPartial};
+    /// let shard = ClassShard { offset: 0, classes: 2, total_classes: 2 };
+    /// let merged = [RowPartial { max: 0.0, sum_exp: 2.0, finite_weight: 2.0, total_weight: 2.0, has_target: 1, ..Default::default() }];
+    /// let opts = CrossEntropyOptions::default();
+    /// let g = pollster::block_on(gpu.cross_entropy_shard_grad_async(&[0.0, 0.0], &[1], 1, shard, &opts, &merged, &[1.0]));
+    /// ```
+    #[allow(clippy::too_many_arguments)]
+    pub async fn cross_entropy_shard_grad_async(
+        &self,
+        logits: &[f32],
+        targets: &(impl ClassTargets + ?Sized),
+        rows: usize,
+        shard: ClassShard,
+        opts: &CrossEntropyOptions,
+        merged: &[RowPartial],
+        grad_output: &[f32],
+    ) -> Result<Vec<f32>> {
+        let targets = &*targets.to_i32(shard.total_classes)?;
+        check_len("merged", merged.len(), rows)?;
+        crate::options::check_len("grad_output", grad_output.len(), opts.grad_output_len(rows))?;
+        let (_, grad) = shard_slice(
+            self,
+            ClassIndexOp::ShardGrad(shard),
+            logits,
+            targets,
+            rows,
+            opts,
+            Some((merged, grad_output)),
+        )
+        .await?;
+        Ok(grad)
+    }
+}
+
 /// Which classes of every row a buffer holds: `classes` of them, starting at class
 /// `offset`, out of `total_classes` in all. Targets and `weight` stay global.
 ///
@@ -224,127 +320,6 @@ pub fn cross_entropy_from_partials(
         .into_iter()
         .map(|v| v as f32)
         .collect())
-}
-
-impl Gpu {
-    /// The log-sum-exp partials of one shard of each row's classes (`rows × shard.classes`
-    /// logits), for [`merge_row_partials`]. Blocking; native only.
-    ///
-    /// ```
-    /// # let gpu = wgpu_loss::Gpu::new().unwrap();
-    /// let shard = wgpu_loss::ClassShard { offset: 3, classes: 2, total_classes: 5 };
-    /// let opts = wgpu_loss::CrossEntropyOptions::default();
-    /// let p = gpu.cross_entropy_partials(&[0.0, 0.0], &[4], 1, shard, &opts).unwrap();
-    /// assert_eq!((p[0].sum_exp, p[0].has_target), (2.0, 1));
-    /// ```
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn cross_entropy_partials(
-        &self,
-        logits: &[f32],
-        targets: &(impl ClassTargets + ?Sized),
-        rows: usize,
-        shard: ClassShard,
-        opts: &CrossEntropyOptions,
-    ) -> Result<Vec<RowPartial>> {
-        pollster::block_on(self.cross_entropy_partials_async(logits, targets, rows, shard, opts))
-    }
-
-    /// The async form of [`Gpu::cross_entropy_partials`].
-    ///
-    /// ```
-    /// # let gpu = wgpu_loss::Gpu::new().unwrap();
-    /// let shard = wgpu_loss::ClassShard { offset: 0, classes: 2, total_classes: 2 };
-    /// let opts = wgpu_loss::CrossEntropyOptions::default();
-    /// let p = pollster::block_on(gpu.cross_entropy_partials_async(&[0.0, 0.0], &[1], 1, shard, &opts)).unwrap();
-    /// ```
-    pub async fn cross_entropy_partials_async(
-        &self,
-        logits: &[f32],
-        targets: &(impl ClassTargets + ?Sized),
-        rows: usize,
-        shard: ClassShard,
-        opts: &CrossEntropyOptions,
-    ) -> Result<Vec<RowPartial>> {
-        let targets = &*targets.to_i32(shard.total_classes)?;
-        let (state, _) = shard_slice(
-            self,
-            ClassIndexOp::ShardPartials(shard),
-            logits,
-            targets,
-            rows,
-            opts,
-            None,
-        )
-        .await?;
-        Ok(state[(BATCH_STATE_BYTES / 4) as usize..]
-            .chunks_exact(8)
-            .map(RowPartial::from_words)
-            .collect())
-    }
-
-    /// One shard's gradient (`rows × shard.classes`) from the rows' merged partials and the
-    /// upstream gradient (`rows` values for `Reduction::None`, else one). Blocking; native only.
-    ///
-    /// ```
-    /// # let gpu = wgpu_loss::Gpu::new().unwrap();
-    /// use wgpu_loss::{ClassShard, CrossEntropyOptions, merge_row_partials};
-    /// let opts = CrossEntropyOptions::default();
-    /// let shard = ClassShard { offset: 0, classes: 2, total_classes: 2 };
-    /// let merged = merge_row_partials(&[&gpu.cross_entropy_partials(&[0.0, 0.0], &[1], 1, shard, &opts).unwrap()]).unwrap();
-    /// let g = gpu.cross_entropy_shard_grad(&[0.0, 0.0], &[1], 1, shard, &opts, &merged, &[1.0]).unwrap();
-    /// assert_eq!(g, vec![0.5, -0.5]);
-    /// ```
-    #[cfg(not(target_arch = "wasm32"))]
-    #[allow(clippy::too_many_arguments)]
-    pub fn cross_entropy_shard_grad(
-        &self,
-        logits: &[f32],
-        targets: &(impl ClassTargets + ?Sized),
-        rows: usize,
-        shard: ClassShard,
-        opts: &CrossEntropyOptions,
-        merged: &[RowPartial],
-        grad_output: &[f32],
-    ) -> Result<Vec<f32>> {
-        pollster::block_on(self.cross_entropy_shard_grad_async(logits, targets, rows, shard, opts, merged, grad_output))
-    }
-
-    /// The async form of [`Gpu::cross_entropy_shard_grad`].
-    ///
-    /// ```
-    /// # let gpu = wgpu_loss::Gpu::new().unwrap();
-    /// use wgpu_loss::{ClassShard, CrossEntropyOptions, RowPartial};
-    /// let shard = ClassShard { offset: 0, classes: 2, total_classes: 2 };
-    /// let merged = [RowPartial { max: 0.0, sum_exp: 2.0, finite_weight: 2.0, total_weight: 2.0, has_target: 1, ..Default::default() }];
-    /// let opts = CrossEntropyOptions::default();
-    /// let g = pollster::block_on(gpu.cross_entropy_shard_grad_async(&[0.0, 0.0], &[1], 1, shard, &opts, &merged, &[1.0]));
-    /// ```
-    #[allow(clippy::too_many_arguments)]
-    pub async fn cross_entropy_shard_grad_async(
-        &self,
-        logits: &[f32],
-        targets: &(impl ClassTargets + ?Sized),
-        rows: usize,
-        shard: ClassShard,
-        opts: &CrossEntropyOptions,
-        merged: &[RowPartial],
-        grad_output: &[f32],
-    ) -> Result<Vec<f32>> {
-        let targets = &*targets.to_i32(shard.total_classes)?;
-        check_len("merged", merged.len(), rows)?;
-        crate::options::check_len("grad_output", grad_output.len(), opts.grad_output_len(rows))?;
-        let (_, grad) = shard_slice(
-            self,
-            ClassIndexOp::ShardGrad(shard),
-            logits,
-            targets,
-            rows,
-            opts,
-            Some((merged, grad_output)),
-        )
-        .await?;
-        Ok(grad)
-    }
 }
 
 /// Uploads a shard, records `op` and reads back the batch state (status and partials) and,

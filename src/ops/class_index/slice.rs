@@ -1,10 +1,10 @@
 //! The slice API of the class-index ops: host slices in, `Vec<f32>` out, through the same
 //! stages as the encode API.
 
-use super::{LossBuffers, Problem};
+use super::{ClassIndexOp, LossBuffers, Problem};
 use crate::error::Result;
 use crate::gpu::{BATCH_STATE_BYTES, Gpu, status_to_result};
-use crate::options::{Precision, check_len};
+use crate::options::{ClassTargets, CrossEntropyOptions, Precision, check_len};
 
 /// What a slice-API call of a class-index op wants back.
 #[derive(Debug, Clone, Copy, Default)]
@@ -63,6 +63,49 @@ impl<'d> SliceInput<'d> {
 pub(crate) enum SliceTargets<'t> {
     Classes(&'t [i32]),
     Probs(&'t [f32]),
+}
+
+impl Wanted {
+    pub(crate) const LOSS: Wanted = Wanted {
+        loss: true,
+        grad: false,
+        lse: false,
+        argmax: false,
+        accuracy: false,
+    };
+    pub(crate) const GRAD: Wanted = Wanted {
+        loss: false,
+        grad: true,
+        ..Wanted::LOSS
+    };
+    pub(crate) const BOTH: Wanted = Wanted {
+        grad: true,
+        ..Wanted::LOSS
+    };
+}
+
+/// The slice API of a class-index op against class-index targets (`i32` or `i64`, checked
+/// to fit), for `rows`, `classes` and `opts`.
+pub(crate) async fn index_slice(
+    gpu: &Gpu,
+    op: ClassIndexOp,
+    input: SliceInput<'_>,
+    targets: &(impl ClassTargets + ?Sized),
+    (rows, classes, opts): (usize, usize, &CrossEntropyOptions),
+    grad_output: Option<&[f32]>,
+    wanted: Wanted,
+) -> Result<Outputs> {
+    let targets = &*targets.to_i32(classes)?;
+    let problem = Problem::new(op, rows, classes, opts)?;
+    class_index_slice(
+        gpu,
+        &problem,
+        input,
+        SliceTargets::Classes(targets),
+        grad_output,
+        wanted,
+    )
+    .await
 }
 
 /// The slice API of the class-index ops: checks the host slices against the (checked)

@@ -209,19 +209,8 @@ pub fn upload<T: bytemuck::Pod>(gpu: &Gpu, data: &[T]) -> wgpu::Buffer {
     })
 }
 
-/// Reads `len` f32 values at byte `offset` of `buffer` (waits for all submitted work).
+/// Reads `len` f32 values at byte `offset` of `buffer` (after all submitted work).
 pub fn download(gpu: &Gpu, buffer: &wgpu::Buffer, offset: u64, len: usize) -> Vec<f32> {
-    let bytes = len as u64 * 4;
-    let staging = gpu.device().create_buffer(&wgpu::BufferDescriptor {
-        label: Some("test readback"),
-        size: bytes,
-        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    });
-    let mut encoder = gpu.device().create_command_encoder(&Default::default());
-    encoder.copy_buffer_to_buffer(buffer, offset, &staging, 0, bytes);
-    gpu.queue().submit([encoder.finish()]);
-    staging.slice(..).map_async(wgpu::MapMode::Read, |r| r.expect("map"));
-    gpu.device().poll(wgpu::PollType::wait_indefinitely()).expect("poll");
-    bytemuck::cast_slice::<u8, f32>(&staging.slice(..).get_mapped_range().expect("mapped")).to_vec()
+    gpu.read_buffer(buffer.slice(offset..offset + len as u64 * 4))
+        .expect("read back")
 }

@@ -1,4 +1,4 @@
-// The model's own kernels for examples/train.rs: a linear layer `logits = x·Wᵀ + b`, its
+// The linear model of examples/train.rs (not the web demo's softmax_regression.wgsl): a linear layer `logits = x·Wᵀ + b`, its
 // weight gradient, the SGD update, and a count of correct predictions. The loss between
 // forward and backward (cross-entropy, or binary cross-entropy on one logit, forward and
 // gradient in one kernel) is wgpu-loss's, recorded into the same encoder.
