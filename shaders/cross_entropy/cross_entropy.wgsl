@@ -10,7 +10,7 @@
 // Short rows (params.classes ≤ SOLO_CLASSES) and every (N, C, spatial) batch: one
 // invocation per row, SOLO_WG rows per workgroup, no cross-invocation reduction (*_solo;
 // adjacent invocations read adjacent spatial positions). Longer rows: one workgroup (WG
-// invocations) per row (cross_entropy_forward, cross_entropy_forward_backward). Longer
+// invocations) per row (cross_entropy_forward, BACKWARD or not). Longer
 // rows still are split into params.segments segments of params.seg_len classes, one
 // workgroup each: cross_entropy_partials writes each segment's log-sum-exp partial, and
 // the merged kernels merge a row's partials exactly (online log-sum-exp) before the loss
@@ -32,6 +32,12 @@
 // Gradient: g·(softmax·S - q) (+ g·2z·lse·softmax), q[c] = (1-ε)·w[t]·[c=t] + (ε/C)·w[c]
 // (w[c]·y'[c] for probability targets), S = Σ_c q[c], times cap·tanh's slope when capped.
 
+// Set per pipeline by the kernel table. BACKWARD: the kernel writes the gradient as well
+// as the loss. IN_PLACE (the vec4, resident and short kernels; the scalar ones read
+// FLAG_IN_PLACE): the logits are bound as `grad` and the gradient overwrites them.
+override BACKWARD: bool = false;
+override IN_PLACE: bool = false;
+
 // A logit. With FLAG_IN_PLACE the logits are bound as `grad` (same range, same offsets)
 // and the gradient overwrites them: every invocation reads an element before it writes it,
 // and the target logit is read before the row's reduction, so nothing is read after it
@@ -43,10 +49,10 @@ fn logit(i: u32) -> f32 {
     return load_input(i);
 }
 
-// Where a row's logits start, in `grad` when in place (the kernels that take in_place as a
-// constant argument, so each load is from one binding after inlining).
-fn logits_start(row: u32, in_place: bool) -> u32 {
-    return select(params.input_off, params.grad_off, in_place) + row_start(row);
+// Where a row's logits start, in `grad` when IN_PLACE (a constant: each load is from one
+// binding).
+fn logits_start(row: u32) -> u32 {
+    return select(params.input_off, params.grad_off, IN_PLACE) + row_start(row);
 }
 
 // Partials are two vec4 each in batch.partials (see row_stats.wgsl).
@@ -452,33 +458,11 @@ fn target_logit(row: u32, rt: RowTarget) -> f32 {
     return 0.0;
 }
 
+// One workgroup per row: the row's loss, and with BACKWARD its gradient.
 @compute @workgroup_size(WG)
-fn cross_entropy_forward(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
+fn cross_entropy_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let row = workgroup_index(wid, nwg);
-    if row >= params.rows {
-        return;
-    }
-    let rt = target_of(row);
-    let r = combine(gather(row, 0u, stats_end(rt.kind), lid, WG), lid);
-    if lid == 0u {
-        finish_row(row, rt, r.tot, target_logit(row, rt), r.arg.index);
-    }
-}
-
-@compute @workgroup_size(WG)
-fn cross_entropy_forward_backward(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let row = workgroup_index(wid, nwg);
-    if row >= params.rows {
-        return;
-    }
+    if row >= params.rows { return; }
     let rt = target_of(row);
     // Read before the row's reduction: in place, the gradient overwrites it afterwards.
     let x_target = target_logit(row, rt);
@@ -486,7 +470,9 @@ fn cross_entropy_forward_backward(
     if lid == 0u {
         finish_row(row, rt, r.tot, x_target, r.arg.index);
     }
-    write_segment_grad(row, rt, r.tot, 0u, params.classes, lid, WG);
+    if BACKWARD {
+        write_segment_grad(row, rt, r.tot, 0u, params.classes, lid, WG);
+    }
 }
 
 // A segment's partial, with the target logit when the target falls in the segment; the
@@ -504,15 +490,9 @@ fn store_segment_partial(s: Segment, rt: RowTarget, t: RowTotals) {
 // partial, with the target logit when the target falls in the segment (and its argmax
 // candidate to aux when asked).
 @compute @workgroup_size(WG)
-fn cross_entropy_partials(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
+fn cross_entropy_partials(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let index = workgroup_index(wid, nwg);
-    if index >= params.rows * params.segments {
-        return;
-    }
+    if index >= params.rows * params.segments { return; }
     let s = segment_of(index);
     let rt = target_of(s.row);
     let end = select(s.begin, s.end, stats_end(rt.kind) != 0u);
@@ -551,30 +531,18 @@ fn finish_merged_row(row: u32, rt: RowTarget, merged: MergedRow) {
 
 // Pass 2 of split rows: merges the row's partials and writes its loss (one workgroup per row).
 @compute @workgroup_size(WG)
-fn cross_entropy_merged_forward(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
+fn cross_entropy_merged_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let row = workgroup_index(wid, nwg);
-    if row >= params.rows || lid != 0u {
-        return;
-    }
+    if row >= params.rows || lid != 0u { return; }
     finish_merged_row(row, target_of(row), merged_row(row));
 }
 
 // Pass 2 of split rows and shards: each (row, segment) workgroup merges the row's partials,
 // the first segment writes the row's loss, and every segment writes its gradient.
 @compute @workgroup_size(WG)
-fn cross_entropy_merged_forward_backward(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
+fn cross_entropy_merged_forward_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let index = workgroup_index(wid, nwg);
-    if index >= params.rows * params.segments {
-        return;
-    }
+    if index >= params.rows * params.segments { return; }
     let s = segment_of(index);
     let merged = merged_row(s.row);
     let rt = target_of(s.row);
@@ -586,29 +554,16 @@ fn cross_entropy_merged_forward_backward(
 
 // One invocation per short row (or per spatial position): the row without any
 // cross-invocation step.
-fn solo_row(row: u32, backward: bool) {
+@compute @workgroup_size(SOLO_WG)
+fn cross_entropy_forward_solo(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let row = solo_row_index(gid, nwg);
+    if row >= params.rows { return; }
     let rt = target_of(row);
     let x_target = target_logit(row, rt);
     let g = gather(row, 0u, stats_end(rt.kind), 0u, 1u);
     let tot = solo_totals(g.s);
     finish_row(row, rt, tot, x_target, g.arg.index);
-    if backward {
+    if BACKWARD {
         write_segment_grad(row, rt, tot, 0u, params.classes, 0u, 1u);
-    }
-}
-
-@compute @workgroup_size(SOLO_WG)
-fn cross_entropy_forward_solo(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let row = solo_row_index(gid, nwg);
-    if row < params.rows {
-        solo_row(row, false);
-    }
-}
-
-@compute @workgroup_size(SOLO_WG)
-fn cross_entropy_forward_backward_solo(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let row = solo_row_index(gid, nwg);
-    if row < params.rows {
-        solo_row(row, true);
     }
 }

@@ -14,14 +14,17 @@
 // Numerics: the loss exactly as cross_entropy.wgsl (finish_row); the gradient
 // g·(e·q_sum/Σ - q[t]·[c = t]), e = exp(x - max) held from the statistics.
 
-fn cross_entropy_resident_row(row: u32, lid: u32, backward: bool, in_place: bool) {
+@compute @workgroup_size(WG)
+fn cross_entropy_forward_resident(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let row = workgroup_index(wid, nwg);
+    if row >= params.rows { return; }
     let rt = target_of(row);
     // Read before the row's reduction: in place, the gradient overwrites it afterwards.
     let x_target = target_logit(row, rt);
     let quads = params.classes / 4u;
-    let base = logits_start(row, in_place) / 4u;
+    let base = logits_start(row) / 4u;
     var f = resident_start();
-    let x$s = resident_pad(logits4(base + min(lid + $su * WG, quads - 1u), in_place), lid + $su * WG, quads);
+    let x$s = resident_pad(logits4(base + min(lid + $su * WG, quads - 1u)), lid + $su * WG, quads);
     f = resident_fold(f, x$s);
     let mx = resident_max(f.m, lid);
     var sum = vec4<f32>(0.0);
@@ -31,46 +34,8 @@ fn cross_entropy_resident_row(row: u32, lid: u32, backward: bool, in_place: bool
     if lid == 0u {
         finish_row(row, rt, t, x_target, 0u);
     }
-    if !backward {
-        return;
-    }
+    if !BACKWARD { return; }
     let p = plain_grad(row, rt, t);
     let out = (params.grad_off + row_start(row)) / 4u;
     if lid + $su * WG < quads { store_grad4(out + lid + $su * WG, plain_grad_quad(p, e$s, quad_classes(lid + $su * WG))); }
-}
-
-@compute @workgroup_size(WG)
-fn cross_entropy_forward_resident(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let row = workgroup_index(wid, nwg);
-    if row < params.rows {
-        cross_entropy_resident_row(row, lid, false, false);
-    }
-}
-
-@compute @workgroup_size(WG)
-fn cross_entropy_forward_backward_resident(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let row = workgroup_index(wid, nwg);
-    if row < params.rows {
-        cross_entropy_resident_row(row, lid, true, false);
-    }
-}
-
-@compute @workgroup_size(WG)
-fn cross_entropy_forward_backward_resident_in_place(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let row = workgroup_index(wid, nwg);
-    if row < params.rows {
-        cross_entropy_resident_row(row, lid, true, true);
-    }
 }

@@ -10,12 +10,12 @@
 // Passes: reads the logits once; forward+backward writes the gradient once from the
 // registers, with one exp per element.
 
-// Classes 4q … 4q+3 of the row whose class 0 is element i0: from `grad` in place (a
-// constant after inlining), -inf past the row's end.
-fn short_logits(i0: u32, q: u32, in_place: bool) -> vec4<f32> {
+// Classes 4q … 4q+3 of the row whose class 0 is element i0: from `grad` when IN_PLACE,
+// -inf past the row's end.
+fn short_logits(i0: u32, q: u32) -> vec4<f32> {
     let i = short_index(i0, q);
     var x: vec4<f32>;
-    if in_place {
+    if IN_PLACE {
         x = vec4<f32>(load_grad(i.x), load_grad(i.y), load_grad(i.z), load_grad(i.w));
     } else {
         x = vec4<f32>(load_input(i.x), load_input(i.y), load_input(i.z), load_input(i.w));
@@ -32,13 +32,16 @@ fn short_store_grad(i0: u32, q: u32, v: vec4<f32>) {
     if inside.w { store_grad(i.w, v.w); }
 }
 
-fn cross_entropy_short_row(row: u32, backward: bool, in_place: bool) {
+@compute @workgroup_size(SOLO_WG)
+fn cross_entropy_forward_short(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let row = solo_row_index(gid, nwg);
+    if row >= params.rows { return; }
     let rt = target_of(row);
     // Read before anything is written: in place, the gradient overwrites it.
     let x_target = target_logit(row, rt);
-    let i0 = logits_start(row, in_place);
+    let i0 = logits_start(row);
     var f = resident_start();
-    let x$s = short_logits(i0, $su, in_place);
+    let x$s = short_logits(i0, $su);
     f = resident_fold(f, x$s);
     let mx = max4(f.m);
     var sum = vec4<f32>(0.0);
@@ -46,33 +49,7 @@ fn cross_entropy_short_row(row: u32, backward: bool, in_place: bool) {
     sum += e$s;
     let t = short_totals(mx, sum, f);
     finish_row(row, rt, t, x_target, 0u);
-    if !backward {
-        return;
-    }
+    if !BACKWARD { return; }
     let p = plain_grad(row, rt, t);
     short_store_grad(params.grad_off + row_start(row), $su, plain_grad_quad(p, e$s, quad_classes($su)));
-}
-
-@compute @workgroup_size(SOLO_WG)
-fn cross_entropy_forward_short(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let row = solo_row_index(gid, nwg);
-    if row < params.rows {
-        cross_entropy_short_row(row, false, false);
-    }
-}
-
-@compute @workgroup_size(SOLO_WG)
-fn cross_entropy_forward_backward_short(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let row = solo_row_index(gid, nwg);
-    if row < params.rows {
-        cross_entropy_short_row(row, true, false);
-    }
-}
-
-@compute @workgroup_size(SOLO_WG)
-fn cross_entropy_forward_backward_short_in_place(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let row = solo_row_index(gid, nwg);
-    if row < params.rows {
-        cross_entropy_short_row(row, true, true);
-    }
 }

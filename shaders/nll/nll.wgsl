@@ -16,9 +16,7 @@ fn nll_forward(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let row = workgroup_index(wid, nwg) * NLL_WG + lid;
-    if row >= params.rows {
-        return;
-    }
+    if row >= params.rows { return; }
     let t = row_target(row);
     let kind = target_kind(t);
     var loss = ext_kind(EXT_NAN);
@@ -40,9 +38,7 @@ fn nll_backward(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let i = workgroup_index(wid, nwg) * NLL_WG + lid;
-    if i >= params.rows * params.classes {
-        return;
-    }
+    if i >= params.rows * params.classes { return; }
     // Element i of an (N, C, spatial) gradient (spatial = 1: rows × classes).
     let per_n = params.classes * params.spatial;
     let n = i / per_n;

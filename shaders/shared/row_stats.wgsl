@@ -174,34 +174,6 @@ fn finite_lse(t: RowTotals) -> f32 {
     return t.m + log(t.sum_exp);
 }
 
-// How a log-softmax / softmax row is written from its totals: all NaN when poisoned.
-struct SoftmaxRow {
-    m: f32,
-    log_sum: f32,
-    inv_sum: f32,
-    poisoned: bool,
-}
-
-fn softmax_row_of(t: RowTotals) -> SoftmaxRow {
-    let poisoned = row_is_poisoned(t);
-    if poisoned {
-        return SoftmaxRow(t.m, 0.0, 0.0, true);
-    }
-    return SoftmaxRow(t.m, log(t.sum_exp), 1.0 / t.sum_exp, false);
-}
-
-// A quad of log-softmax (-inf for -inf logits, chosen from their bits) or softmax, from
-// the logits x and their e = exp(x - max).
-fn softmax_quad(r: SoftmaxRow, x: vec4<f32>, e: vec4<f32>, log_space: bool) -> vec4<f32> {
-    var v: vec4<f32>;
-    if log_space {
-        v = select(vec4<f32>(neg_inf_f32()), (x - r.m) - r.log_sum, is_finite4(x));
-    } else {
-        v = e * r.inv_sum;
-    }
-    return select(v, vec4<f32>(nan_f32()), r.poisoned);
-}
-
 // softmax of a finite logit x of the row.
 fn row_prob(t: RowTotals, x: f32) -> f32 {
     return exp(x - t.m) / t.sum_exp;

@@ -8,7 +8,10 @@
 // Layout: the Row bind-group layout, input / output as vec4 arrays (softmax_vec4.wgsl).
 // Passes: reads the row once and writes it once; the exps are computed once per element.
 
-fn softmax_resident_row(row: u32, lid: u32, log_space: bool) {
+@compute @workgroup_size(WG)
+fn softmax_forward_resident(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let row = workgroup_index(wid, nwg);
+    if row >= params.rows { return; }
     let quads = params.classes / 4u;
     let base = (params.input_off + row * params.classes) / 4u;
     let out = (params.grad_off + row * params.classes) / 4u;
@@ -20,29 +23,5 @@ fn softmax_resident_row(row: u32, lid: u32, log_space: bool) {
     let e$s = quad_exp(x$s, mx);
     sum += e$s;
     let r = softmax_row_of(resident_totals(mx, sum, f, lid));
-    if lid + $su * WG < quads { output4[out + lid + $su * WG] = softmax_quad(r, x$s, e$s, log_space); }
-}
-
-@compute @workgroup_size(WG)
-fn log_softmax_forward_resident(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let row = workgroup_index(wid, nwg);
-    if row < params.rows {
-        softmax_resident_row(row, lid, true);
-    }
-}
-
-@compute @workgroup_size(WG)
-fn softmax_forward_resident(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let row = workgroup_index(wid, nwg);
-    if row < params.rows {
-        softmax_resident_row(row, lid, false);
-    }
+    if lid + $su * WG < quads { output4[out + lid + $su * WG] = softmax_quad(r, x$s, e$s); }
 }

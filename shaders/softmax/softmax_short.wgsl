@@ -23,7 +23,10 @@ fn short_store(i0: u32, q: u32, v: vec4<f32>) {
     if inside.w { output[i.w] = v.w; }
 }
 
-fn softmax_short_row(row: u32, log_space: bool) {
+@compute @workgroup_size(SOLO_WG)
+fn softmax_forward_short(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let row = solo_row_index(gid, nwg);
+    if row >= params.rows { return; }
     let start = row_start(row);
     let i0 = params.input_off + start;
     let o0 = params.grad_off + start;
@@ -35,21 +38,5 @@ fn softmax_short_row(row: u32, log_space: bool) {
     let e$s = quad_exp(x$s, mx);
     sum += e$s;
     let r = softmax_row_of(short_totals(mx, sum, f));
-    short_store(o0, $su, softmax_quad(r, x$s, e$s, log_space));
-}
-
-@compute @workgroup_size(SOLO_WG)
-fn log_softmax_forward_short(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let row = solo_row_index(gid, nwg);
-    if row < params.rows {
-        softmax_short_row(row, true);
-    }
-}
-
-@compute @workgroup_size(SOLO_WG)
-fn softmax_forward_short(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let row = solo_row_index(gid, nwg);
-    if row < params.rows {
-        softmax_short_row(row, false);
-    }
+    short_store(o0, $su, softmax_quad(r, x$s, e$s));
 }

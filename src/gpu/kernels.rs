@@ -188,8 +188,9 @@ impl Family {
 }
 
 macro_rules! kernels {
-    ($($kernel:ident: $family:ident, $entry:literal $(, $in_place:ident)?;)*) => {
-        /// Every compute kernel of the crate, named by its WGSL entry point.
+    ($($kernel:ident: $family:ident, $entry:literal $(+ $flag:ident)*;)*) => {
+        /// Every compute kernel of the crate: an entry point, and the override constants
+        /// (see [`Flag`]) its pipeline sets to `true`.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub(crate) enum Kernel { $($kernel,)* }
 
@@ -204,55 +205,76 @@ macro_rules! kernels {
                 match self { $(Kernel::$kernel => $entry,)* }
             }
 
-            /// Whether the kernel writes the gradient over the logits (f32 only).
-            fn is_in_place(self) -> bool {
-                match self { $(Kernel::$kernel => kernels!(@in_place $($in_place)?),)* }
+            fn flags(self) -> &'static [Flag] {
+                match self { $(Kernel::$kernel => &[$(Flag::$flag),*],)* }
             }
         }
     };
-    (@in_place in_place) => { true };
-    (@in_place) => { false };
+}
+
+/// An override constant of the WGSL that a kernel's pipeline sets to `true` (the shaders
+/// default it to `false`), so one entry point serves two or three kernels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(non_camel_case_types)]
+enum Flag {
+    /// Log-softmax rather than softmax (the softmax families).
+    log_space,
+    /// The gradient as well as the loss (the cross-entropy families).
+    backward,
+    /// The gradient overwrites the logits, bound as `grad` (f32 only).
+    in_place,
+}
+
+impl Flag {
+    /// The override's name in the WGSL.
+    fn constant(self) -> &'static str {
+        match self {
+            Flag::log_space => "LOG_SPACE",
+            Flag::backward => "BACKWARD",
+            Flag::in_place => "IN_PLACE",
+        }
+    }
 }
 
 kernels! {
-    LogSoftmaxForward:                    Softmax,              "log_softmax_forward";
+    LogSoftmaxForward:                    Softmax,              "softmax_forward" + log_space;
     SoftmaxForward:                       Softmax,              "softmax_forward";
-    LogSoftmaxBackward:                   Softmax,              "log_softmax_backward";
+    LogSoftmaxBackward:                   Softmax,              "softmax_backward" + log_space;
     SoftmaxBackward:                      Softmax,              "softmax_backward";
-    LogSoftmaxForwardSolo:                Softmax,              "log_softmax_forward_solo";
+    LogSoftmaxForwardSolo:                Softmax,              "softmax_forward_solo" + log_space;
     SoftmaxForwardSolo:                   Softmax,              "softmax_forward_solo";
-    LogSoftmaxBackwardSolo:               Softmax,              "log_softmax_backward_solo";
+    LogSoftmaxBackwardSolo:               Softmax,              "softmax_backward_solo" + log_space;
     SoftmaxBackwardSolo:                  Softmax,              "softmax_backward_solo";
     SoftmaxPartials:                      Softmax,              "softmax_partials";
-    LogSoftmaxMergedForward:              Softmax,              "log_softmax_merged_forward";
+    LogSoftmaxMergedForward:              Softmax,              "softmax_merged_forward" + log_space;
     SoftmaxMergedForward:                 Softmax,              "softmax_merged_forward";
-    LogSoftmaxForwardVec4:                SoftmaxVec4,          "log_softmax_forward_vec4";
+    LogSoftmaxForwardVec4:                SoftmaxVec4,          "softmax_forward_vec4" + log_space;
     SoftmaxForwardVec4:                   SoftmaxVec4,          "softmax_forward_vec4";
     SoftmaxPartialsVec4:                  SoftmaxVec4,          "softmax_partials_vec4";
-    LogSoftmaxMergedForwardVec4:          SoftmaxVec4,          "log_softmax_merged_forward_vec4";
+    LogSoftmaxMergedForwardVec4:          SoftmaxVec4,          "softmax_merged_forward_vec4" + log_space;
     SoftmaxMergedForwardVec4:             SoftmaxVec4,          "softmax_merged_forward_vec4";
-    LogSoftmaxResident:                   SoftmaxResident,      "log_softmax_forward_resident";
+    LogSoftmaxResident:                   SoftmaxResident,      "softmax_forward_resident" + log_space;
     SoftmaxResident:                      SoftmaxResident,      "softmax_forward_resident";
-    LogSoftmaxShort:                      SoftmaxShort,         "log_softmax_forward_short";
+    LogSoftmaxShort:                      SoftmaxShort,         "softmax_forward_short" + log_space;
     SoftmaxShort:                         SoftmaxShort,         "softmax_forward_short";
     CrossEntropyForward:                  CrossEntropy,         "cross_entropy_forward";
-    CrossEntropyForwardBackward:          CrossEntropy,         "cross_entropy_forward_backward";
+    CrossEntropyForwardBackward:          CrossEntropy,         "cross_entropy_forward" + backward;
     CrossEntropyForwardSolo:              CrossEntropy,         "cross_entropy_forward_solo";
-    CrossEntropyForwardBackwardSolo:      CrossEntropy,         "cross_entropy_forward_backward_solo";
+    CrossEntropyForwardBackwardSolo:      CrossEntropy,         "cross_entropy_forward_solo" + backward;
     CrossEntropyPartials:                 CrossEntropy,         "cross_entropy_partials";
     CrossEntropyMergedForward:            CrossEntropy,         "cross_entropy_merged_forward";
     CrossEntropyMergedForwardBackward:    CrossEntropy,         "cross_entropy_merged_forward_backward";
     CrossEntropyForwardVec4:              CrossEntropyVec4,     "cross_entropy_forward_vec4";
-    CrossEntropyForwardBackwardVec4:      CrossEntropyVec4,     "cross_entropy_forward_backward_vec4";
-    CrossEntropyForwardBackwardVec4InPlace: CrossEntropyVec4,   "cross_entropy_forward_backward_vec4_in_place", in_place;
+    CrossEntropyForwardBackwardVec4:      CrossEntropyVec4,     "cross_entropy_forward_vec4" + backward;
+    CrossEntropyForwardBackwardVec4InPlace: CrossEntropyVec4,   "cross_entropy_forward_vec4" + backward + in_place;
     CrossEntropyPartialsVec4:             CrossEntropyVec4,     "cross_entropy_partials_vec4";
     CrossEntropyMergedForwardBackwardVec4: CrossEntropyVec4,    "cross_entropy_merged_forward_backward_vec4";
     CrossEntropyResidentForward:          CrossEntropyResident, "cross_entropy_forward_resident";
-    CrossEntropyResidentForwardBackward:  CrossEntropyResident, "cross_entropy_forward_backward_resident";
-    CrossEntropyResidentForwardBackwardInPlace: CrossEntropyResident, "cross_entropy_forward_backward_resident_in_place", in_place;
+    CrossEntropyResidentForwardBackward:  CrossEntropyResident, "cross_entropy_forward_resident" + backward;
+    CrossEntropyResidentForwardBackwardInPlace: CrossEntropyResident, "cross_entropy_forward_resident" + backward + in_place;
     CrossEntropyShortForward:             CrossEntropyShort,    "cross_entropy_forward_short";
-    CrossEntropyShortForwardBackward:     CrossEntropyShort,    "cross_entropy_forward_backward_short";
-    CrossEntropyShortForwardBackwardInPlace: CrossEntropyShort, "cross_entropy_forward_backward_short_in_place", in_place;
+    CrossEntropyShortForwardBackward:     CrossEntropyShort,    "cross_entropy_forward_short" + backward;
+    CrossEntropyShortForwardBackwardInPlace: CrossEntropyShort, "cross_entropy_forward_short" + backward + in_place;
     NllForward:                           Nll,                  "nll_forward";
     NllBackward:                          Nll,                  "nll_backward";
     TargetWeightTotal:                    Reduce,               "target_weight_total";
@@ -263,6 +285,13 @@ kernels! {
     ElementwiseForwardBackward:           Elementwise,          "elementwise_forward_backward";
     ElementwiseBackward:                  Elementwise,          "elementwise_backward";
     ElementwiseReduce:                    Elementwise,          "elementwise_reduce";
+}
+
+impl Kernel {
+    /// Whether the kernel writes the gradient over the logits (f32 only).
+    fn is_in_place(self) -> bool {
+        self.flags().contains(&Flag::in_place)
+    }
 }
 
 /// One built pipeline: a kernel, the quads per invocation it is unrolled for (0 unless
@@ -307,7 +336,7 @@ impl Variant {
     }
 
     /// The name [`crate::Gpu::recorded_kernels`] reports: the entry point, the slot count of
-    /// a resident kernel in brackets, the precision, and how its rows are reduced
+    /// a resident kernel in brackets, `+flag` for each override it sets, the precision, and how its rows are reduced
     /// (`subgroup` or `workgroup`, row-wise kernels only).
     fn name(self, reduce: RowReduce) -> String {
         let slots = match self.kernel.family().slots() {
@@ -324,7 +353,8 @@ impl Variant {
             (true, RowReduce::Subgroup) => " subgroup",
             (true, RowReduce::Workgroup) => " workgroup",
         };
-        format!("{}{slots} {precision}{reduce}", self.kernel.entry_point())
+        let flags: String = self.kernel.flags().iter().map(|f| format!("+{f:?}")).collect();
+        format!("{}{slots}{flags} {precision}{reduce}", self.kernel.entry_point())
     }
 }
 
@@ -386,15 +416,13 @@ impl Kernels {
 
     fn create_pipeline(&self, kernel: Kernel, module: &wgpu::ShaderModule) -> wgpu::ComputePipeline {
         let row = self.row;
-        let sized = [
-            ("WG", f64::from(row.workgroup_size)),
-            ("SG", f64::from(row.subgroup_size)),
-        ];
-        let constants: &[(&str, f64)] = match (kernel.family().is_row_wise(), row.reduce) {
-            (false, _) => &[],
-            (true, RowReduce::Subgroup) => &sized[..],
-            (true, RowReduce::Workgroup) => &sized[..1],
-        };
+        let mut constants: Vec<(&str, f64)> = kernel.flags().iter().map(|f| (f.constant(), 1.0)).collect();
+        if kernel.family().is_row_wise() {
+            constants.push(("WG", f64::from(row.workgroup_size)));
+            if row.reduce == RowReduce::Subgroup {
+                constants.push(("SG", f64::from(row.subgroup_size)));
+            }
+        }
         let layout = self.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
             label: Some(kernel.entry_point()),
             bind_group_layouts: &[Some(&self.layouts[&kernel.family().layout()])],
@@ -406,7 +434,7 @@ impl Kernels {
             module,
             entry_point: Some(kernel.entry_point()),
             compilation_options: wgpu::PipelineCompilationOptions {
-                constants,
+                constants: &constants,
                 // Every kernel writes its workgroup memory before reading it: zeroing it
                 // first would cost each workgroup a pass over it and a barrier.
                 zero_initialize_workgroup_memory: false,
@@ -492,7 +520,8 @@ fn create_layout(device: &wgpu::Device, layout: Layout) -> wgpu::BindGroupLayout
 mod tests {
     use super::*;
 
-    /// Every kernel's family lists the kernel's entry point in its root file's module.
+    /// Every kernel's family module has the kernel's entry point and declares the overrides
+    /// it sets.
     #[test]
     fn every_entry_point_is_in_its_family_module() {
         for &kernel in Kernel::ALL {
@@ -505,6 +534,16 @@ mod tests {
                 "{kernel:?}: no entry point {} in {family:?}",
                 kernel.entry_point()
             );
+            for flag in kernel.flags() {
+                assert!(
+                    module
+                        .overrides
+                        .iter()
+                        .any(|(_, o)| o.name.as_deref() == Some(flag.constant())),
+                    "{kernel:?}: no override {} in {family:?}",
+                    flag.constant()
+                );
+            }
         }
     }
 }

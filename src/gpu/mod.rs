@@ -266,7 +266,8 @@ impl Gpu {
 
     /// The kernels this `Gpu` has recorded so far (slice and encode API alike), sorted: each
     /// named by its WGSL entry point, the quads per invocation in brackets for kernels that
-    /// hold rows in registers, the precision of the logits it reads, and, for row-wise
+    /// hold rows in registers, `+log_space`, `+backward` or `+in_place` for each override
+    /// constant its pipeline sets, the precision of the logits it reads, and, for row-wise
     /// kernels, whether it reduces a row with `subgroup` operations or through `workgroup`
     /// memory. Tells which path a call took; the tests use it to prove every kernel ran.
     ///
@@ -274,7 +275,7 @@ impl Gpu {
     /// let gpu = wgpu_loss::Gpu::new().unwrap();
     /// gpu.log_softmax(&[1.0, 2.0, 3.0], 1, 3).unwrap();
     /// let ran = gpu.recorded_kernels();
-    /// assert!(ran.iter().any(|k| k.starts_with("log_softmax_forward_short[1] f32")), "{ran:?}");
+    /// assert!(ran.iter().any(|k| k.starts_with("softmax_forward_short[1]+log_space f32")), "{ran:?}");
     /// ```
     pub fn recorded_kernels(&self) -> Vec<String> {
         self.kernels.recorded_names()

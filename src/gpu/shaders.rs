@@ -7,77 +7,38 @@
 
 use std::collections::HashSet;
 
-/// Every WGSL file, by its path under shaders/ without `.wgsl`.
-const SOURCES: &[(&str, &str)] = &[
-    ("shared/common", include_str!("../../shaders/shared/common.wgsl")),
-    ("shared/row_stats", include_str!("../../shaders/shared/row_stats.wgsl")),
-    (
-        "shared/row_resident",
-        include_str!("../../shaders/shared/row_resident.wgsl"),
-    ),
-    (
-        "shared/class_index",
-        include_str!("../../shaders/shared/class_index.wgsl"),
-    ),
-    (
-        "shared/row_reduce/subgroup",
-        include_str!("../../shaders/shared/row_reduce/subgroup.wgsl"),
-    ),
-    (
-        "shared/row_reduce/workgroup",
-        include_str!("../../shaders/shared/row_reduce/workgroup.wgsl"),
-    ),
-    (
-        "shared/format/f32",
-        include_str!("../../shaders/shared/format/f32.wgsl"),
-    ),
-    (
-        "shared/format/f32x4",
-        include_str!("../../shaders/shared/format/f32x4.wgsl"),
-    ),
-    (
-        "shared/format/f16",
-        include_str!("../../shaders/shared/format/f16.wgsl"),
-    ),
-    (
-        "shared/format/bf16",
-        include_str!("../../shaders/shared/format/bf16.wgsl"),
-    ),
-    ("softmax/softmax", include_str!("../../shaders/softmax/softmax.wgsl")),
-    (
-        "softmax/softmax_vec4",
-        include_str!("../../shaders/softmax/softmax_vec4.wgsl"),
-    ),
-    (
-        "softmax/softmax_resident",
-        include_str!("../../shaders/softmax/softmax_resident.wgsl"),
-    ),
-    (
-        "softmax/softmax_short",
-        include_str!("../../shaders/softmax/softmax_short.wgsl"),
-    ),
-    (
-        "cross_entropy/cross_entropy",
-        include_str!("../../shaders/cross_entropy/cross_entropy.wgsl"),
-    ),
-    (
-        "cross_entropy/cross_entropy_vec4",
-        include_str!("../../shaders/cross_entropy/cross_entropy_vec4.wgsl"),
-    ),
-    (
-        "cross_entropy/cross_entropy_resident",
-        include_str!("../../shaders/cross_entropy/cross_entropy_resident.wgsl"),
-    ),
-    (
-        "cross_entropy/cross_entropy_short",
-        include_str!("../../shaders/cross_entropy/cross_entropy_short.wgsl"),
-    ),
-    ("nll/nll", include_str!("../../shaders/nll/nll.wgsl")),
-    ("reduce/reduce", include_str!("../../shaders/reduce/reduce.wgsl")),
-    (
-        "elementwise/elementwise",
-        include_str!("../../shaders/elementwise/elementwise.wgsl"),
-    ),
+/// `(name, source)` of each file named, its name being its path under shaders/ without
+/// `.wgsl`.
+macro_rules! sources {
+    ($($name:literal),* $(,)?) => {
+        &[$(($name, include_str!(concat!("../../shaders/", $name, ".wgsl")))),*]
+    };
+}
+
+/// Every WGSL file.
+const SOURCES: &[(&str, &str)] = sources![
+    "shared/common",
+    "shared/row_stats",
+    "shared/row_resident",
+    "shared/class_index",
+    "shared/row_reduce/subgroup",
+    "shared/row_reduce/workgroup",
+    "shared/format/f32",
+    "shared/format/f32x4",
+    "shared/format/f16",
+    "shared/format/bf16",
+    "softmax/softmax_row",
+    "softmax/softmax",
+    "softmax/softmax_vec4",
+    "softmax/softmax_resident",
+    "softmax/softmax_short",
+    "cross_entropy/cross_entropy",
+    "cross_entropy/cross_entropy_vec4",
+    "cross_entropy/cross_entropy_resident",
+    "cross_entropy/cross_entropy_short",
+    "nll/nll",
+    "reduce/reduce",
+    "elementwise/elementwise",
 ];
 
 /// The import lines' prefix.

@@ -295,15 +295,16 @@ impl Gpu {
         rows: usize,
         classes: usize,
     ) -> Result<()> {
-        encode_row_op(
-            self,
+        self.encode_softmax_spatial(
             encoder,
             workspace,
-            Kernel::LogSoftmaxForward,
-            ("input", &input),
+            SoftmaxOp::LogSoftmax,
+            input,
             None,
-            ("output", &output),
-            (rows, classes, 1),
+            output,
+            rows,
+            classes,
+            1,
         )
     }
 
@@ -331,15 +332,16 @@ impl Gpu {
         rows: usize,
         classes: usize,
     ) -> Result<()> {
-        encode_row_op(
-            self,
+        self.encode_softmax_spatial(
             encoder,
             workspace,
-            Kernel::SoftmaxForward,
-            ("input", &input),
+            SoftmaxOp::Softmax,
+            input,
             None,
-            ("output", &output),
-            (rows, classes, 1),
+            output,
+            rows,
+            classes,
+            1,
         )
     }
 
@@ -367,16 +369,16 @@ impl Gpu {
         rows: usize,
         classes: usize,
     ) -> Result<()> {
-        let kernel = Kernel::LogSoftmaxBackward;
-        encode_row_op(
-            self,
+        self.encode_softmax_spatial(
             encoder,
             workspace,
-            kernel,
-            ("output", &output),
-            Some(&grad_output),
-            ("grad_input", &grad_input),
-            (rows, classes, 1),
+            SoftmaxOp::LogSoftmaxBackward,
+            output,
+            Some(grad_output),
+            grad_input,
+            rows,
+            classes,
+            1,
         )
     }
 
@@ -404,16 +406,16 @@ impl Gpu {
         rows: usize,
         classes: usize,
     ) -> Result<()> {
-        let kernel = Kernel::SoftmaxBackward;
-        encode_row_op(
-            self,
+        self.encode_softmax_spatial(
             encoder,
             workspace,
-            kernel,
-            ("output", &output),
-            Some(&grad_output),
-            ("grad_input", &grad_input),
-            (rows, classes, 1),
+            SoftmaxOp::SoftmaxBackward,
+            output,
+            Some(grad_output),
+            grad_input,
+            rows,
+            classes,
+            1,
         )
     }
 
@@ -482,14 +484,7 @@ slice_api! {
     /// let lp = pollster::block_on(gpu.log_softmax_async(&[0.0, 0.0], 1, 2)).unwrap();
     /// ```
     pub async fn log_softmax_async(&self, logits: &[f32], rows: usize, classes: usize) -> Result<Vec<f32>> {
-        row_op_slice(
-            self,
-            Kernel::LogSoftmaxForward,
-            ("logits", logits),
-            None,
-            (rows, classes, 1),
-        )
-        .await
+        row_op_slice(self, Kernel::LogSoftmaxForward, ("logits", logits), None, (rows, classes, 1)).await
     }
 
     /// Row-wise softmax of `rows × classes` logits. Blocking; native only.
@@ -506,14 +501,7 @@ slice_api! {
     /// let p = pollster::block_on(gpu.softmax_async(&[0.0, 0.0], 1, 2)).unwrap();
     /// ```
     pub async fn softmax_async(&self, logits: &[f32], rows: usize, classes: usize) -> Result<Vec<f32>> {
-        row_op_slice(
-            self,
-            Kernel::SoftmaxForward,
-            ("logits", logits),
-            None,
-            (rows, classes, 1),
-        )
-        .await
+        row_op_slice(self, Kernel::SoftmaxForward, ("logits", logits), None, (rows, classes, 1)).await
     }
 
     /// The gradient of log-softmax from its `output` and the upstream `grad_output`, as
@@ -534,20 +522,9 @@ slice_api! {
     /// let dx = pollster::block_on(gpu.log_softmax_backward_async(&[-0.5, -1.0], &[1.0, 0.0], 1, 2)).unwrap();
     /// ```
     pub async fn log_softmax_backward_async(
-        &self,
-        output: &[f32],
-        grad_output: &[f32],
-        rows: usize,
-        classes: usize,
+        &self, output: &[f32], grad_output: &[f32], rows: usize, classes: usize,
     ) -> Result<Vec<f32>> {
-        row_op_slice(
-            self,
-            Kernel::LogSoftmaxBackward,
-            ("output", output),
-            Some(grad_output),
-            (rows, classes, 1),
-        )
-        .await
+        row_op_slice(self, Kernel::LogSoftmaxBackward, ("output", output), Some(grad_output), (rows, classes, 1)).await
     }
 
     /// The gradient of softmax from its `output` and the upstream `grad_output`, as
@@ -567,20 +544,9 @@ slice_api! {
     /// let dx = pollster::block_on(gpu.softmax_backward_async(&[0.5, 0.5], &[1.0, 0.0], 1, 2)).unwrap();
     /// ```
     pub async fn softmax_backward_async(
-        &self,
-        output: &[f32],
-        grad_output: &[f32],
-        rows: usize,
-        classes: usize,
+        &self, output: &[f32], grad_output: &[f32], rows: usize, classes: usize,
     ) -> Result<Vec<f32>> {
-        row_op_slice(
-            self,
-            Kernel::SoftmaxBackward,
-            ("output", output),
-            Some(grad_output),
-            (rows, classes, 1),
-        )
-        .await
+        row_op_slice(self, Kernel::SoftmaxBackward, ("output", output), Some(grad_output), (rows, classes, 1)).await
     }
 
     /// A softmax-family op over dim 1 of an `(N, C, d1, …, dk)` input (see
@@ -604,13 +570,7 @@ slice_api! {
     /// ```
     #[allow(clippy::too_many_arguments)]
     pub async fn softmax_spatial_async(
-        &self,
-        op: SoftmaxOp,
-        input: &[f32],
-        grad_output: Option<&[f32]>,
-        rows: usize,
-        classes: usize,
-        spatial: usize,
+        &self, op: SoftmaxOp, input: &[f32], grad_output: Option<&[f32]>, rows: usize, classes: usize, spatial: usize,
     ) -> Result<Vec<f32>> {
         let (names, kernel) = (op.arguments(grad_output.is_some())?, kernel_of(op));
         row_op_slice(self, kernel, (names.0, input), grad_output, (rows, classes, spatial)).await

@@ -110,11 +110,7 @@ slice_api! {
     /// let loss = pollster::block_on(gpu.cross_entropy_async(&[0.0, 0.0], &[0], 1, 2, &opts)).unwrap();
     /// ```
     pub async fn cross_entropy_async(
-        &self,
-        logits: &[f32],
-        targets: &(impl ClassTargets + ?Sized),
-        rows: usize,
-        classes: usize,
+        &self, logits: &[f32], targets: &(impl ClassTargets + ?Sized), rows: usize, classes: usize,
         opts: &CrossEntropyOptions,
     ) -> Result<Vec<f32>> {
         let out = index_slice(self, ClassIndexOp::CrossEntropy, SliceInput::f32("logits", logits), targets, (rows, classes, opts), None, Wanted::LOSS);
@@ -141,13 +137,8 @@ slice_api! {
     /// let g = pollster::block_on(gpu.cross_entropy_grad_async(&[0.0, 0.0], &[1], 1, 2, &opts, &[1.0])).unwrap();
     /// ```
     pub async fn cross_entropy_grad_async(
-        &self,
-        logits: &[f32],
-        targets: &(impl ClassTargets + ?Sized),
-        rows: usize,
-        classes: usize,
-        opts: &CrossEntropyOptions,
-        grad_output: &[f32],
+        &self, logits: &[f32], targets: &(impl ClassTargets + ?Sized), rows: usize, classes: usize,
+        opts: &CrossEntropyOptions, grad_output: &[f32],
     ) -> Result<Vec<f32>> {
         let out = index_slice(self, ClassIndexOp::CrossEntropy, SliceInput::f32("logits", logits), targets, (rows, classes, opts), Some(grad_output), Wanted::GRAD);
         Ok(out.await?.grad)
@@ -173,13 +164,8 @@ slice_api! {
     /// let (l, g) = pollster::block_on(gpu.cross_entropy_with_grad_async(&[0.0, 0.0], &[1], 1, 2, &opts, &[1.0])).unwrap();
     /// ```
     pub async fn cross_entropy_with_grad_async(
-        &self,
-        logits: &[f32],
-        targets: &(impl ClassTargets + ?Sized),
-        rows: usize,
-        classes: usize,
-        opts: &CrossEntropyOptions,
-        grad_output: &[f32],
+        &self, logits: &[f32], targets: &(impl ClassTargets + ?Sized), rows: usize, classes: usize,
+        opts: &CrossEntropyOptions, grad_output: &[f32],
     ) -> Result<(Vec<f32>, Vec<f32>)> {
         let out = index_slice(self, ClassIndexOp::CrossEntropy, SliceInput::f32("logits", logits), targets, (rows, classes, opts), Some(grad_output), Wanted::BOTH);
         let out = out.await?;
@@ -205,12 +191,7 @@ slice_api! {
     /// let loss = pollster::block_on(gpu.cross_entropy_probs_async(&[0.0, 0.0], &[1.0, 0.0], 1, 2, &opts)).unwrap();
     /// ```
     pub async fn cross_entropy_probs_async(
-        &self,
-        logits: &[f32],
-        targets: &[f32],
-        rows: usize,
-        classes: usize,
-        opts: &CrossEntropyOptions,
+        &self, logits: &[f32], targets: &[f32], rows: usize, classes: usize, opts: &CrossEntropyOptions,
     ) -> Result<Vec<f32>> {
         Ok(probs_slice(self, logits, targets, (rows, classes, opts), None, Wanted::LOSS).await?.loss)
     }
@@ -235,12 +216,7 @@ slice_api! {
     /// let g = pollster::block_on(gpu.cross_entropy_probs_grad_async(&[0.0, 0.0], &[0.0, 1.0], 1, 2, &opts, &[1.0])).unwrap();
     /// ```
     pub async fn cross_entropy_probs_grad_async(
-        &self,
-        logits: &[f32],
-        targets: &[f32],
-        rows: usize,
-        classes: usize,
-        opts: &CrossEntropyOptions,
+        &self, logits: &[f32], targets: &[f32], rows: usize, classes: usize, opts: &CrossEntropyOptions,
         grad_output: &[f32],
     ) -> Result<Vec<f32>> {
         let out = probs_slice(self, logits, targets, (rows, classes, opts), Some(grad_output), Wanted::GRAD);
@@ -266,12 +242,7 @@ slice_api! {
     /// let (l, g) = pollster::block_on(gpu.cross_entropy_probs_with_grad_async(&[0.0, 0.0], &[0.0, 1.0], 1, 2, &opts, &[1.0])).unwrap();
     /// ```
     pub async fn cross_entropy_probs_with_grad_async(
-        &self,
-        logits: &[f32],
-        targets: &[f32],
-        rows: usize,
-        classes: usize,
-        opts: &CrossEntropyOptions,
+        &self, logits: &[f32], targets: &[f32], rows: usize, classes: usize, opts: &CrossEntropyOptions,
         grad_output: &[f32],
     ) -> Result<(Vec<f32>, Vec<f32>)> {
         let out = probs_slice(self, logits, targets, (rows, classes, opts), Some(grad_output), Wanted::BOTH);
@@ -308,14 +279,8 @@ slice_api! {
     /// ```
     #[allow(clippy::too_many_arguments)]
     pub async fn cross_entropy_with_extras_async(
-        &self,
-        logits: &[f32],
-        targets: &(impl ClassTargets + ?Sized),
-        rows: usize,
-        classes: usize,
-        opts: &CrossEntropyOptions,
-        extras: Extras,
-        grad_output: Option<&[f32]>,
+        &self, logits: &[f32], targets: &(impl ClassTargets + ?Sized), rows: usize, classes: usize,
+        opts: &CrossEntropyOptions, extras: Extras, grad_output: Option<&[f32]>,
     ) -> Result<CrossEntropyOutputs> {
         let wanted = Wanted {
             loss: true,
@@ -357,11 +322,7 @@ slice_api! {
     /// let loss = pollster::block_on(gpu.cross_entropy_half_async(&logits, &[0], 1, 2, &opts)).unwrap();
     /// ```
     pub async fn cross_entropy_half_async<H: HalfLogits>(
-        &self,
-        logits: &[H],
-        targets: &(impl ClassTargets + ?Sized),
-        rows: usize,
-        classes: usize,
+        &self, logits: &[H], targets: &(impl ClassTargets + ?Sized), rows: usize, classes: usize,
         opts: &CrossEntropyOptions,
     ) -> Result<Vec<f32>> {
         Ok(half_slice(self, logits, targets, (rows, classes, opts), None, Wanted::LOSS).await?.0)
@@ -391,13 +352,8 @@ slice_api! {
     /// let (l, g) = pollster::block_on(gpu.cross_entropy_with_grad_half_async(&logits, &[0], 1, 2, &opts, &[1.0])).unwrap();
     /// ```
     pub async fn cross_entropy_with_grad_half_async<H: HalfLogits>(
-        &self,
-        logits: &[H],
-        targets: &(impl ClassTargets + ?Sized),
-        rows: usize,
-        classes: usize,
-        opts: &CrossEntropyOptions,
-        grad_output: &[f32],
+        &self, logits: &[H], targets: &(impl ClassTargets + ?Sized), rows: usize, classes: usize,
+        opts: &CrossEntropyOptions, grad_output: &[f32],
     ) -> Result<(Vec<f32>, Vec<H::Grad>)> {
         half_slice(self, logits, targets, (rows, classes, opts), Some(grad_output), Wanted::BOTH).await
     }

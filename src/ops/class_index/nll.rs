@@ -66,11 +66,7 @@ slice_api! {
     /// let loss = pollster::block_on(gpu.nll_loss_async(&[-0.5, -1.5], &[1], 1, 2, &opts)).unwrap();
     /// ```
     pub async fn nll_loss_async(
-        &self,
-        log_probs: &[f32],
-        targets: &(impl ClassTargets + ?Sized),
-        rows: usize,
-        classes: usize,
+        &self, log_probs: &[f32], targets: &(impl ClassTargets + ?Sized), rows: usize, classes: usize,
         opts: &CrossEntropyOptions,
     ) -> Result<Vec<f32>> {
         let input = SliceInput::f32("log_probs", log_probs);
@@ -95,11 +91,7 @@ slice_api! {
     /// let g = pollster::block_on(gpu.nll_loss_grad_async(&[1], 1, 2, &opts, &[1.0])).unwrap();
     /// ```
     pub async fn nll_loss_grad_async(
-        &self,
-        targets: &(impl ClassTargets + ?Sized),
-        rows: usize,
-        classes: usize,
-        opts: &CrossEntropyOptions,
+        &self, targets: &(impl ClassTargets + ?Sized), rows: usize, classes: usize, opts: &CrossEntropyOptions,
         grad_output: &[f32],
     ) -> Result<Vec<f32>> {
         // The gradient reads no log-probabilities: only their count is checked.

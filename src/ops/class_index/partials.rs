@@ -55,23 +55,11 @@ slice_api! {
     /// let p = pollster::block_on(gpu.cross_entropy_partials_async(&[0.0, 0.0], &[1], 1, shard, &opts)).unwrap();
     /// ```
     pub async fn cross_entropy_partials_async(
-        &self,
-        logits: &[f32],
-        targets: &(impl ClassTargets + ?Sized),
-        rows: usize,
-        shard: ClassShard,
+        &self, logits: &[f32], targets: &(impl ClassTargets + ?Sized), rows: usize, shard: ClassShard,
         opts: &CrossEntropyOptions,
     ) -> Result<Vec<RowPartial>> {
         let targets = &*targets.to_i32(shard.total_classes)?;
-        let (state, _) = shard_slice(
-            self,
-            ClassIndexOp::ShardPartials(shard),
-            logits,
-            targets,
-            rows,
-            opts,
-            None,
-        )
+        let (state, _) = shard_slice(self, ClassIndexOp::ShardPartials(shard), logits, targets, rows, opts, None)
         .await?;
         Ok(state[(BATCH_STATE_BYTES / 4) as usize..]
             .chunks_exact(8)
@@ -104,14 +92,8 @@ slice_api! {
     /// ```
     #[allow(clippy::too_many_arguments)]
     pub async fn cross_entropy_shard_grad_async(
-        &self,
-        logits: &[f32],
-        targets: &(impl ClassTargets + ?Sized),
-        rows: usize,
-        shard: ClassShard,
-        opts: &CrossEntropyOptions,
-        merged: &[RowPartial],
-        grad_output: &[f32],
+        &self, logits: &[f32], targets: &(impl ClassTargets + ?Sized), rows: usize, shard: ClassShard,
+        opts: &CrossEntropyOptions, merged: &[RowPartial], grad_output: &[f32],
     ) -> Result<Vec<f32>> {
         let targets = &*targets.to_i32(shard.total_classes)?;
         check_len("merged", merged.len(), rows)?;
