@@ -66,13 +66,7 @@ use wgpu::util::DeviceExt;
 use wgpu_loss::{CrossEntropyOptions, Gpu, LossBuffers, Reduction, Workspace, cpu};
 
 /// Rows × classes; each has a multiple of 4 elements (the yardsticks move `vec4`s).
-const SHAPES: [(usize, usize); 5] = [
-    (65_536, 10),
-    (8_192, 1_000),
-    (2_048, 32_000),
-    (128, 128_256),
-    (16, 1_000_000),
-];
+const SHAPES: [(usize, usize); 5] = [(65_536, 10), (8_192, 1_000), (2_048, 32_000), (128, 128_256), (16, 1_000_000)];
 /// The CPU twin is benchmarked, and checks every row, on shapes up to this many elements;
 /// it also bounds the blocks of rows the mean loss is checked in.
 const CPU_MAX_ELEMENTS: usize = 8_200_000;
@@ -129,9 +123,8 @@ struct ShapeData {
 }
 
 /// Usage of the buffers the ops and yardsticks write: checks clear them and read them back.
-const OUTPUT_USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
-    .union(wgpu::BufferUsages::COPY_SRC)
-    .union(wgpu::BufferUsages::COPY_DST);
+const OUTPUT_USAGE: wgpu::BufferUsages =
+    wgpu::BufferUsages::STORAGE.union(wgpu::BufferUsages::COPY_SRC).union(wgpu::BufferUsages::COPY_DST);
 
 impl ShapeData {
     fn new(gpu: &Gpu, rows: usize, classes: usize) -> Self {
@@ -260,18 +253,10 @@ impl Yardstick {
                 layout: None,
                 module,
                 entry_point: Some(entry_point),
-                compilation_options: wgpu::PipelineCompilationOptions {
-                    constants: block,
-                    ..Default::default()
-                },
+                compilation_options: wgpu::PipelineCompilationOptions { constants: block, ..Default::default() },
                 cache: None,
             });
-            Self {
-                name,
-                traffic,
-                spread,
-                pipeline,
-            }
+            Self { name, traffic, spread, pipeline }
         })
         .collect()
     }
@@ -280,9 +265,7 @@ impl Yardstick {
     fn workgroups(&self, device: &wgpu::Device, vec4s: u64) -> (u32, u32) {
         let groups = match self.spread {
             Spread::Block(block) => vec4s.div_ceil(u64::from(block) * YARDSTICK_WORKGROUP),
-            Spread::GridStride => vec4s
-                .div_ceil(GRID_MIN_VEC4S * YARDSTICK_WORKGROUP)
-                .min(GRID_WORKGROUPS),
+            Spread::GridStride => vec4s.div_ceil(GRID_MIN_VEC4S * YARDSTICK_WORKGROUP).min(GRID_WORKGROUPS),
         };
         let max = u64::from(device.limits().max_compute_workgroups_per_dimension);
         let x = groups.clamp(1, max);
@@ -348,10 +331,8 @@ impl Yardstick {
     }
 
     fn record(&self, encoder: &mut wgpu::CommandEncoder, bound: &BoundYardstick) {
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some(self.name),
-            timestamp_writes: None,
-        });
+        let mut pass =
+            encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(self.name), timestamp_writes: None });
         pass.set_pipeline(&self.pipeline);
         for d in &bound.dispatches {
             pass.set_bind_group(0, &d.bind_group, &[]);
@@ -364,9 +345,7 @@ impl Yardstick {
 fn time_submissions(gpu: &Gpu, iters: u64, record: Record<'_>) -> Duration {
     let start = Instant::now();
     for _ in 0..iters {
-        let mut encoder = gpu
-            .device()
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
+        let mut encoder = gpu.device().create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
         record(&mut encoder);
         let submission = gpu.queue().submit([encoder.finish()]);
         wait(gpu, Some(submission));
@@ -377,10 +356,7 @@ fn time_submissions(gpu: &Gpu, iters: u64, record: Record<'_>) -> Duration {
 /// Waits for `submission` (all work when `None`).
 fn wait(gpu: &Gpu, submission: Option<wgpu::SubmissionIndex>) {
     gpu.device()
-        .poll(wgpu::PollType::Wait {
-            submission_index: submission,
-            timeout: None,
-        })
+        .poll(wgpu::PollType::Wait { submission_index: submission, timeout: None })
         .expect("the device finishes the submission");
 }
 
@@ -399,19 +375,14 @@ fn bench(c: &mut Criterion, group: &str, id: &str, bytes: u64, mut timed: impl F
 
 /// One benchmark of a GPU op that `record` records (with its own reused workspace).
 fn bench_gpu(c: &mut Criterion, gpu: &Gpu, group: &str, data: &ShapeData, bytes: u64, record: Record<'_>) {
-    bench(c, group, &data.id(), bytes, |iters| {
-        time_submissions(gpu, iters, &mut *record)
-    });
+    bench(c, group, &data.id(), bytes, |iters| time_submissions(gpu, iters, &mut *record));
 }
 
 /// Runs `record` once, on `outputs` cleared to zero first (so nothing left by an earlier
 /// kernel can pass for its result), and returns the `reads` (buffer, byte range) afterwards,
 /// one after the other.
 fn run_and_read<T: bytemuck::Pod>(
-    gpu: &Gpu,
-    outputs: &[&wgpu::Buffer],
-    record: Record<'_>,
-    reads: &[(&wgpu::Buffer, Range<u64>)],
+    gpu: &Gpu, outputs: &[&wgpu::Buffer], record: Record<'_>, reads: &[(&wgpu::Buffer, Range<u64>)],
 ) -> Vec<T> {
     let mut encoder = gpu.device().create_command_encoder(&Default::default());
     for buffer in outputs {
@@ -421,10 +392,7 @@ fn run_and_read<T: bytemuck::Pod>(
     gpu.queue().submit([encoder.finish()]);
     reads
         .iter()
-        .flat_map(|(buffer, bytes)| {
-            gpu.read_buffer::<T>(buffer.slice(bytes.clone()))
-                .expect("the check reads back")
-        })
+        .flat_map(|(buffer, bytes)| gpu.read_buffer::<T>(buffer.slice(bytes.clone())).expect("the check reads back"))
         .collect()
 }
 
@@ -500,12 +468,7 @@ impl Reference {
                 losses.into_iter().map(f64::from).sum::<f64>()
             })
             .sum();
-        Self {
-            rows: checked,
-            log_softmax,
-            grad,
-            mean_loss: (sum / rows as f64) as f32,
-        }
+        Self { rows: checked, log_softmax, grad, mean_loss: (sum / rows as f64) as f32 }
     }
 
     /// The rows checked, in words, for the summary.
@@ -529,10 +492,7 @@ impl Timer {
     /// `None` where the device cannot write timestamps inside an encoder.
     fn new(gpu: &Gpu) -> Option<Self> {
         let device = gpu.device();
-        if !device
-            .features()
-            .contains(wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS)
-        {
+        if !device.features().contains(wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS) {
             return None;
         }
         Some(Self {
@@ -568,9 +528,7 @@ fn time_once(gpu: &Gpu, timer: Option<&Timer>, record: Record<'_>) -> (Duration,
     wait(gpu, Some(submission));
     let wall = start.elapsed();
     let gpu_time = timer.map(|t| {
-        let ticks = gpu
-            .read_buffer::<u64>(t.resolve.slice(..))
-            .expect("timestamps read back");
+        let ticks = gpu.read_buffer::<u64>(t.resolve.slice(..)).expect("timestamps read back");
         let ns = ticks[1].saturating_sub(ticks[0]) as f64 * f64::from(gpu.queue().get_timestamp_period());
         Duration::from_nanos(ns as u64)
     });
@@ -698,11 +656,7 @@ fn print_summary(shapes: &[ShapeSummary], reps: usize) {
          on the same shape in the same run (copy kernels for ops that read and write rows × classes, \
          read kernels for the forward). Every output was checked before timing: the ops against the \
          CPU twin, the copies and reads against the logits.",
-        if timed {
-            "timestamps"
-        } else {
-            "no timestamps on this device"
-        },
+        if timed { "timestamps" } else { "no timestamps on this device" },
         if reps == 1 { "" } else { "s" },
     );
     eprintln!();
@@ -753,12 +707,7 @@ fn print_summary(shapes: &[ShapeSummary], reps: usize) {
 }
 
 fn bench_shape(
-    c: &mut Criterion,
-    gpu: &Gpu,
-    timer: Option<&Timer>,
-    yardsticks: &[Yardstick],
-    data: &ShapeData,
-    run: &Run,
+    c: &mut Criterion, gpu: &Gpu, timer: Option<&Timer>, yardsticks: &[Yardstick], data: &ShapeData, run: &Run,
 ) -> ShapeSummary {
     let (rows, classes) = (data.rows, data.classes);
     let shape = format!("{rows}×{classes}");
@@ -775,22 +724,10 @@ fn bench_shape(
 
     let mut ws = Workspace::new(gpu);
     let mut log_softmax = Box::new(move |encoder: &mut wgpu::CommandEncoder| {
-        gpu.encode_log_softmax(
-            encoder,
-            &mut ws,
-            data.logits_buf.slice(..),
-            data.output_buf.slice(..),
-            rows,
-            classes,
-        )
-        .expect("log_softmax records");
+        gpu.encode_log_softmax(encoder, &mut ws, data.logits_buf.slice(..), data.output_buf.slice(..), rows, classes)
+            .expect("log_softmax records");
     });
-    let got = run_and_read(
-        gpu,
-        &[&data.output_buf],
-        &mut *log_softmax,
-        &checked_rows(&data.output_buf),
-    );
+    let got = run_and_read(gpu, &[&data.output_buf], &mut *log_softmax, &checked_rows(&data.output_buf));
     check_close(&what("log_softmax"), &got, &reference.log_softmax);
     entries.push(Entry {
         name: "log_softmax",
@@ -799,19 +736,16 @@ fn bench_shape(
         record: log_softmax,
     });
 
-    let loss_only = LossBuffers::new(data.targets_buf.slice(..))
-        .input(data.logits_buf.slice(..))
-        .loss(data.loss_buf.slice(..));
+    let loss_only =
+        LossBuffers::new(data.targets_buf.slice(..)).input(data.logits_buf.slice(..)).loss(data.loss_buf.slice(..));
     let with_grad = loss_only.grad(data.grad_buf.slice(..));
-    for (name, buffers, traffic) in [
-        ("cross_entropy", loss_only, Traffic::Read),
-        ("cross_entropy_with_grad", with_grad, Traffic::ReadWrite),
-    ] {
+    for (name, buffers, traffic) in
+        [("cross_entropy", loss_only, Traffic::Read), ("cross_entropy_with_grad", with_grad, Traffic::ReadWrite)]
+    {
         let mut ws = Workspace::new(gpu);
         let opts = &opts;
         let mut record = Box::new(move |encoder: &mut wgpu::CommandEncoder| {
-            gpu.encode_cross_entropy(encoder, &mut ws, &buffers, rows, classes, opts)
-                .expect("cross_entropy records");
+            gpu.encode_cross_entropy(encoder, &mut ws, &buffers, rows, classes, opts).expect("cross_entropy records");
         });
         let mut reads = vec![(&data.loss_buf, 0..F32)];
         if traffic == Traffic::ReadWrite {
@@ -826,12 +760,7 @@ fn bench_shape(
             Traffic::ReadWrite => 2 * read,
             Traffic::Read => read,
         };
-        entries.push(Entry {
-            name,
-            role: Role::Op(traffic),
-            bytes,
-            record,
-        });
+        entries.push(Entry { name, role: Role::Op(traffic), bytes, record });
     }
 
     for yardstick in yardsticks {
@@ -839,30 +768,14 @@ fn bench_shape(
         let dst = bound.dst.clone();
         let mut record = Box::new(move |encoder: &mut wgpu::CommandEncoder| yardstick.record(encoder, &bound));
         let bytes = check_yardstick(gpu, data, yardstick.name, yardstick.traffic, &dst, &mut *record);
-        entries.push(Entry {
-            name: yardstick.name,
-            role: Role::Yardstick(yardstick.traffic),
-            bytes,
-            record,
-        });
+        entries.push(Entry { name: yardstick.name, role: Role::Yardstick(yardstick.traffic), bytes, record });
     }
     let mut buffer_copy = Box::new(move |encoder: &mut wgpu::CommandEncoder| {
         encoder.copy_buffer_to_buffer(&data.logits_buf, 0, &data.output_buf, 0, read);
     });
-    let bytes = check_yardstick(
-        gpu,
-        data,
-        "copy_buffer_to_buffer",
-        Traffic::ReadWrite,
-        &data.output_buf,
-        &mut *buffer_copy,
-    );
-    entries.push(Entry {
-        name: "copy_buffer_to_buffer",
-        role: Role::Beside,
-        bytes,
-        record: buffer_copy,
-    });
+    let bytes =
+        check_yardstick(gpu, data, "copy_buffer_to_buffer", Traffic::ReadWrite, &data.output_buf, &mut *buffer_copy);
+    entries.push(Entry { name: "copy_buffer_to_buffer", role: Role::Beside, bytes, record: buffer_copy });
 
     if !run.summary_only {
         for entry in &mut entries {
@@ -880,23 +793,14 @@ fn bench_shape(
             start.elapsed()
         });
     }
-    ShapeSummary {
-        checked: reference.describe(rows),
-        lines: summarise(gpu, timer, run.reps, &mut entries),
-        shape,
-    }
+    ShapeSummary { checked: reference.describe(rows), lines: summarise(gpu, timer, run.reps, &mut entries), shape }
 }
 
 /// Runs a copy (into `dst`, which must then hold the logits' bits) or a read (into the
 /// partial sums in `dst`, whose wrapping sum must be that of the logits' words) once and
 /// aborts the bench unless it did its work; returns the bytes it moves.
 fn check_yardstick(
-    gpu: &Gpu,
-    data: &ShapeData,
-    name: &str,
-    traffic: Traffic,
-    dst: &wgpu::Buffer,
-    record: Record<'_>,
+    gpu: &Gpu, data: &ShapeData, name: &str, traffic: Traffic, dst: &wgpu::Buffer, record: Record<'_>,
 ) -> u64 {
     let words: Vec<u32> = run_and_read(gpu, &[dst], record, &[(dst, 0..dst.size())]);
     let source = data.logits.iter().map(|x| x.to_bits());
@@ -937,11 +841,7 @@ struct Run {
 fn loss_kernels(c: &mut Criterion) {
     let run = Run {
         summary_only: std::env::var("WGPU_LOSS_BENCH_SUMMARY_ONLY").is_ok_and(|v| !v.is_empty() && v != "0"),
-        reps: if std::env::args().any(|a| a == "--test") {
-            1
-        } else {
-            SUMMARY_REPS
-        },
+        reps: if std::env::args().any(|a| a == "--test") { 1 } else { SUMMARY_REPS },
     };
     let gpu = Gpu::new().expect("a GPU adapter (or Mesa's lavapipe/llvmpipe)");
     let info = gpu.adapter_info();

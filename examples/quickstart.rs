@@ -44,10 +44,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let mut opts = CrossEntropyOptions::default(); // reduction mean, ignore_index -100
     opts.label_smoothing = 0.1;
     let grad_output = [1.0]; // d(loss)/d(loss): one value for sum and mean
-    println!(
-        "\n{ROWS} rows x {CLASSES} classes, targets {TARGETS:?}, label_smoothing {}, mean",
-        opts.label_smoothing
-    );
+    println!("\n{ROWS} rows x {CLASSES} classes, targets {TARGETS:?}, label_smoothing {}, mean", opts.label_smoothing);
 
     let (cpu_loss, cpu_grad) = cpu::cross_entropy_with_grad(&LOGITS, &TARGETS, ROWS, CLASSES, &opts, &grad_output)?;
     print_result("cpu (f64 twin)", &cpu_loss, &cpu_grad);
@@ -70,11 +67,7 @@ fn encode_api(gpu: &Gpu, opts: &CrossEntropyOptions) -> Result<(Vec<f32>, Vec<f3
     let device = gpu.device();
     let storage = wgpu::BufferUsages::STORAGE;
     let init = |label, contents: &[u8]| {
-        device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some(label),
-            contents,
-            usage: storage,
-        })
+        device.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: Some(label), contents, usage: storage })
     };
     let logits = init("logits", bytemuck::cast_slice(&LOGITS));
     let targets = init("targets", bytemuck::cast_slice(&TARGETS));
@@ -93,13 +86,8 @@ fn encode_api(gpu: &Gpu, opts: &CrossEntropyOptions) -> Result<(Vec<f32>, Vec<f3
 
     // A training loop keeps the workspace and records into it once per submission.
     let mut workspace = Workspace::new(gpu);
-    let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-        label: Some("quickstart"),
-    });
-    let buffers = LossBuffers::new(targets.slice(..))
-        .input(logits.slice(..))
-        .loss(loss.slice(..))
-        .grad(grad.slice(..)); // no grad_output buffer: the upstream gradient is 1.0
+    let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("quickstart") });
+    let buffers = LossBuffers::new(targets.slice(..)).input(logits.slice(..)).loss(loss.slice(..)).grad(grad.slice(..)); // no grad_output buffer: the upstream gradient is 1.0
     gpu.encode_cross_entropy(&mut encoder, &mut workspace, &buffers, ROWS, CLASSES, opts)?;
     gpu.queue().submit([encoder.finish()]);
 

@@ -55,11 +55,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let learning_rate = args.learning_rate.unwrap_or(data.learning_rate);
 
     let gpu = Gpu::new()?;
-    println!(
-        "adapter: {} ({:?})",
-        gpu.adapter_info().name,
-        gpu.adapter_info().backend
-    );
+    println!("adapter: {} ({:?})", gpu.adapter_info().name, gpu.adapter_info().backend);
     println!(
         "{}: {} training rows, {} test rows, {} features, {}; batches of {}, learning rate {learning_rate}",
         data.name,
@@ -72,17 +68,12 @@ fn main() -> Result<(), Box<dyn Error>> {
 
     let mut rng = Rng::new(SEED);
     // Small random weights and biases, uniform in [-0.05, 0.05).
-    let weights: Vec<f32> = (0..data.task.outputs() * (data.features + 1))
-        .map(|_| 0.1 * (rng.uniform() as f32 - 0.5))
-        .collect();
+    let weights: Vec<f32> =
+        (0..data.task.outputs() * (data.features + 1)).map(|_| 0.1 * (rng.uniform() as f32 - 0.5)).collect();
     let mut trainer = Trainer::new(gpu, &data, args.batch, learning_rate, &weights);
     trainer.check_step(&data, &weights)?;
 
-    let bar = if args.quiet {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(epochs as u64)
-    };
+    let bar = if args.quiet { ProgressBar::hidden() } else { ProgressBar::new(epochs as u64) };
     bar.set_style(
         ProgressStyle::with_template("{elapsed:>3} [{bar:30}] epoch {pos}/{len} {msg}")?.progress_chars("=> "),
     );
@@ -228,34 +219,17 @@ impl Trainer {
                 usage: wgpu::BufferUsages::UNIFORM,
             });
             // In the order of the bindings in linear_model.wgsl.
-            let bound = [
-                &params,
-                &split.x,
-                &split.targets,
-                &weights,
-                &logits,
-                &logit_grad,
-                &weight_grad,
-                correct,
-            ];
+            let bound = [&params, &split.x, &split.targets, &weights, &logits, &logit_grad, &weight_grad, correct];
             let entries: Vec<_> = (0..)
                 .zip(bound)
-                .map(|(binding, buffer)| wgpu::BindGroupEntry {
-                    binding,
-                    resource: buffer.as_entire_binding(),
-                })
+                .map(|(binding, buffer)| wgpu::BindGroupEntry { binding, resource: buffer.as_entire_binding() })
                 .collect();
             let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: Some("batch"),
                 layout: &kernels.layout,
                 entries: &entries,
             });
-            Batch {
-                first_row,
-                rows,
-                bind_group,
-                workspace: Workspace::new(&gpu),
-            }
+            Batch { first_row, rows, bind_group, workspace: Workspace::new(&gpu) }
         };
         let batches: Vec<Batch> = (0..data.train.rows())
             .step_by(batch_rows)
@@ -295,10 +269,7 @@ impl Trainer {
             None => (&mut self.test_batch, &self.test),
         };
         let logit_count = batch.rows * self.task.outputs();
-        let forward = [
-            (&self.kernels.linear_forward, logit_count),
-            (&self.kernels.count_correct, batch.rows),
-        ];
+        let forward = [(&self.kernels.linear_forward, logit_count), (&self.kernels.count_correct, batch.rows)];
         dispatch(encoder, &batch.bind_group, &forward);
 
         // The loss reads the batch's targets and writes its loss at any 4-byte offset: the
@@ -324,11 +295,7 @@ impl Trainer {
         }
 
         if backward {
-            dispatch(
-                encoder,
-                &batch.bind_group,
-                &[(&self.kernels.linear_weight_grad, weight_count)],
-            );
+            dispatch(encoder, &batch.bind_group, &[(&self.kernels.linear_weight_grad, weight_count)]);
         }
         Ok(())
     }
@@ -348,11 +315,7 @@ impl Trainer {
         }
         self.record_batch(&mut encoder, steps, false)?;
 
-        let sources = [
-            (&self.losses, steps + 1),
-            (&self.train_correct, 1),
-            (&self.test_correct, 1),
-        ];
+        let sources = [(&self.losses, steps + 1), (&self.train_correct, 1), (&self.test_correct, 1)];
         let [losses, train_correct, test_correct] = read_back(&self.gpu, encoder, sources)?;
         let losses: Vec<f32> = losses.into_iter().map(f32::from_bits).collect();
         let train_rows: usize = self.batches.iter().map(|b| b.rows).sum();
@@ -370,19 +333,11 @@ impl Trainer {
     /// submission: the only upload after setup.
     fn upload_train_rows(&self, data: &Dataset, order: &[usize]) {
         let f = self.features;
-        let x: Vec<f32> = order
-            .iter()
-            .flat_map(|&r| &data.train.x[r * f..][..f])
-            .copied()
-            .collect();
+        let x: Vec<f32> = order.iter().flat_map(|&r| &data.train.x[r * f..][..f]).copied().collect();
         let labels: Vec<u32> = order.iter().map(|&r| data.train.labels[r]).collect();
         let queue = self.gpu.queue();
         queue.write_buffer(&self.train.x, 0, bytemuck::cast_slice(&x));
-        queue.write_buffer(
-            &self.train.targets,
-            0,
-            bytemuck::cast_slice(&self.task.targets(&labels)),
-        );
+        queue.write_buffer(&self.train.targets, 0, bytemuck::cast_slice(&self.task.targets(&labels)));
     }
 
     /// Records the first mini-batch's forward pass, loss and gradients (no update), reads
@@ -465,11 +420,7 @@ impl Kernels {
         let buffer = |binding, ty| wgpu::BindGroupLayoutEntry {
             binding,
             visibility: wgpu::ShaderStages::COMPUTE,
-            ty: wgpu::BindingType::Buffer {
-                ty,
-                has_dynamic_offset: false,
-                min_binding_size: None,
-            },
+            ty: wgpu::BindingType::Buffer { ty, has_dynamic_offset: false, min_binding_size: None },
             count: None,
         };
         let storage = |binding, read_only| buffer(binding, wgpu::BufferBindingType::Storage { read_only });
@@ -515,9 +466,7 @@ impl Kernels {
 /// Records `kernels` in order into one compute pass with `bind_group`, each over `count`
 /// invocations. wgpu orders the dispatches' buffer accesses.
 fn dispatch(
-    encoder: &mut wgpu::CommandEncoder,
-    bind_group: &wgpu::BindGroup,
-    kernels: &[(&wgpu::ComputePipeline, usize)],
+    encoder: &mut wgpu::CommandEncoder, bind_group: &wgpu::BindGroup, kernels: &[(&wgpu::ComputePipeline, usize)],
 ) {
     let mut pass = encoder.begin_compute_pass(&Default::default());
     pass.set_bind_group(0, bind_group, &[]);
@@ -535,9 +484,7 @@ fn values(buffer: &wgpu::Buffer, first: usize, count: usize) -> wgpu::BufferSlic
 /// Submits `encoder`, then reads back the first `count` values of each source as 32-bit
 /// words, in order.
 fn read_back<const N: usize>(
-    gpu: &Gpu,
-    encoder: wgpu::CommandEncoder,
-    sources: [(&wgpu::Buffer, usize); N],
+    gpu: &Gpu, encoder: wgpu::CommandEncoder, sources: [(&wgpu::Buffer, usize); N],
 ) -> Result<[Vec<u32>; N], Box<dyn Error>> {
     gpu.queue().submit([encoder.finish()]);
     let mut words = Vec::with_capacity(N);
@@ -554,16 +501,10 @@ fn read_back<const N: usize>(
 fn linear_forward_cpu(x: &[f32], weights: &[f32], features: usize, outputs: usize) -> Vec<f32> {
     let (w, b) = weights.split_at(outputs * features);
     let logit = |row: &[f32], o: usize| {
-        let dot: f64 = row
-            .iter()
-            .zip(&w[o * features..])
-            .map(|(&x, &w)| f64::from(x) * f64::from(w))
-            .sum();
+        let dot: f64 = row.iter().zip(&w[o * features..]).map(|(&x, &w)| f64::from(x) * f64::from(w)).sum();
         (f64::from(b[o]) + dot) as f32
     };
-    x.chunks(features)
-        .flat_map(|row| (0..outputs).map(move |o| logit(row, o)))
-        .collect()
+    x.chunks(features).flat_map(|row| (0..outputs).map(move |o| logit(row, o))).collect()
 }
 
 /// `linear_weight_grad` on the CPU, in f64: `gᵀ·x`, then the column sums of `g`.
@@ -583,18 +524,13 @@ fn linear_weight_grad_cpu(x: &[f32], g: &[f32], features: usize, outputs: usize)
 /// `TOLERANCE · max(1, max |cpu|)` (a NaN anywhere fails).
 fn compare(what: &str, gpu: &[f32], cpu: &[f32]) -> Result<(), String> {
     let scale = cpu.iter().fold(1.0f32, |m, v| m.max(v.abs()));
-    let worst = gpu
-        .iter()
-        .zip(cpu)
-        .map(|(g, c)| (g - c).abs())
-        .fold(0.0f32, |m, d| if d > m || d.is_nan() { d } else { m });
+    let worst =
+        gpu.iter().zip(cpu).map(|(g, c)| (g - c).abs()).fold(0.0f32, |m, d| if d > m || d.is_nan() { d } else { m });
     println!("  {what:<20} {worst:.1e}");
     if worst <= TOLERANCE * scale {
         Ok(())
     } else {
-        Err(format!(
-            "{what}: the GPU is {worst:e} away from the CPU, more than {TOLERANCE:e} × {scale}"
-        ))
+        Err(format!("{what}: the GPU is {worst:e} away from the CPU, more than {TOLERANCE:e} × {scale}"))
     }
 }
 
@@ -675,15 +611,7 @@ fn digits() -> Result<Dataset, Box<dyn Error>> {
         labels.push(*label as u32);
     }
     let (train, test) = split(x, labels, 64);
-    Ok(Dataset {
-        name: "digits",
-        task: Task::Classes(10),
-        features: 64,
-        train,
-        test,
-        epochs: 30,
-        learning_rate: 0.5,
-    })
+    Ok(Dataset { name: "digits", task: Task::Classes(10), features: 64, train, test, epochs: 30, learning_rate: 0.5 })
 }
 
 /// 2000 people with a height (cm) and a weight (kg), labelled by their body-mass index
@@ -723,11 +651,7 @@ fn split(x: Vec<f32>, labels: Vec<u32>, features: usize) -> (Split, Split) {
     Rng::new(SEED).shuffle(&mut order);
     let (test_rows, train_rows) = order.split_at(labels.len() / 5);
     let take = |rows: &[usize]| Split {
-        x: rows
-            .iter()
-            .flat_map(|&r| &x[r * features..][..features])
-            .copied()
-            .collect(),
+        x: rows.iter().flat_map(|&r| &x[r * features..][..features]).copied().collect(),
         labels: rows.iter().map(|&r| labels[r]).collect(),
     };
     let (mut train, mut test) = (take(train_rows), take(test_rows));
@@ -794,17 +718,10 @@ impl Args {
     fn parse() -> Result<Self, String> {
         fn value<T: FromStr>(flag: &str, text: Option<String>) -> Result<T, String> {
             let text = text.ok_or(format!("{flag} needs a value (try --help)"))?;
-            text.parse()
-                .map_err(|_| format!("{flag}: {text:?} is not a valid value"))
+            text.parse().map_err(|_| format!("{flag}: {text:?} is not a valid value"))
         }
-        let mut args = Self {
-            dataset: "digits".into(),
-            epochs: None,
-            learning_rate: None,
-            batch: 64,
-            plot: None,
-            quiet: false,
-        };
+        let mut args =
+            Self { dataset: "digits".into(), epochs: None, learning_rate: None, batch: 64, plot: None, quiet: false };
         let mut words = std::env::args().skip(1);
         while let Some(flag) = words.next() {
             match flag.as_str() {

@@ -78,24 +78,19 @@ impl fmt::Display for Error {
                  (apt-get install mesa-vulkan-drivers) or set WGPU_BACKEND=gl to use llvmpipe"
             ),
             Error::RequestDevice(e) => write!(f, "the adapter refused to create a device: {e}"),
-            Error::EmptyBatch { rows, classes } => write!(
-                f,
-                "empty batch: rows = {rows}, classes = {classes}; both must be at least 1"
-            ),
-            Error::LengthMismatch {
-                argument,
-                expected,
-                actual,
-            } => write!(f, "`{argument}` has {actual} elements but the shape needs {expected}"),
-            Error::InvalidTarget { row, value, classes } => write!(
-                f,
-                "target {value} in row {row} is out of bounds: not in [0, {classes}) and not ignore_index"
-            ),
+            Error::EmptyBatch { rows, classes } => {
+                write!(f, "empty batch: rows = {rows}, classes = {classes}; both must be at least 1")
+            }
+            Error::LengthMismatch { argument, expected, actual } => {
+                write!(f, "`{argument}` has {actual} elements but the shape needs {expected}")
+            }
+            Error::InvalidTarget { row, value, classes } => {
+                write!(f, "target {value} in row {row} is out of bounds: not in [0, {classes}) and not ignore_index")
+            }
             Error::InvalidArgument { argument, message } => write!(f, "`{argument}`: {message}"),
-            Error::TooLarge { argument, bytes, limit } => write!(
-                f,
-                "`{argument}` needs {bytes} bytes, more than the device allows ({limit} bytes)"
-            ),
+            Error::TooLarge { argument, bytes, limit } => {
+                write!(f, "`{argument}` needs {bytes} bytes, more than the device allows ({limit} bytes)")
+            }
             Error::Device(e) => write!(f, "the GPU reported an error: {e}"),
             Error::Readback(e) => write!(f, "reading results back from the GPU failed: {e}"),
         }

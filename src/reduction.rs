@@ -28,10 +28,7 @@ impl Targets<'_> {
 
     /// The mean's denominator `D`: Σ `w[t_i]` over the rows that are not ignored.
     fn denominator(&self) -> f64 {
-        (0..self.targets.len())
-            .filter_map(|i| self.target(i))
-            .map(|t| self.weight(t))
-            .sum()
+        (0..self.targets.len()).filter_map(|i| self.target(i)).map(|t| self.weight(t)).sum()
     }
 
     /// `row_loss(i, t_i)` for each row (exactly 0 for ignored rows), reduced: one value per row
@@ -50,10 +47,7 @@ impl Targets<'_> {
     /// not finite (e.g. a mean with `D == 0`) all NaN, every other row filled by
     /// `row_grad(i, t_i, g_i, row)` from zeros.
     pub(crate) fn gradient(
-        &self,
-        classes: usize,
-        grad_output: &[f64],
-        row_grad: impl Fn(usize, usize, f64, &mut [f64]),
+        &self, classes: usize, grad_output: &[f64], row_grad: impl Fn(usize, usize, f64, &mut [f64]),
     ) -> Vec<f64> {
         let denominator = self.denominator();
         let mut grad = vec![0.0; self.targets.len() * classes];
@@ -78,9 +72,7 @@ impl Targets<'_> {
 /// Per-row f64 losses `row_loss(row, target)` (0 for ignored rows) reduced as
 /// `opts.reduction` says, with the mean's divisor and `EmptyPolicy` of the CPU twins.
 pub(crate) fn class_index_reduce(
-    targets: &[i32],
-    opts: &CrossEntropyOptions,
-    row_loss: impl Fn(usize, usize) -> f64,
+    targets: &[i32], opts: &CrossEntropyOptions, row_loss: impl Fn(usize, usize) -> f64,
 ) -> Vec<f64> {
     Targets { targets, opts }.reduced_loss(row_loss)
 }

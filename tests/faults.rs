@@ -10,14 +10,9 @@ fn lost_device_gives_err() {
     let gpu = Gpu::new().unwrap();
     let x = vec![0.5f32; 64 * 10];
     let targets = vec![1i32; 64];
-    assert!(
-        gpu.cross_entropy(&x, &targets, 64, 10, &CrossEntropyOptions::default())
-            .is_ok()
-    );
+    assert!(gpu.cross_entropy(&x, &targets, 64, 10, &CrossEntropyOptions::default()).is_ok());
     gpu.device().destroy();
-    let err = gpu
-        .cross_entropy(&x, &targets, 64, 10, &CrossEntropyOptions::default())
-        .unwrap_err();
+    let err = gpu.cross_entropy(&x, &targets, 64, 10, &CrossEntropyOptions::default()).unwrap_err();
     eprintln!("after destroy: {err}");
     assert!(matches!(err, Error::Device(_) | Error::Readback(_)), "{err:?}");
     assert!(gpu.log_softmax(&x, 64, 10).is_err());
@@ -41,11 +36,7 @@ fn readback_timeout_gives_err_and_the_device_stays_usable() {
     assert_eq!(patient.softmax(&[1.0, 1.0], 1, 2).unwrap(), vec![0.5, 0.5]);
     let lp = patient.log_softmax(&x[..3 * classes], 3, classes).unwrap();
     let want = -(classes as f32).ln();
-    assert!(
-        lp.iter().all(|&v| (v - want).abs() <= 4.0 * f32::EPSILON * want.abs()),
-        "{:?}",
-        &lp[..4]
-    );
+    assert!(lp.iter().all(|&v| (v - want).abs() <= 4.0 * f32::EPSILON * want.abs()), "{:?}", &lp[..4]);
 }
 
 /// A batch larger than the device's largest buffer is refused with `Err(TooLarge)` before
@@ -56,35 +47,16 @@ fn batch_beyond_the_device_buffer_limit_is_an_error() {
     let adapter = pollster::block_on(instance.request_adapter(&Default::default())).expect("an adapter");
     let mut limits = adapter.limits();
     limits.max_buffer_size = 1 << 20;
-    let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
-        required_limits: limits,
-        ..Default::default()
-    }))
+    let (device, queue) = pollster::block_on(
+        adapter.request_device(&wgpu::DeviceDescriptor { required_limits: limits, ..Default::default() }),
+    )
     .unwrap();
     let gpu = Gpu::from_device(device, queue);
     let (rows, classes) = (300, 1000);
     let x = vec![0.5f32; rows * classes];
-    let err = gpu.cross_entropy_with_grad(
-        &x,
-        &vec![1; rows],
-        rows,
-        classes,
-        &CrossEntropyOptions::default(),
-        &[1.0],
-    );
+    let err = gpu.cross_entropy_with_grad(&x, &vec![1; rows], rows, classes, &CrossEntropyOptions::default(), &[1.0]);
     assert!(matches!(err, Err(Error::TooLarge { limit: 1048576, .. })), "{err:?}");
-    assert!(matches!(
-        gpu.log_softmax(&x, rows, classes),
-        Err(Error::TooLarge { .. })
-    ));
-    let small = gpu
-        .cross_entropy(
-            &x[..20 * classes],
-            &[1; 20],
-            20,
-            classes,
-            &CrossEntropyOptions::default(),
-        )
-        .unwrap();
+    assert!(matches!(gpu.log_softmax(&x, rows, classes), Err(Error::TooLarge { .. })));
+    let small = gpu.cross_entropy(&x[..20 * classes], &[1; 20], 20, classes, &CrossEntropyOptions::default()).unwrap();
     assert!((small[0] - (classes as f32).ln()).abs() < 1e-5);
 }

@@ -72,13 +72,7 @@ fn z_loss(opts: &CrossEntropyOptions, x: &[f64]) -> f64 {
 /// The row of the gradient from the softmax `p = exp(lp)`, the target masses `q` (summing
 /// to `s`), the upstream `g` and the cap's slopes: `g·(p·(s + 2z·lse) - q)·slope`.
 fn write_row_grad(
-    opts: &CrossEntropyOptions,
-    x: &[f64],
-    lp: &[f64],
-    q: &[f64],
-    slope: &[f64],
-    g: f64,
-    row: &mut [f64],
+    opts: &CrossEntropyOptions, x: &[f64], lp: &[f64], q: &[f64], slope: &[f64], g: f64, row: &mut [f64],
 ) {
     let z = f64::from(opts.z_loss_scale);
     let s: f64 = q.iter().sum::<f64>() + if z == 0.0 { 0.0 } else { 2.0 * z * row_lse(x) };
@@ -109,15 +103,7 @@ fn cross_entropy_grad_f64(logits: &[f64], targets: &Targets, classes: usize, gra
         }
         let x = &y[i * classes..][..classes];
         let q = smoothed_target(targets, t, classes);
-        write_row_grad(
-            targets.opts,
-            x,
-            &log_softmax_row(x),
-            &q,
-            &slopes[i * classes..][..classes],
-            g,
-            row,
-        );
+        write_row_grad(targets.opts, x, &log_softmax_row(x), &q, &slopes[i * classes..][..classes], g, row);
     })
 }
 
@@ -128,21 +114,14 @@ fn target_masses(opts: &CrossEntropyOptions, y: &[f64]) -> Option<Vec<f64>> {
     let classes = y.len() as f64;
     y.iter()
         .enumerate()
-        .map(|(c, &y)| {
-            y.is_finite()
-                .then(|| f64::from(opts.class_weight(c)) * ((1.0 - eps) * y + eps / classes))
-        })
+        .map(|(c, &y)| y.is_finite().then(|| f64::from(opts.class_weight(c)) * ((1.0 - eps) * y + eps / classes)))
         .collect()
 }
 
 /// Cross-entropy against probability targets, `l_i = Σ_c -w[c]·y'[c]·lp[c]` (+ z-loss),
 /// reduced with mean = Σ / rows; and its gradient when `grad_output` is given.
 fn cross_entropy_probs_f64(
-    logits: &[f64],
-    probs: &[f64],
-    classes: usize,
-    opts: &CrossEntropyOptions,
-    grad_output: Option<&[f64]>,
+    logits: &[f64], probs: &[f64], classes: usize, opts: &CrossEntropyOptions, grad_output: Option<&[f64]>,
 ) -> (Vec<f64>, Vec<f64>) {
     let (y, slopes) = seen_logits(logits, opts);
     let rows = logits.len() / classes;
@@ -201,20 +180,13 @@ fn cross_entropy_probs_f64(
 /// # Ok::<(), wgpu_loss::Error>(())
 /// ```
 pub fn cross_entropy(
-    logits: &[f32],
-    targets: &(impl ClassTargets + ?Sized),
-    rows: usize,
-    classes: usize,
-    opts: &CrossEntropyOptions,
+    logits: &[f32], targets: &(impl ClassTargets + ?Sized), rows: usize, classes: usize, opts: &CrossEntropyOptions,
 ) -> Result<Vec<f32>> {
     let targets = &*targets.to_i32(classes)?;
     check_class_index_loss(("logits", logits.len()), targets, rows, classes, opts, None)?;
     let row_opts = row_options(opts);
     let x = to_f64(&to_rows(logits, classes, opts.spatial));
-    let targets = Targets {
-        targets,
-        opts: &row_opts,
-    };
+    let targets = Targets { targets, opts: &row_opts };
     Ok(to_f32(&cross_entropy_f64(&x, &targets, classes)))
 }
 
@@ -235,11 +207,7 @@ pub fn cross_entropy(
 /// # Ok::<(), wgpu_loss::Error>(())
 /// ```
 pub fn cross_entropy_grad(
-    logits: &[f32],
-    targets: &(impl ClassTargets + ?Sized),
-    rows: usize,
-    classes: usize,
-    opts: &CrossEntropyOptions,
+    logits: &[f32], targets: &(impl ClassTargets + ?Sized), rows: usize, classes: usize, opts: &CrossEntropyOptions,
     grad_output: &[f32],
 ) -> Result<Vec<f32>> {
     Ok(cross_entropy_with_grad(logits, targets, rows, classes, opts, grad_output)?.1)
@@ -255,33 +223,16 @@ pub fn cross_entropy_grad(
 /// # Ok::<(), wgpu_loss::Error>(())
 /// ```
 pub fn cross_entropy_with_grad(
-    logits: &[f32],
-    targets: &(impl ClassTargets + ?Sized),
-    rows: usize,
-    classes: usize,
-    opts: &CrossEntropyOptions,
+    logits: &[f32], targets: &(impl ClassTargets + ?Sized), rows: usize, classes: usize, opts: &CrossEntropyOptions,
     grad_output: &[f32],
 ) -> Result<(Vec<f32>, Vec<f32>)> {
     let targets = &*targets.to_i32(classes)?;
-    check_class_index_loss(
-        ("logits", logits.len()),
-        targets,
-        rows,
-        classes,
-        opts,
-        Some(grad_output),
-    )?;
+    check_class_index_loss(("logits", logits.len()), targets, rows, classes, opts, Some(grad_output))?;
     let row_opts = row_options(opts);
     let x = to_f64(&to_rows(logits, classes, opts.spatial));
-    let targets = Targets {
-        targets,
-        opts: &row_opts,
-    };
+    let targets = Targets { targets, opts: &row_opts };
     let grad = to_f32(&cross_entropy_grad_f64(&x, &targets, classes, &to_f64(grad_output)));
-    Ok((
-        to_f32(&cross_entropy_f64(&x, &targets, classes)),
-        from_rows(grad, classes, opts.spatial),
-    ))
+    Ok((to_f32(&cross_entropy_f64(&x, &targets, classes)), from_rows(grad, classes, opts.spatial)))
 }
 
 /// Cross-entropy of `rows × classes` logits against `rows × classes` probability targets,
@@ -296,11 +247,7 @@ pub fn cross_entropy_with_grad(
 /// # Ok::<(), wgpu_loss::Error>(())
 /// ```
 pub fn cross_entropy_probs(
-    logits: &[f32],
-    targets: &[f32],
-    rows: usize,
-    classes: usize,
-    opts: &CrossEntropyOptions,
+    logits: &[f32], targets: &[f32], rows: usize, classes: usize, opts: &CrossEntropyOptions,
 ) -> Result<Vec<f32>> {
     Ok(probs_with_grad(logits, targets, rows, classes, opts, None)?.0)
 }
@@ -318,12 +265,7 @@ pub fn cross_entropy_probs(
 /// # Ok::<(), wgpu_loss::Error>(())
 /// ```
 pub fn cross_entropy_probs_grad(
-    logits: &[f32],
-    targets: &[f32],
-    rows: usize,
-    classes: usize,
-    opts: &CrossEntropyOptions,
-    grad_output: &[f32],
+    logits: &[f32], targets: &[f32], rows: usize, classes: usize, opts: &CrossEntropyOptions, grad_output: &[f32],
 ) -> Result<Vec<f32>> {
     Ok(probs_with_grad(logits, targets, rows, classes, opts, Some(grad_output))?.1)
 }
@@ -337,32 +279,16 @@ pub fn cross_entropy_probs_grad(
 /// # Ok::<(), wgpu_loss::Error>(())
 /// ```
 pub fn cross_entropy_probs_with_grad(
-    logits: &[f32],
-    targets: &[f32],
-    rows: usize,
-    classes: usize,
-    opts: &CrossEntropyOptions,
-    grad_output: &[f32],
+    logits: &[f32], targets: &[f32], rows: usize, classes: usize, opts: &CrossEntropyOptions, grad_output: &[f32],
 ) -> Result<(Vec<f32>, Vec<f32>)> {
     probs_with_grad(logits, targets, rows, classes, opts, Some(grad_output))
 }
 
 fn probs_with_grad(
-    logits: &[f32],
-    targets: &[f32],
-    rows: usize,
-    classes: usize,
-    opts: &CrossEntropyOptions,
+    logits: &[f32], targets: &[f32], rows: usize, classes: usize, opts: &CrossEntropyOptions,
     grad_output: Option<&[f32]>,
 ) -> Result<(Vec<f32>, Vec<f32>)> {
-    check_loss_shapes(
-        ("logits", logits.len()),
-        (targets.len(), classes),
-        rows,
-        classes,
-        opts,
-        grad_output,
-    )?;
+    check_loss_shapes(("logits", logits.len()), (targets.len(), classes), rows, classes, opts, grad_output)?;
     let x = to_f64(&to_rows(logits, classes, opts.spatial));
     let y = to_f64(&to_rows(targets, classes, opts.spatial));
     let g = grad_output.map(to_f64);
@@ -383,13 +309,8 @@ fn probs_with_grad(
 /// # Ok::<(), wgpu_loss::Error>(())
 /// ```
 pub fn cross_entropy_with_extras(
-    logits: &[f32],
-    targets: &(impl ClassTargets + ?Sized),
-    rows: usize,
-    classes: usize,
-    opts: &CrossEntropyOptions,
-    extras: Extras,
-    grad_output: Option<&[f32]>,
+    logits: &[f32], targets: &(impl ClassTargets + ?Sized), rows: usize, classes: usize, opts: &CrossEntropyOptions,
+    extras: Extras, grad_output: Option<&[f32]>,
 ) -> Result<CrossEntropyOutputs> {
     let targets = &*targets.to_i32(classes)?;
     let (loss, grad) = match grad_output {
@@ -417,12 +338,8 @@ pub fn cross_entropy_with_extras(
             as i32
     };
     let argmaxes: Vec<i32> = x.chunks_exact(classes).map(argmax).collect();
-    let counted: Vec<(i32, i32)> = targets
-        .iter()
-        .zip(&argmaxes)
-        .filter(|(t, _)| **t != opts.ignore_index)
-        .map(|(&t, &a)| (t, a))
-        .collect();
+    let counted: Vec<(i32, i32)> =
+        targets.iter().zip(&argmaxes).filter(|(t, _)| **t != opts.ignore_index).map(|(&t, &a)| (t, a)).collect();
     let correct = counted.iter().filter(|(t, a)| t == a).count();
     let accuracy = match counted.len() {
         0 if opts.empty == EmptyPolicy::Zero => 0.0,
@@ -431,11 +348,7 @@ pub fn cross_entropy_with_extras(
     Ok(CrossEntropyOutputs {
         loss,
         grad,
-        lse: if extras.lse {
-            seen.chunks_exact(classes).map(|r| lse(r) as f32).collect()
-        } else {
-            Vec::new()
-        },
+        lse: if extras.lse { seen.chunks_exact(classes).map(|r| lse(r) as f32).collect() } else { Vec::new() },
         argmax: if extras.argmax { argmaxes } else { Vec::new() },
         accuracy: extras.accuracy.then_some(accuracy),
     })
@@ -448,21 +361,12 @@ mod tests {
     use crate::{Error, Reduction};
 
     fn options(reduction: Reduction, weight: Option<Vec<f32>>, label_smoothing: f32) -> CrossEntropyOptions {
-        CrossEntropyOptions {
-            reduction,
-            weight,
-            label_smoothing,
-            ..Default::default()
-        }
+        CrossEntropyOptions { reduction, weight, label_smoothing, ..Default::default() }
     }
 
     /// `cross_entropy_with_grad` with one row per target.
     fn ce(
-        logits: &[f32],
-        targets: &[i32],
-        classes: usize,
-        opts: &CrossEntropyOptions,
-        g: &[f32],
+        logits: &[f32], targets: &[i32], classes: usize, opts: &CrossEntropyOptions, g: &[f32],
     ) -> (Vec<f32>, Vec<f32>) {
         cross_entropy_with_grad(logits, targets, targets.len(), classes, opts, g).unwrap()
     }
@@ -493,10 +397,7 @@ mod tests {
                 let g = rng.vec(opts.grad_output_len(rows), -2.0, 2.0);
                 let objective = |loss: Vec<f64>| -> f64 { loss.iter().zip(&g).map(|(l, g)| l * g).sum() };
                 let targets = [2, opts.ignore_index, 5];
-                let t = Targets {
-                    targets: &targets,
-                    opts: &opts,
-                };
+                let t = Targets { targets: &targets, opts: &opts };
                 let grad = cross_entropy_grad_f64(&x, &t, classes, &g);
                 assert_finite_difference(&x, &grad, |x| objective(cross_entropy_f64(x, &t, classes)));
                 let probs = rng.vec(rows * classes, 0.0, 0.4);
@@ -515,26 +416,14 @@ mod tests {
         let opts = options(Reduction::Mean, Some(vec![1.0, 2.0, 0.5]), 0.2);
         let x = [0.5, -1.0, 2.0, 0.0, 0.0, 1.0];
         let one_hot = [0.0, 0.0, 1.0, 1.0, 0.0, 0.0];
-        let by_index = cross_entropy(
-            &x,
-            &[2, 0],
-            2,
-            3,
-            &CrossEntropyOptions {
-                reduction: Reduction::Sum,
-                ..opts.clone()
-            },
-        )
-        .unwrap();
+        let by_index =
+            cross_entropy(&x, &[2, 0], 2, 3, &CrossEntropyOptions { reduction: Reduction::Sum, ..opts.clone() })
+                .unwrap();
         let by_probs = cross_entropy_probs(&x, &one_hot, 2, 3, &opts).unwrap();
         // Mean over probability targets divides by the rows, not by the target weights.
         assert!((by_probs[0] - by_index[0] / 2.0).abs() < 1e-6);
         // (N=1, C=3, d=2): position s of class c at c·2 + s.
-        let spatial = CrossEntropyOptions {
-            spatial: 2,
-            reduction: Reduction::None,
-            ..Default::default()
-        };
+        let spatial = CrossEntropyOptions { spatial: 2, reduction: Reduction::None, ..Default::default() };
         let nc_d = [0.5, 0.0, -1.0, 0.0, 2.0, 1.0];
         let rows = cross_entropy(&x, &[2, 0], 2, 3, &options(Reduction::None, None, 0.0)).unwrap();
         assert_eq!(cross_entropy(&nc_d, &[2, 0], 1, 3, &spatial).unwrap(), rows);
@@ -542,13 +431,8 @@ mod tests {
 
     #[test]
     fn all_ignored_mean_is_nan_with_zero_gradient() {
-        let (loss, grad) = ce(
-            &[1.0, f32::NAN, 2.0, 0.0],
-            &[-100, -100],
-            2,
-            &options(Reduction::Mean, None, 0.1),
-            &[1.0],
-        );
+        let (loss, grad) =
+            ce(&[1.0, f32::NAN, 2.0, 0.0], &[-100, -100], 2, &options(Reduction::Mean, None, 0.1), &[1.0]);
         assert!(loss[0].is_nan());
         assert_eq!(grad, [0.0; 4]);
     }
@@ -584,13 +468,7 @@ mod tests {
         let ce = |logits: &[f32], targets: &[i32], classes, opts| {
             cross_entropy(logits, targets, targets.len(), classes, &opts)
         };
-        let length = |argument, expected, actual| {
-            Err(Error::LengthMismatch {
-                argument,
-                expected,
-                actual,
-            })
-        };
+        let length = |argument, expected, actual| Err(Error::LengthMismatch { argument, expected, actual });
         let d = CrossEntropyOptions::default;
         assert_eq!(ce(&[], &[], 3, d()), Err(Error::EmptyBatch { rows: 0, classes: 3 }));
         assert_eq!(ce(&[], &[0], 0, d()), Err(Error::EmptyBatch { rows: 1, classes: 0 }));
@@ -598,24 +476,14 @@ mod tests {
         let weighted = options(Reduction::Mean, Some(vec![1.0, 2.0]), 0.0);
         assert_eq!(ce(&[0.0; 6], &[0, 1], 3, weighted), length("weight", 3, 2));
         for value in [3, -1] {
-            let invalid = Error::InvalidTarget {
-                row: 1,
-                value: i64::from(value),
-                classes: 3,
-            };
+            let invalid = Error::InvalidTarget { row: 1, value: i64::from(value), classes: 3 };
             assert_eq!(ce(&[0.0; 6], &[0, value], 3, d()), Err(invalid));
         }
         let ignore_7 = CrossEntropyOptions { ignore_index: 7, ..d() };
         assert!(ce(&[0.0; 6], &[7, 0], 3, ignore_7).is_ok());
         for eps in [1.5, -0.1] {
             let err = ce(&[0.0; 6], &[0, 1], 3, options(Reduction::Mean, None, eps));
-            assert!(matches!(
-                err,
-                Err(Error::InvalidArgument {
-                    argument: "label_smoothing",
-                    ..
-                })
-            ));
+            assert!(matches!(err, Err(Error::InvalidArgument { argument: "label_smoothing", .. })));
         }
         let opts = options(Reduction::None, None, 0.0);
         let grad = cross_entropy_grad(&[0.0; 6], &[0, 1], 2, 3, &opts, &[1.0]);

@@ -47,11 +47,7 @@ fn point(loss: Pointwise, x: f64, y: f64, pos_weight: f64) -> (f64, f64) {
         // `d < -δ ? -δ : d > δ ? δ : d`: a NaN difference falls through to NaN.
         Pointwise::SmoothL1 { beta } => {
             let beta = f64::from(beta);
-            let loss = if d.abs() < beta {
-                0.5 * d * d / beta
-            } else {
-                d.abs() - 0.5 * beta
-            };
+            let loss = if d.abs() < beta { 0.5 * d * d / beta } else { d.abs() - 0.5 * beta };
             let slope = if d <= -beta {
                 -1.0
             } else if d >= beta {
@@ -63,11 +59,7 @@ fn point(loss: Pointwise, x: f64, y: f64, pos_weight: f64) -> (f64, f64) {
         }
         Pointwise::Huber { delta } => {
             let delta = f64::from(delta);
-            let loss = if d.abs() < delta {
-                0.5 * d * d
-            } else {
-                delta * (d.abs() - 0.5 * delta)
-            };
+            let loss = if d.abs() < delta { 0.5 * d * d } else { delta * (d.abs() - 0.5 * delta) };
             (loss, d.clamp(-delta, delta))
         }
         Pointwise::Bce => {
@@ -128,11 +120,7 @@ fn grad_f64(spec: &Elementwise, x: &[f64], y: &[f64], grad_output: &[f64]) -> Ve
     };
     (0..n)
         .map(|i| {
-            let g = if spec.combine == Combine::None {
-                grad_output[i]
-            } else {
-                factor
-            };
+            let g = if spec.combine == Combine::None { grad_output[i] } else { factor };
             element(spec, x, y, i).1 * g
         })
         .collect()
@@ -145,12 +133,7 @@ fn loss_checked(spec: &Elementwise, input: &[f32], target: &[f32], n: usize) -> 
 
 fn grad_checked(spec: &Elementwise, input: &[f32], target: &[f32], n: usize, grad_output: &[f32]) -> Result<Vec<f32>> {
     spec.check(input, target, n, Some(grad_output))?;
-    Ok(to_f32(&grad_f64(
-        spec,
-        &to_f64(input),
-        &to_f64(target),
-        &to_f64(grad_output),
-    )))
+    Ok(to_f32(&grad_f64(spec, &to_f64(input), &to_f64(target), &to_f64(grad_output))))
 }
 
 /// Defines `<loss>`, `<loss>_grad` and `<loss>_with_grad` of each loss from the loss's own
@@ -346,34 +329,17 @@ mod tests {
             let weight = Some(leak(rng.vec(n, 0.2, 2.0)));
             let pos_weight = Some(leak(rng.vec(2, 0.5, 3.0)));
             for (weight, pos_weight) in [(None, None), (weight, None), (None, pos_weight), (weight, pos_weight)] {
-                let logits = Elementwise {
-                    loss: Pointwise::BceWithLogits,
-                    weight,
-                    pos_weight,
-                    ..Elementwise::mse(reduction)
-                };
+                let logits =
+                    Elementwise { loss: Pointwise::BceWithLogits, weight, pos_weight, ..Elementwise::mse(reduction) };
                 cases.push((logits, rng.vec(n, -6.0, 6.0), rng.vec(n, 0.0, 1.0)));
-                let probabilities = Elementwise {
-                    loss: Pointwise::Bce,
-                    pos_weight: None,
-                    ..logits
-                };
+                let probabilities = Elementwise { loss: Pointwise::Bce, pos_weight: None, ..logits };
                 cases.push((probabilities, rng.vec(n, 0.05, 0.95), rng.vec(n, 0.0, 1.0)));
             }
         }
-        for reduction in [
-            KlDivReduction::None,
-            KlDivReduction::Sum,
-            KlDivReduction::Mean,
-            KlDivReduction::BatchMean,
-        ] {
+        for reduction in [KlDivReduction::None, KlDivReduction::Sum, KlDivReduction::Mean, KlDivReduction::BatchMean] {
             for log_target in [false, true] {
                 let spec = Elementwise::kl_div(2, &KlDivOptions { reduction, log_target });
-                let mut t = if log_target {
-                    rng.vec(n, -5.0, 0.5)
-                } else {
-                    rng.vec(n, 0.0, 1.0)
-                };
+                let mut t = if log_target { rng.vec(n, -5.0, 0.5) } else { rng.vec(n, 0.0, 1.0) };
                 if !log_target {
                     t[1] = 0.0;
                 }
@@ -397,29 +363,20 @@ mod tests {
 
     #[test]
     fn special_values() {
-        let none = BceOptions {
-            reduction: Reduction::None,
-            ..Default::default()
-        };
+        let none = BceOptions { reduction: Reduction::None, ..Default::default() };
         // Logits ±100 are exact: losses 100 and (to the last denormal) 0, gradients ±1 and 0.
         let x = [100.0, 100.0, -100.0, -100.0];
         let y = [0.0, 1.0, 0.0, 1.0];
         let (loss, grad) = binary_cross_entropy_with_logits_with_grad(&x, &y, 4, &none, &[1.0; 4]).unwrap();
         assert_eq!([loss[0], loss[2], loss[3]], [100.0, 0.0, 100.0]);
-        assert!(
-            loss[1].abs() < 1e-40 && grad[1].abs() < 1e-40 && grad[2].abs() < 1e-40,
-            "{loss:?} {grad:?}"
-        );
+        assert!(loss[1].abs() < 1e-40 && grad[1].abs() < 1e-40 && grad[2].abs() < 1e-40, "{loss:?} {grad:?}");
         assert_eq!([grad[0], grad[3]], [1.0, -1.0]);
         // Probabilities 0 and 1: the logs clamp at -100; the gradient's floor is 1e-12.
         let (loss, grad) = binary_cross_entropy_with_grad(&[0.0, 0.0, 1.0, 1.0], &y, 4, &none, &[1.0; 4]).unwrap();
         assert_eq!(loss, [0.0, 100.0, 100.0, 0.0]);
         assert_eq!(grad, [0.0, -1e12, 1e12, 0.0]);
         // KL: t = 0 contributes 0 and gradient -0.
-        let kl = KlDivOptions {
-            reduction: KlDivReduction::None,
-            ..Default::default()
-        };
+        let kl = KlDivOptions { reduction: KlDivReduction::None, ..Default::default() };
         let (loss, grad) = kl_div_with_grad(&[-1.0, -2.0], &[0.0, 1.0], 2, 1, &kl, &[1.0, 1.0]).unwrap();
         assert_eq!(loss, [0.0, 2.0]);
         assert_eq!(grad, [0.0, -1.0]);
@@ -428,10 +385,7 @@ mod tests {
         let y = [1.0, 0.5, 0.0];
         let l1 = l1_loss_with_grad(&x, &y, 3, Reduction::None, &[1.0; 3]).unwrap();
         assert_eq!(l1.1, [0.0, 1.0, -1.0]);
-        assert_eq!(
-            smooth_l1_loss_with_grad(&x, &y, 3, Reduction::None, 0.0, &[1.0; 3]).unwrap(),
-            l1
-        );
+        assert_eq!(smooth_l1_loss_with_grad(&x, &y, 3, Reduction::None, 0.0, &[1.0; 3]).unwrap(), l1);
         // RMSE of a perfect fit: 0, with a NaN gradient (PyTorch's 0 · ∞).
         let (loss, grad) = rmse_loss_with_grad(&[1.0, 2.0], &[1.0, 2.0], 2, &[1.0]).unwrap();
         assert_eq!(loss, [0.0]);
@@ -447,10 +401,7 @@ mod tests {
         let (loss, grad) = l1_loss_with_grad(&[f32::NAN, 1.0], &[0.0, f32::NAN], 2, none, &[1.0; 2]).unwrap();
         assert!(loss.iter().all(|l| l.is_nan()));
         assert_eq!(grad, [0.0, 0.0]);
-        assert_eq!(
-            smooth_l1_loss_grad(&[f32::NAN], &[0.0], 1, none, 0.0, &[1.0]).unwrap(),
-            [0.0]
-        );
+        assert_eq!(smooth_l1_loss_grad(&[f32::NAN], &[0.0], 1, none, 0.0, &[1.0]).unwrap(), [0.0]);
         assert!(smooth_l1_loss_grad(&[f32::NAN], &[0.0], 1, none, 0.5, &[1.0]).unwrap()[0].is_nan());
         assert!(huber_loss_grad(&[f32::NAN], &[0.0], 1, none, 1.0, &[1.0]).unwrap()[0].is_nan());
     }
@@ -463,53 +414,25 @@ mod tests {
         assert!(invalid("n")(&mse_loss(&[], &[], 0, Reduction::Mean).unwrap_err()));
         assert_eq!(
             l1_loss(&x[..3], &x, 4, Reduction::Mean),
-            Err(Error::LengthMismatch {
-                argument: "input",
-                expected: 4,
-                actual: 3
-            })
+            Err(Error::LengthMismatch { argument: "input", expected: 4, actual: 3 })
         );
-        assert!(invalid("beta")(
-            &smooth_l1_loss(&x, &x, 4, Reduction::Mean, -1.0).unwrap_err()
-        ));
+        assert!(invalid("beta")(&smooth_l1_loss(&x, &x, 4, Reduction::Mean, -1.0).unwrap_err()));
         assert!(smooth_l1_loss(&x, &x, 4, Reduction::Mean, 0.0).is_ok());
-        assert!(invalid("delta")(
-            &huber_loss(&x, &x, 4, Reduction::Mean, 0.0).unwrap_err()
-        ));
-        let weight = BceOptions {
-            weight: Some(vec![1.0; 3]),
-            ..Default::default()
-        };
+        assert!(invalid("delta")(&huber_loss(&x, &x, 4, Reduction::Mean, 0.0).unwrap_err()));
+        let weight = BceOptions { weight: Some(vec![1.0; 3]), ..Default::default() };
         assert!(matches!(
             binary_cross_entropy(&x, &x, 4, &weight),
             Err(Error::LengthMismatch { argument: "weight", .. })
         ));
-        let pos_weight = BceOptions {
-            pos_weight: Some(vec![1.0; 3]),
-            ..Default::default()
-        };
-        assert!(invalid("pos_weight")(
-            &binary_cross_entropy_with_logits(&x, &x, 4, &pos_weight).unwrap_err()
-        ));
-        assert!(invalid("pos_weight")(
-            &binary_cross_entropy(&x, &x, 4, &pos_weight).unwrap_err()
-        ));
-        assert!(invalid("input")(
-            &binary_cross_entropy(&[1.5], &[0.0], 1, &BceOptions::default()).unwrap_err()
-        ));
-        assert!(invalid("target")(
-            &binary_cross_entropy(&[0.5], &[f32::NAN], 1, &BceOptions::default()).unwrap_err()
-        ));
-        assert!(invalid("rows")(
-            &kl_div(&x, &x, 4, 3, &KlDivOptions::default()).unwrap_err()
-        ));
+        let pos_weight = BceOptions { pos_weight: Some(vec![1.0; 3]), ..Default::default() };
+        assert!(invalid("pos_weight")(&binary_cross_entropy_with_logits(&x, &x, 4, &pos_weight).unwrap_err()));
+        assert!(invalid("pos_weight")(&binary_cross_entropy(&x, &x, 4, &pos_weight).unwrap_err()));
+        assert!(invalid("input")(&binary_cross_entropy(&[1.5], &[0.0], 1, &BceOptions::default()).unwrap_err()));
+        assert!(invalid("target")(&binary_cross_entropy(&[0.5], &[f32::NAN], 1, &BceOptions::default()).unwrap_err()));
+        assert!(invalid("rows")(&kl_div(&x, &x, 4, 3, &KlDivOptions::default()).unwrap_err()));
         assert!(matches!(
             mse_loss_grad(&x, &x, 4, Reduction::Mean, &[1.0, 1.0]),
-            Err(Error::LengthMismatch {
-                argument: "grad_output",
-                expected: 1,
-                actual: 2
-            })
+            Err(Error::LengthMismatch { argument: "grad_output", expected: 1, actual: 2 })
         ));
         let message = huber_loss(&x, &x, 4, Reduction::Mean, -2.5).unwrap_err().to_string();
         assert!(message.contains("delta") && message.contains("-2.5"), "{message}");

@@ -72,10 +72,7 @@ fn from_rows(x: Vec<f32>, classes: usize, spatial: usize) -> Vec<f32> {
 
 /// The options of the row form of a `spatial` batch.
 fn row_options(opts: &crate::CrossEntropyOptions) -> crate::CrossEntropyOptions {
-    crate::CrossEntropyOptions {
-        spatial: 1,
-        ..opts.clone()
-    }
+    crate::CrossEntropyOptions { spatial: 1, ..opts.clone() }
 }
 
 fn to_f64(x: &[f32]) -> Vec<f64> {
@@ -121,11 +118,7 @@ mod tests {
             x[j] = x0;
             let numeric = (up - down) / (2.0 * h);
             let tol = 1e-6 * grad[j].abs().max(1.0);
-            assert!(
-                (numeric - grad[j]).abs() < tol,
-                "element {j}: numeric {numeric}, analytic {}",
-                grad[j]
-            );
+            assert!((numeric - grad[j]).abs() < tol, "element {j}: numeric {numeric}, analytic {}", grad[j]);
         }
     }
 
@@ -133,8 +126,7 @@ mod tests {
     /// `Σ_k g_k·loss(x, targets, classes)_k` over shapes × weights × label smoothing ×
     /// reductions, with row 1 ignored and random upstream `g`.
     pub(super) fn assert_loss_gradient(
-        loss: impl Fn(&[f64], &Targets, usize) -> Vec<f64>,
-        grad: impl Fn(&[f64], &Targets, usize, &[f64]) -> Vec<f64>,
+        loss: impl Fn(&[f64], &Targets, usize) -> Vec<f64>, grad: impl Fn(&[f64], &Targets, usize, &[f64]) -> Vec<f64>,
     ) {
         let mut rng = XorShift(0x5eed_1234);
         for (rows, classes) in [(3, 5), (4, 7)] {
@@ -151,10 +143,7 @@ mod tests {
                         let mut targets: Vec<i32> =
                             (0..rows).map(|_| rng.uniform(0.0, classes as f64) as i32).collect();
                         targets[1] = opts.ignore_index;
-                        let targets = Targets {
-                            targets: &targets,
-                            opts: &opts,
-                        };
+                        let targets = Targets { targets: &targets, opts: &opts };
                         let x = rng.vec(rows * classes, -3.0, 3.0);
                         let g = rng.vec(opts.grad_output_len(rows), -2.0, 2.0);
                         let objective =

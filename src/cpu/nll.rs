@@ -32,11 +32,7 @@ fn nll_loss_grad_f64(targets: &Targets, classes: usize, grad_output: &[f64]) -> 
 /// # Ok::<(), wgpu_loss::Error>(())
 /// ```
 pub fn nll_loss(
-    log_probs: &[f32],
-    targets: &(impl ClassTargets + ?Sized),
-    rows: usize,
-    classes: usize,
-    opts: &CrossEntropyOptions,
+    log_probs: &[f32], targets: &(impl ClassTargets + ?Sized), rows: usize, classes: usize, opts: &CrossEntropyOptions,
 ) -> Result<Vec<f32>> {
     let targets = &*targets.to_i32(classes)?;
     check_class_index_loss(("log_probs", log_probs.len()), targets, rows, classes, opts, None)?;
@@ -61,10 +57,7 @@ pub fn nll_loss(
 /// # Ok::<(), wgpu_loss::Error>(())
 /// ```
 pub fn nll_loss_grad(
-    targets: &(impl ClassTargets + ?Sized),
-    rows: usize,
-    classes: usize,
-    opts: &CrossEntropyOptions,
+    targets: &(impl ClassTargets + ?Sized), rows: usize, classes: usize, opts: &CrossEntropyOptions,
     grad_output: &[f32],
 ) -> Result<Vec<f32>> {
     let targets = &*targets.to_i32(classes)?;
@@ -86,9 +79,7 @@ mod tests {
 
     #[test]
     fn gradient_matches_finite_differences() {
-        assert_loss_gradient(nll_loss_f64, |_, targets, classes, g| {
-            nll_loss_grad_f64(targets, classes, g)
-        });
+        assert_loss_gradient(nll_loss_f64, |_, targets, classes, g| nll_loss_grad_f64(targets, classes, g));
     }
 
     #[test]
@@ -100,10 +91,7 @@ mod tests {
 
     #[test]
     fn zero_weight_sum_mean_gradient_is_nan() {
-        let opts = CrossEntropyOptions {
-            weight: Some(vec![0.0, 1.0]),
-            ..Default::default()
-        };
+        let opts = CrossEntropyOptions { weight: Some(vec![0.0, 1.0]), ..Default::default() };
         let grad = nll_loss_grad(&[0, -100], 2, 2, &opts, &[1.0]).unwrap();
         assert!(grad[..2].iter().all(|v| v.is_nan()));
         assert_eq!(grad[2..], [0.0, 0.0]);
@@ -114,29 +102,12 @@ mod tests {
         let d = CrossEntropyOptions::default;
         let empty = Err(Error::EmptyBatch { rows: 0, classes: 2 });
         assert_eq!(nll_loss_grad(&[0i32; 0], 0, 2, &d(), &[1.0]), empty);
-        let invalid = Err(Error::InvalidTarget {
-            row: 1,
-            value: 2,
-            classes: 2,
-        });
+        let invalid = Err(Error::InvalidTarget { row: 1, value: 2, classes: 2 });
         assert_eq!(nll_loss(&[0.0; 4], &[0, 2], 2, 2, &d()), invalid);
-        let length = Err(Error::LengthMismatch {
-            argument: "grad_output",
-            expected: 1,
-            actual: 2,
-        });
+        let length = Err(Error::LengthMismatch { argument: "grad_output", expected: 1, actual: 2 });
         assert_eq!(nll_loss_grad(&[0, 1], 2, 2, &d(), &[1.0, 1.0]), length);
-        let smoothing = CrossEntropyOptions {
-            label_smoothing: 1.5,
-            ..d()
-        };
+        let smoothing = CrossEntropyOptions { label_smoothing: 1.5, ..d() };
         let err = nll_loss(&[0.0; 4], &[0, 1], 2, 2, &smoothing);
-        assert!(matches!(
-            err,
-            Err(Error::InvalidArgument {
-                argument: "label_smoothing",
-                ..
-            })
-        ));
+        assert!(matches!(err, Err(Error::InvalidArgument { argument: "label_smoothing", .. })));
     }
 }

@@ -65,11 +65,7 @@ fn backward(output: &[f32], grad_output: &[f32], rows: usize, classes: usize, ro
     check_matrix("output", output.len(), rows, classes)?;
     check_matrix("grad_output", grad_output.len(), rows, classes)?;
     let (y, dy) = (to_f64(output), to_f64(grad_output));
-    let dx: Vec<f64> = y
-        .chunks_exact(classes)
-        .zip(dy.chunks_exact(classes))
-        .flat_map(|(y, dy)| row(y, dy))
-        .collect();
+    let dx: Vec<f64> = y.chunks_exact(classes).zip(dy.chunks_exact(classes)).flat_map(|(y, dy)| row(y, dy)).collect();
     Ok(to_f32(&dx))
 }
 
@@ -134,12 +130,7 @@ pub fn softmax_backward(output: &[f32], grad_output: &[f32], rows: usize, classe
 /// # Ok::<(), wgpu_loss::Error>(())
 /// ```
 pub fn softmax_spatial(
-    op: SoftmaxOp,
-    input: &[f32],
-    grad_output: Option<&[f32]>,
-    rows: usize,
-    classes: usize,
-    spatial: usize,
+    op: SoftmaxOp, input: &[f32], grad_output: Option<&[f32]>, rows: usize, classes: usize, spatial: usize,
 ) -> Result<Vec<f32>> {
     let (input_name, _) = op.arguments(grad_output.is_some())?;
     check_spatial(spatial)?;
@@ -210,20 +201,11 @@ mod tests {
     #[test]
     fn errors() {
         let empty = |rows, classes| Err(Error::EmptyBatch { rows, classes });
-        let length = |argument, actual| {
-            Err(Error::LengthMismatch {
-                argument,
-                expected: 6,
-                actual,
-            })
-        };
+        let length = |argument, actual| Err(Error::LengthMismatch { argument, expected: 6, actual });
         assert_eq!(log_softmax(&[], 0, 3), empty(0, 3));
         assert_eq!(softmax(&[], 2, 0), empty(2, 0));
         assert_eq!(softmax(&[0.0; 5], 2, 3), length("logits", 5));
         assert_eq!(softmax_backward(&[0.0; 5], &[0.0; 6], 2, 3), length("output", 5));
-        assert_eq!(
-            log_softmax_backward(&[0.0; 6], &[0.0; 7], 2, 3),
-            length("grad_output", 7)
-        );
+        assert_eq!(log_softmax_backward(&[0.0; 6], &[0.0; 7], 2, 3), length("grad_output", 7));
     }
 }

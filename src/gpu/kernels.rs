@@ -39,16 +39,9 @@ impl Layout {
     pub(crate) fn storage_bindings(self) -> &'static [(u32, bool)] {
         match self {
             Layout::Row => &[(1, true), (4, true), (5, false), (7, false)],
-            Layout::ClassIndex => &[
-                (1, true),
-                (2, true),
-                (3, false),
-                (4, true),
-                (5, false),
-                (6, false),
-                (7, false),
-                (8, false),
-            ],
+            Layout::ClassIndex => {
+                &[(1, true), (2, true), (3, false), (4, true), (5, false), (6, false), (7, false), (8, false)]
+            }
         }
     }
 }
@@ -307,11 +300,7 @@ impl Variant {
     /// The variant recorded for `precision`'s logits (f32 for families without half
     /// variants, which never read the logits' elements).
     fn of(kernel: Kernel, slots: u32, precision: Precision) -> Self {
-        Self {
-            kernel,
-            slots,
-            precision: kernel.family().built_for(precision),
-        }
+        Self { kernel, slots, precision: kernel.family().built_for(precision) }
     }
 
     /// Every variant a device can record: each kernel at each of its slot counts in each
@@ -323,11 +312,7 @@ impl Variant {
             for slots in family.slots().counts() {
                 for &precision in family.precisions(f16) {
                     if precision == Precision::F32 || !kernel.is_in_place() {
-                        all.push(Variant {
-                            kernel,
-                            slots,
-                            precision,
-                        });
+                        all.push(Variant { kernel, slots, precision });
                     }
                 }
             }
@@ -386,20 +371,13 @@ impl Kernels {
             .into_iter()
             .map(|layout| (layout, create_layout(device, layout)))
             .collect();
-        let kernels = Self {
-            device: device.clone(),
-            row,
-            layouts,
-            pipelines: Default::default(),
-            recorded: Default::default(),
-        };
+        let kernels =
+            Self { device: device.clone(), row, layouts, pipelines: Default::default(), recorded: Default::default() };
         let mut modules: HashMap<Family, wgpu::ShaderModule> = HashMap::new();
         let mut built = HashMap::new();
         for &kernel in Kernel::ALL.iter().filter(|k| k.family().slots() == Slots::None) {
             let family = kernel.family();
-            let module = modules
-                .entry(family)
-                .or_insert_with(|| kernels.module(family, Precision::F32, 0));
+            let module = modules.entry(family).or_insert_with(|| kernels.module(family, Precision::F32, 0));
             let variant = Variant::of(kernel, 0, Precision::F32);
             built.insert(variant, kernels.create_pipeline(kernel, module));
         }
@@ -451,10 +429,7 @@ impl Kernels {
     /// for `precision`'s logits, built on first use; notes that it was recorded.
     pub(crate) fn pipeline(&self, kernel: Kernel, slots: u32, precision: Precision) -> wgpu::ComputePipeline {
         let variant = Variant::of(kernel, slots, precision);
-        self.recorded
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(variant);
+        self.recorded.lock().unwrap_or_else(PoisonError::into_inner).insert(variant);
         let mut built = self.pipelines.lock().unwrap_or_else(PoisonError::into_inner);
         built
             .entry(variant)
@@ -494,21 +469,16 @@ fn create_layout(device: &wgpu::Device, layout: Layout) -> wgpu::BindGroupLayout
         count: None,
     };
     let entries: Vec<_> = std::iter::once(uniform)
-        .chain(
-            layout
-                .storage_bindings()
-                .iter()
-                .map(|&(binding, read_only)| wgpu::BindGroupLayoutEntry {
-                    binding,
-                    visibility: wgpu::ShaderStages::COMPUTE,
-                    ty: wgpu::BindingType::Buffer {
-                        ty: wgpu::BufferBindingType::Storage { read_only },
-                        has_dynamic_offset: false,
-                        min_binding_size: None,
-                    },
-                    count: None,
-                }),
-        )
+        .chain(layout.storage_bindings().iter().map(|&(binding, read_only)| wgpu::BindGroupLayoutEntry {
+            binding,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Storage { read_only },
+                has_dynamic_offset: false,
+                min_binding_size: None,
+            },
+            count: None,
+        }))
         .collect();
     device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
         label: Some(&format!("wgpu-loss {layout:?}")),
@@ -536,10 +506,7 @@ mod tests {
             );
             for flag in kernel.flags() {
                 assert!(
-                    module
-                        .overrides
-                        .iter()
-                        .any(|(_, o)| o.name.as_deref() == Some(flag.constant())),
+                    module.overrides.iter().any(|(_, o)| o.name.as_deref() == Some(flag.constant())),
                     "{kernel:?}: no override {} in {family:?}",
                     flag.constant()
                 );

@@ -301,11 +301,7 @@ impl Gpu {
     /// rows are longer than twice [`GpuOptions::segment_classes`].
     pub(crate) fn row_segments(&self, classes: usize) -> (u32, u32) {
         let seg = self.segment_classes as usize;
-        if classes <= 2 * seg {
-            (classes as u32, 1)
-        } else {
-            (seg as u32, classes.div_ceil(seg) as u32)
-        }
+        if classes <= 2 * seg { (classes as u32, 1) } else { (seg as u32, classes.div_ceil(seg) as u32) }
     }
 
     /// The quads per invocation a resident kernel needs for whole rows of `classes` (a
@@ -329,8 +325,7 @@ impl Gpu {
 
     /// The most bytes one row chunk of a `rows × classes` matrix may bind.
     pub(crate) fn max_binding_size(&self) -> u64 {
-        self.max_binding_size
-            .min(self.device.limits().max_storage_buffer_binding_size)
+        self.max_binding_size.min(self.device.limits().max_storage_buffer_binding_size)
     }
 
     pub(crate) fn placeholder(&self) -> &wgpu::Buffer {
@@ -345,12 +340,9 @@ async fn pick_adapter(instance: &wgpu::Instance) -> Result<wgpu::Adapter> {
     if let Some(name) = wanted_name.filter(|n| !n.is_empty()) {
         let adapters = instance.enumerate_adapters(wgpu::Backends::all()).await;
         let names: Vec<String> = adapters.iter().map(|a| a.get_info().name).collect();
-        return adapters
-            .into_iter()
-            .find(|a| a.get_info().name.to_lowercase().contains(&name))
-            .ok_or_else(|| Error::NoAdapter {
-                detail: format!("WGPU_ADAPTER_NAME={name:?} matches none of {names:?}"),
-            });
+        return adapters.into_iter().find(|a| a.get_info().name.to_lowercase().contains(&name)).ok_or_else(|| {
+            Error::NoAdapter { detail: format!("WGPU_ADAPTER_NAME={name:?} matches none of {names:?}") }
+        });
     }
     instance
         .request_adapter(&wgpu::RequestAdapterOptions {
@@ -359,10 +351,7 @@ async fn pick_adapter(instance: &wgpu::Instance) -> Result<wgpu::Adapter> {
         })
         .await
         .map_err(|e| Error::NoAdapter {
-            detail: format!(
-                "{e}; WGPU_BACKEND={:?}",
-                std::env::var("WGPU_BACKEND").unwrap_or_default()
-            ),
+            detail: format!("{e}; WGPU_BACKEND={:?}", std::env::var("WGPU_BACKEND").unwrap_or_default()),
         })
 }
 
@@ -371,11 +360,8 @@ async fn pick_adapter(instance: &wgpu::Instance) -> Result<wgpu::Adapter> {
 /// 256 wide on GPUs.
 fn choose_row_shape(device: &wgpu::Device, info: &wgpu::AdapterInfo, options: &GpuOptions) -> RowShape {
     let limits = device.limits();
-    let limit = prev_power_of_two(
-        limits
-            .max_compute_invocations_per_workgroup
-            .min(limits.max_compute_workgroup_size_x),
-    );
+    let limit =
+        prev_power_of_two(limits.max_compute_invocations_per_workgroup.min(limits.max_compute_workgroup_size_x));
     let cpu = info.device_type == wgpu::DeviceType::Cpu;
     let size = info.subgroup_min_size;
     let fixed_subgroup = size == info.subgroup_max_size && size.is_power_of_two() && (4..=256).contains(&size);
@@ -384,11 +370,7 @@ fn choose_row_shape(device: &wgpu::Device, info: &wgpu::AdapterInfo, options: &G
         // 256 invocations per row, at most 64 subgroups.
         let preferred = options.row_workgroup_size.unwrap_or(if cpu { size } else { 256 });
         let workgroup_size = prev_power_of_two(preferred).min(limit).min(64 * size).max(size);
-        return RowShape {
-            reduce: RowReduce::Subgroup,
-            workgroup_size,
-            subgroup_size: size,
-        };
+        return RowShape { reduce: RowReduce::Subgroup, workgroup_size, subgroup_size: size };
     }
     RowShape {
         reduce: RowReduce::Workgroup,

@@ -81,10 +81,7 @@ pub(crate) struct LossParams {
 impl Default for LossParams {
     /// All zeros but `spatial` = 1 (rows × classes).
     fn default() -> Self {
-        Self {
-            spatial: 1,
-            ..Zeroable::zeroed()
-        }
+        Self { spatial: 1, ..Zeroable::zeroed() }
     }
 }
 
@@ -167,13 +164,8 @@ mod tests {
             .iter()
             .find(|(_, t)| t.name.as_deref() == Some(name))
             .unwrap_or_else(|| panic!("no struct {name}"));
-        let naga::TypeInner::Struct { members, .. } = &ty.inner else {
-            panic!("{name} is not a struct")
-        };
-        let fields = members
-            .iter()
-            .map(|m| (m.name.clone().unwrap_or_default(), m.offset))
-            .collect();
+        let naga::TypeInner::Struct { members, .. } = &ty.inner else { panic!("{name} is not a struct") };
+        let fields = members.iter().map(|m| (m.name.clone().unwrap_or_default(), m.offset)).collect();
         (fields, layouter[handle].size)
     }
 

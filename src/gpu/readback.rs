@@ -7,10 +7,7 @@ use crate::error::{Error, Result};
 impl Gpu {
     /// Maps `staging[..bytes]` after `submission` and copies it out.
     async fn map_read<T: bytemuck::Pod>(
-        &self,
-        staging: &wgpu::Buffer,
-        bytes: u64,
-        submission: wgpu::SubmissionIndex,
+        &self, staging: &wgpu::Buffer, bytes: u64, submission: wgpu::SubmissionIndex,
     ) -> Result<Vec<T>> {
         let slice = staging.slice(..bytes);
         let (sender, receiver) = futures_intrusive::channel::shared::oneshot_channel();
@@ -19,10 +16,7 @@ impl Gpu {
         });
         #[cfg(not(target_arch = "wasm32"))]
         self.device()
-            .poll(wgpu::PollType::Wait {
-                submission_index: Some(submission),
-                timeout: Some(self.readback_timeout),
-            })
+            .poll(wgpu::PollType::Wait { submission_index: Some(submission), timeout: Some(self.readback_timeout) })
             .map_err(|e| Error::Readback(format!("{e} (timeout {:?})", self.readback_timeout)))?;
         #[cfg(target_arch = "wasm32")]
         let _ = submission;
@@ -41,10 +35,7 @@ impl Gpu {
 
     /// Maps `staging[..bytes]` after `submission` and copies it out as f32 values.
     pub(crate) async fn read_back(
-        &self,
-        staging: &wgpu::Buffer,
-        bytes: u64,
-        submission: wgpu::SubmissionIndex,
+        &self, staging: &wgpu::Buffer, bytes: u64, submission: wgpu::SubmissionIndex,
     ) -> Result<Vec<f32>> {
         self.map_read(staging, bytes, submission).await
     }

@@ -93,17 +93,9 @@ fn source(name: &str) -> &'static str {
 
 /// The names a file imports, in order; panics on one named twice.
 fn imports(name: &str) -> Vec<&'static str> {
-    let imports: Vec<&str> = source(name)
-        .lines()
-        .map_while(|line| line.strip_prefix(IMPORT))
-        .map(str::trim)
-        .collect();
+    let imports: Vec<&str> = source(name).lines().map_while(|line| line.strip_prefix(IMPORT)).map(str::trim).collect();
     let unique: HashSet<&&str> = imports.iter().collect();
-    assert_eq!(
-        unique.len(),
-        imports.len(),
-        "shaders/{name}.wgsl imports a file twice: {imports:?}"
-    );
+    assert_eq!(unique.len(), imports.len(), "shaders/{name}.wgsl imports a file twice: {imports:?}");
     imports
 }
 
@@ -112,11 +104,7 @@ fn imports(name: &str) -> Vec<&'static str> {
 pub(crate) fn compose(root: &str, format: Format, reduce: RowReduce, slots: u32) -> String {
     let mut order = Vec::new();
     visit(root, format, reduce, &mut Vec::new(), &mut order);
-    let enable = if order.contains(&"shared/format/f16") {
-        "enable f16;\n"
-    } else {
-        ""
-    };
+    let enable = if order.contains(&"shared/format/f16") { "enable f16;\n" } else { "" };
     let body: Vec<&str> = order.iter().map(|name| source(name)).collect();
     unroll_slots(&format!("{enable}{}", body.join("\n")), slots)
 }
@@ -128,11 +116,7 @@ fn visit(name: &str, format: Format, reduce: RowReduce, path: &mut Vec<String>, 
     if order.contains(&name) {
         return;
     }
-    assert!(
-        !path.iter().any(|p| p == name),
-        "shaders import themselves: {} → {name}",
-        path.join(" → ")
-    );
+    assert!(!path.iter().any(|p| p == name), "shaders import themselves: {} → {name}", path.join(" → "));
     path.push(name.to_string());
     for import in imports(name) {
         visit(import, format, reduce, path, order);
@@ -173,12 +157,8 @@ mod tests {
         let module =
             naga::front::wgsl::parse_str(source).unwrap_or_else(|e| panic!("{what}: {}", e.emit_to_string(source)));
         let mut validator = Validator::new(ValidationFlags::all(), capabilities);
-        validator
-            .subgroup_stages(ShaderStages::COMPUTE)
-            .subgroup_operations(SubgroupOperationSet::all());
-        validator
-            .validate(&module)
-            .unwrap_or_else(|e| panic!("{what}: {}", e.emit_to_string(source)));
+        validator.subgroup_stages(ShaderStages::COMPUTE).subgroup_operations(SubgroupOperationSet::all());
+        validator.validate(&module).unwrap_or_else(|e| panic!("{what}: {}", e.emit_to_string(source)));
         module
     }
 
@@ -226,11 +206,7 @@ mod tests {
             }
         }
         let mut found = Vec::new();
-        files(
-            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders"),
-            "",
-            &mut found,
-        );
+        files(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders"), "", &mut found);
         found.sort();
         let mut known: Vec<String> = SOURCES.iter().map(|(n, _)| n.to_string()).collect();
         known.sort();

@@ -19,10 +19,7 @@ pub(crate) struct SliceScratch {
 
 /// A buffer of at least `bytes` (rounded up to a power of two), reusing `slot`'s if big enough.
 fn ensure(
-    device: &wgpu::Device,
-    slot: &mut Option<wgpu::Buffer>,
-    bytes: u64,
-    usage: wgpu::BufferUsages,
+    device: &wgpu::Device, slot: &mut Option<wgpu::Buffer>, bytes: u64, usage: wgpu::BufferUsages,
 ) -> wgpu::Buffer {
     match slot {
         Some(b) if b.size() >= bytes => b.clone(),
@@ -40,11 +37,7 @@ fn ensure(
 }
 
 fn ensure_nth(
-    device: &wgpu::Device,
-    list: &mut Vec<wgpu::Buffer>,
-    n: usize,
-    bytes: u64,
-    usage: wgpu::BufferUsages,
+    device: &wgpu::Device, list: &mut Vec<wgpu::Buffer>, n: usize, bytes: u64, usage: wgpu::BufferUsages,
 ) -> wgpu::Buffer {
     let mut slot = list.get(n).cloned();
     let buffer = ensure(device, &mut slot, bytes, usage);
@@ -92,12 +85,7 @@ impl Placement {
 
 impl SliceScratch {
     fn new(gpu: &Gpu) -> Self {
-        Self {
-            workspace: Workspace::new(gpu),
-            inputs: Vec::new(),
-            outputs: Vec::new(),
-            staging: None,
-        }
+        Self { workspace: Workspace::new(gpu), inputs: Vec::new(), outputs: Vec::new(), staging: None }
     }
 
     /// Buffers holding `inputs` (written through the queue).
@@ -129,17 +117,9 @@ impl Gpu {
     /// Refuses buffers the device cannot create before anything is allocated.
     fn check_buffer_sizes(&self, inputs: &[&[u8]], output_lens: &[usize]) -> Result<()> {
         let max_buffer = self.device().limits().max_buffer_size;
-        let largest = inputs
-            .iter()
-            .map(|d| d.len() as u64)
-            .chain(output_lens.iter().map(|&n| n as u64 * 4))
-            .max();
+        let largest = inputs.iter().map(|d| d.len() as u64).chain(output_lens.iter().map(|&n| n as u64 * 4)).max();
         match largest.filter(|&b| b > max_buffer) {
-            Some(bytes) => Err(Error::TooLarge {
-                argument: "batch",
-                bytes,
-                limit: max_buffer,
-            }),
+            Some(bytes) => Err(Error::TooLarge { argument: "batch", bytes, limit: max_buffer }),
             None => Ok(()),
         }
     }
@@ -150,10 +130,7 @@ impl Gpu {
     /// partials) as a last output. Validation and out-of-memory errors of everything
     /// submitted here come back as `Err`.
     pub(crate) async fn run_slice(
-        &self,
-        inputs: &[&[u8]],
-        output_lens: &[usize],
-        batch_bytes: u64,
+        &self, inputs: &[&[u8]], output_lens: &[usize], batch_bytes: u64,
         record: impl FnOnce(
             &mut wgpu::CommandEncoder,
             &mut Workspace,
@@ -176,19 +153,14 @@ impl Gpu {
         let placement = Placement::new(output_lens, batch_bytes);
         let staging_usage = wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST;
         let staging = ensure(device, &mut scratch.staging, placement.total, staging_usage);
-        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some("wgpu-loss slice call"),
-        });
-        let input_slices: Vec<_> = (input_buffers.iter().zip(inputs))
-            .map(|(b, data)| b.slice(..(data.len() as u64).max(4)))
-            .collect();
-        let output_slices: Vec<_> = (output_buffers.iter().zip(&placement.bytes))
-            .map(|(b, &bytes)| b.slice(..bytes.max(4)))
-            .collect();
+        let mut encoder =
+            device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("wgpu-loss slice call") });
+        let input_slices: Vec<_> =
+            (input_buffers.iter().zip(inputs)).map(|(b, data)| b.slice(..(data.len() as u64).max(4))).collect();
+        let output_slices: Vec<_> =
+            (output_buffers.iter().zip(&placement.bytes)).map(|(b, &bytes)| b.slice(..bytes.max(4))).collect();
         record(&mut encoder, &mut scratch.workspace, &input_slices, &output_slices)?;
-        let sources = output_buffers
-            .iter()
-            .chain((batch_bytes > 0).then(|| scratch.workspace.status_buffer()));
+        let sources = output_buffers.iter().chain((batch_bytes > 0).then(|| scratch.workspace.status_buffer()));
         for ((buffer, &bytes), &at) in sources.zip(&placement.bytes).zip(&placement.at) {
             encoder.copy_buffer_to_buffer(buffer, 0, &staging, at, bytes);
         }

@@ -13,11 +13,7 @@ pub(crate) fn status_to_result(state: &[f32], classes: usize) -> Result<()> {
     if key == 0 {
         return Ok(());
     }
-    Err(Error::InvalidTarget {
-        row: (u32::MAX - key) as usize,
-        value: i64::from(state[2].to_bits() as i32),
-        classes,
-    })
+    Err(Error::InvalidTarget { row: (u32::MAX - key) as usize, value: i64::from(state[2].to_bits() as i32), classes })
 }
 /// Bind groups a workspace keeps for reuse beyond those of its last recording.
 const BIND_GROUP_CACHE: usize = 8;
@@ -126,8 +122,7 @@ impl Workspace {
 
     /// Writes row partials (eight words each) at the start of the batch state's partials.
     pub(crate) fn write_partials(&self, gpu: &Gpu, words: &[f32]) {
-        gpu.queue()
-            .write_buffer(&self.batch, BATCH_STATE_BYTES, bytemuck::cast_slice(words));
+        gpu.queue().write_buffer(&self.batch, BATCH_STATE_BYTES, bytemuck::cast_slice(words));
     }
 
     /// Makes sure the scratch holds `rows` per-row losses, the auxiliary buffer holds the
@@ -274,19 +269,11 @@ impl Workspace {
     /// reused when the same buffers were bound before. `Err` when one buffer would be
     /// bound both read-only and writable (see [`check_exclusive`]).
     pub(crate) fn bind_group(
-        &mut self,
-        gpu: &Gpu,
-        layout: Layout,
-        entries: &[(u32, Binding)],
+        &mut self, gpu: &Gpu, layout: Layout, entries: &[(u32, Binding)],
     ) -> Result<wgpu::BindGroup> {
         check_exclusive(layout, entries)?;
-        let key: BindKey = (
-            layout,
-            entries
-                .iter()
-                .map(|(slot, b)| (*slot, b.buffer.clone(), b.offset, b.size))
-                .collect(),
-        );
+        let key: BindKey =
+            (layout, entries.iter().map(|(slot, b)| (*slot, b.buffer.clone(), b.offset, b.size)).collect());
         if let Some((_, group)) = self.bind_groups.iter().find(|(k, _)| *k == key) {
             return Ok(group.clone());
         }
@@ -319,17 +306,9 @@ impl Workspace {
 /// disjoint ranges (the device would raise a validation error at submission): `Err` naming
 /// the writable argument before anything is recorded.
 fn check_exclusive(layout: Layout, entries: &[(u32, Binding)]) -> Result<()> {
-    let read_only = |binding: u32| {
-        layout
-            .storage_bindings()
-            .iter()
-            .any(|&(b, read_only)| b == binding && read_only)
-    };
+    let read_only = |binding: u32| layout.storage_bindings().iter().any(|&(b, read_only)| b == binding && read_only);
     for (written, w) in entries.iter().filter(|(b, _)| *b != 0 && !read_only(*b)) {
-        if let Some((read, _)) = entries
-            .iter()
-            .find(|(b, r)| *b != 0 && read_only(*b) && r.buffer == w.buffer)
-        {
+        if let Some((read, _)) = entries.iter().find(|(b, r)| *b != 0 && read_only(*b) && r.buffer == w.buffer) {
             return Err(Error::InvalidArgument {
                 argument: layout.argument(*written),
                 message: format!(
@@ -362,12 +341,7 @@ impl Binding {
     }
 
     fn whole(buffer: &wgpu::Buffer) -> Self {
-        Self {
-            buffer: buffer.clone(),
-            offset: 0,
-            size: buffer.size(),
-            element_offset: 0,
-        }
+        Self { buffer: buffer.clone(), offset: 0, size: buffer.size(), element_offset: 0 }
     }
 
     /// Checks that `slice` holds `elements` 4-byte values at a 4-byte-aligned offset and
@@ -378,10 +352,7 @@ impl Binding {
 
     /// [`Binding::check`] for elements of `bytes` bytes (2 for half-precision logits).
     pub(crate) fn check_sized(
-        argument: &'static str,
-        slice: &wgpu::BufferSlice<'_>,
-        elements: u64,
-        bytes: u64,
+        argument: &'static str, slice: &wgpu::BufferSlice<'_>, elements: u64, bytes: u64,
     ) -> Result<()> {
         let usage = slice.buffer().usage();
         if !usage.contains(wgpu::BufferUsages::STORAGE) {
@@ -409,11 +380,7 @@ impl Binding {
     /// Binds `elements` values from element `first` of a [`Binding::check`]ed `slice`
     /// (offsets in 64 bits, so ranges past 4 GiB into a buffer work where the device has them).
     pub(crate) fn range(
-        gpu: &Gpu,
-        argument: &'static str,
-        slice: &wgpu::BufferSlice<'_>,
-        first: u64,
-        elements: u64,
+        gpu: &Gpu, argument: &'static str, slice: &wgpu::BufferSlice<'_>, first: u64, elements: u64,
     ) -> Result<Self> {
         Self::range_sized(gpu, argument, slice, first, elements, F32)
     }
@@ -421,34 +388,18 @@ impl Binding {
     /// [`Binding::range`] for elements of `bytes` bytes: half-precision elements are
     /// bound as whole 4-byte words (the range rounded out, within the buffer).
     pub(crate) fn range_sized(
-        gpu: &Gpu,
-        argument: &'static str,
-        slice: &wgpu::BufferSlice<'_>,
-        first: u64,
-        elements: u64,
-        bytes: u64,
+        gpu: &Gpu, argument: &'static str, slice: &wgpu::BufferSlice<'_>, first: u64, elements: u64, bytes: u64,
     ) -> Result<Self> {
         let limits = gpu.device().limits();
         let start = slice.offset() + first * bytes;
         let align = u64::from(limits.min_storage_buffer_offset_alignment);
         let offset = start - start % align;
-        let size = (start - offset + elements * bytes)
-            .next_multiple_of(F32)
-            .min(slice.buffer().size() - offset);
+        let size = (start - offset + elements * bytes).next_multiple_of(F32).min(slice.buffer().size() - offset);
         let limit = limits.max_storage_buffer_binding_size;
         if size > limit {
-            return Err(Error::TooLarge {
-                argument,
-                bytes: size,
-                limit,
-            });
+            return Err(Error::TooLarge { argument, bytes: size, limit });
         }
-        Ok(Self {
-            buffer: slice.buffer().clone(),
-            offset,
-            size,
-            element_offset: ((start - offset) / bytes) as u32,
-        })
+        Ok(Self { buffer: slice.buffer().clone(), offset, size, element_offset: ((start - offset) / bytes) as u32 })
     }
 }
 
@@ -457,15 +408,9 @@ impl Binding {
 pub(crate) fn plan_row_chunks(rows: u64, row_bytes: u64, align: u64, max_binding: u64) -> Result<Vec<(u64, u64)>> {
     let per_chunk = max_binding.saturating_sub(align - F32) / row_bytes;
     if per_chunk == 0 {
-        return Err(Error::TooLarge {
-            argument: "classes",
-            bytes: row_bytes + align - F32,
-            limit: max_binding,
-        });
+        return Err(Error::TooLarge { argument: "classes", bytes: row_bytes + align - F32, limit: max_binding });
     }
-    Ok((0..rows.div_ceil(per_chunk))
-        .map(|k| (k * per_chunk, per_chunk.min(rows - k * per_chunk)))
-        .collect())
+    Ok((0..rows.div_ceil(per_chunk)).map(|k| (k * per_chunk, per_chunk.min(rows - k * per_chunk))).collect())
 }
 
 impl Gpu {
@@ -477,10 +422,7 @@ impl Gpu {
         let align = u64::from(self.device().limits().min_storage_buffer_offset_alignment);
         let group_bytes = group.saturating_mul(row_len).saturating_mul(F32);
         let groups = plan_row_chunks(rows.div_ceil(group), group_bytes, align, self.max_binding_size())?;
-        Ok(groups
-            .into_iter()
-            .map(|(first, n)| (first * group, (n * group).min(rows - first * group)))
-            .collect())
+        Ok(groups.into_iter().map(|(first, n)| (first * group, (n * group).min(rows - first * group))).collect())
     }
 }
 
@@ -498,22 +440,12 @@ pub(crate) struct Dispatch {
 impl Dispatch {
     /// `workgroups` of `kernel` (not unrolled) with bind group `group`.
     pub(crate) fn new(kernel: Kernel, workgroups: u64, group: usize) -> Self {
-        Self {
-            kernel,
-            slots: 0,
-            workgroups,
-            group,
-        }
+        Self { kernel, slots: 0, workgroups, group }
     }
 
     /// `workgroups` of `kernel` unrolled for `slots` quads, with bind group `group`.
     pub(crate) fn unrolled((kernel, slots): (Kernel, u32), workgroups: u64, group: usize) -> Self {
-        Self {
-            kernel,
-            slots,
-            workgroups,
-            group,
-        }
+        Self { kernel, slots, workgroups, group }
     }
 }
 
@@ -533,27 +465,19 @@ impl Gpu {
     /// Records `dispatches` in order into one compute pass on `encoder`, each with its bind
     /// group from `groups`. wgpu orders the dispatches' buffer accesses.
     pub(crate) fn record(
-        &self,
-        encoder: &mut wgpu::CommandEncoder,
-        groups: &[wgpu::BindGroup],
-        dispatches: &[Dispatch],
+        &self, encoder: &mut wgpu::CommandEncoder, groups: &[wgpu::BindGroup], dispatches: &[Dispatch],
     ) {
         self.record_for(encoder, groups, dispatches, crate::Precision::F32);
     }
 
     /// [`Gpu::record`] with the kernels built for `precision`'s logits.
     pub(crate) fn record_for(
-        &self,
-        encoder: &mut wgpu::CommandEncoder,
-        groups: &[wgpu::BindGroup],
-        dispatches: &[Dispatch],
+        &self, encoder: &mut wgpu::CommandEncoder, groups: &[wgpu::BindGroup], dispatches: &[Dispatch],
         precision: crate::Precision,
     ) {
         let max = u64::from(self.device().limits().max_compute_workgroups_per_dimension);
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some("wgpu-loss"),
-            timestamp_writes: None,
-        });
+        let mut pass = encoder
+            .begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("wgpu-loss"), timestamp_writes: None });
         for d in dispatches {
             let x = d.workgroups.clamp(1, max);
             let y = d.workgroups.div_ceil(x);
@@ -572,29 +496,17 @@ mod tests {
     #[test]
     fn row_chunks_cover_huge_batches_exactly() {
         let (align, max) = (256, 128 << 20);
-        for (rows, classes) in [
-            (1u64, 1u64),
-            (2048, 32000),
-            (5_000_000, 1000),
-            (3, 1_000_000),
-            (1 << 33, 1),
-        ] {
+        for (rows, classes) in [(1u64, 1u64), (2048, 32000), (5_000_000, 1000), (3, 1_000_000), (1 << 33, 1)] {
             let row_bytes = classes * 4;
             let chunks = plan_row_chunks(rows, row_bytes, align, max).unwrap();
             let mut next = 0;
             for &(first, n) in &chunks {
                 assert_eq!(first, next);
-                assert!(
-                    n > 0 && n * row_bytes + align - 4 <= max,
-                    "{rows}x{classes}: chunk of {n} rows"
-                );
+                assert!(n > 0 && n * row_bytes + align - 4 <= max, "{rows}x{classes}: chunk of {n} rows");
                 next = first + n;
             }
             assert_eq!(next, rows, "{rows}x{classes}");
         }
-        assert!(
-            plan_row_chunks(1, 64 << 20, 256, 32 << 20).is_err(),
-            "a row longer than a binding"
-        );
+        assert!(plan_row_chunks(1, 64 << 20, 256, 32 << 20).is_err(), "a row longer than a binding");
     }
 }

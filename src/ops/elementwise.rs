@@ -65,13 +65,7 @@ impl<'a> ElementwiseBuffers<'a> {
     /// let buffers = wgpu_loss::ElementwiseBuffers::new(b.slice(..8), b.slice(8..));
     /// ```
     pub fn new(input: wgpu::BufferSlice<'a>, target: wgpu::BufferSlice<'a>) -> Self {
-        Self {
-            input,
-            target,
-            loss: None,
-            grad: None,
-            grad_output: None,
-        }
+        Self { input, target, loss: None, grad: None, grad_output: None }
     }
 
     /// Where the loss goes (`n` values for reduction `none`, else one).
@@ -148,11 +142,7 @@ fn flags_of(spec: &Elementwise) -> u32 {
 /// Records an elementwise loss on the caller's buffers: `spec` and `n` checked, then the
 /// buffers, then recorded ([`record_elementwise`]).
 pub(crate) fn encode_elementwise(
-    gpu: &Gpu,
-    encoder: &mut wgpu::CommandEncoder,
-    ws: &mut Workspace,
-    buffers: &ElementwiseBuffers<'_>,
-    n: usize,
+    gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, ws: &mut Workspace, buffers: &ElementwiseBuffers<'_>, n: usize,
     spec: &Elementwise,
 ) -> Result<()> {
     spec.check_shape(n)?;
@@ -194,11 +184,9 @@ fn check_buffers(buffers: &ElementwiseBuffers<'_>, n: usize, spec: &Elementwise)
 fn chunks(gpu: &Gpu, n: usize, spec: &Elementwise) -> Result<Vec<(u64, u64)>> {
     let unit = lcm(TILE, spec.pos_weight_len() as u64);
     let chunks = gpu.row_chunks(n as u64, 1, unit).map_err(|e| match e {
-        Error::TooLarge { bytes, limit, .. } => Error::TooLarge {
-            argument: if spec.pos_weight.is_some() { "pos_weight" } else { "n" },
-            bytes,
-            limit,
-        },
+        Error::TooLarge { bytes, limit, .. } => {
+            Error::TooLarge { argument: if spec.pos_weight.is_some() { "pos_weight" } else { "n" }, bytes, limit }
+        }
         other => other,
     })?;
     let largest = chunks.iter().map(|c| c.1).max().unwrap_or(0);
@@ -212,9 +200,7 @@ fn chunks(gpu: &Gpu, n: usize, spec: &Elementwise) -> Result<Vec<(u64, u64)>> {
 /// padded length (none without weights).
 fn weight_segments(gpu: &Gpu, spec: &Elementwise, chunks: &[(u64, u64)]) -> (Vec<f32>, Vec<(u64, u64)>, u64) {
     let align_words = u64::from(gpu.device().limits().min_storage_buffer_offset_alignment) / 4;
-    let pos_words = spec
-        .pos_weight
-        .map_or(0, |p| (p.len() as u64).next_multiple_of(align_words));
+    let pos_words = spec.pos_weight.map_or(0, |p| (p.len() as u64).next_multiple_of(align_words));
     let mut weights: Vec<f32> = Vec::new();
     let mut segments = Vec::with_capacity(chunks.len());
     if spec.weight.is_some() || spec.pos_weight.is_some() {
@@ -235,10 +221,7 @@ fn weight_segments(gpu: &Gpu, spec: &Elementwise, chunks: &[(u64, u64)]) -> (Vec
 
 /// The batch's parameters: every chunk's, before its own offsets.
 fn batch_params(
-    spec: &Elementwise,
-    n: usize,
-    grad_output: bool,
-    pos_words: u64,
+    spec: &Elementwise, n: usize, grad_output: bool, pos_words: u64,
     (reduced_grad_output, loss_out): (&Option<Binding>, &Option<Binding>),
 ) -> LossParams {
     let offset = |b: &Option<Binding>| b.as_ref().map_or(0, |b| b.element_offset);
@@ -270,12 +253,8 @@ fn batch_params(
 /// after the reduction.
 fn dispatches(chunks: &[(u64, u64)], wants: (bool, bool), reduced: bool, root: bool) -> Vec<Dispatch> {
     let (wants_loss, wants_grad) = wants;
-    let per_element = |kernel| {
-        chunks
-            .iter()
-            .enumerate()
-            .map(move |(k, &(_, len))| Dispatch::new(kernel, len.div_ceil(TILE), k + 1))
-    };
+    let per_element =
+        |kernel| chunks.iter().enumerate().map(move |(k, &(_, len))| Dispatch::new(kernel, len.div_ceil(TILE), k + 1));
     let reduce = Dispatch::new(Kernel::ElementwiseReduce, 1, 0);
     let mut dispatches = Vec::with_capacity(2 * chunks.len() + 1);
     if wants_grad && !root {
@@ -304,13 +283,8 @@ fn dispatches(chunks: &[(u64, u64)], wants: (bool, bool), reduced: bool, root: b
 /// `reduced_outputs`' (loss, grad_output) — the reduced outputs instead of per-element ones.
 #[allow(clippy::type_complexity)]
 fn bind_chunks(
-    gpu: &Gpu,
-    ws: &Workspace,
-    buffers: &ElementwiseBuffers<'_>,
-    chunks: &[(u64, u64)],
-    segments: &[(u64, u64)],
-    batch: &LossParams,
-    reduced_outputs: Option<(Option<Binding>, Option<Binding>)>,
+    gpu: &Gpu, ws: &Workspace, buffers: &ElementwiseBuffers<'_>, chunks: &[(u64, u64)], segments: &[(u64, u64)],
+    batch: &LossParams, reduced_outputs: Option<(Option<Binding>, Option<Binding>)>,
 ) -> Result<(Vec<LossParams>, Vec<[(u32, Binding); 8]>)> {
     let reduced = reduced_outputs.is_some();
     let offset = |b: &Option<Binding>| b.as_ref().map_or(0, |b| b.element_offset);
@@ -338,11 +312,7 @@ fn bind_chunks(
             input_off: input.element_offset,
             target_off: target.element_offset,
             grad_off: offset(&grad),
-            row_loss_off: if reduced {
-                (first / TILE) as u32
-            } else {
-                offset(&row_loss)
-            },
+            row_loss_off: if reduced { (first / TILE) as u32 } else { offset(&row_loss) },
             grad_output_off: offset(&grad_output),
             loss_out_off: offset(&loss_out),
             row_base: first as u32,
@@ -366,11 +336,7 @@ fn bind_chunks(
 /// and weights planned, one parameter slot and bind group per chunk (slot 0: the
 /// reduction over the whole batch's partials), then the dispatches.
 fn record_elementwise(
-    gpu: &Gpu,
-    encoder: &mut wgpu::CommandEncoder,
-    ws: &mut Workspace,
-    buffers: &ElementwiseBuffers<'_>,
-    n: usize,
+    gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, ws: &mut Workspace, buffers: &ElementwiseBuffers<'_>, n: usize,
     spec: &Elementwise,
 ) -> Result<()> {
     check_buffers(buffers, n, spec)?;
@@ -379,30 +345,15 @@ fn record_elementwise(
     let reduced = spec.combine != Combine::None;
     let root = spec.combine == Combine::RootMean;
     let (wants_loss, wants_grad) = (buffers.loss.is_some(), buffers.grad.is_some());
-    let partials = if reduced && (wants_loss || root) {
-        (n as u64).div_ceil(TILE)
-    } else {
-        0
-    };
+    let partials = if reduced && (wants_loss || root) { (n as u64).div_ceil(TILE) } else { 0 };
     let has_weights = !segments.is_empty();
     ws.prepare(gpu, partials, has_weights.then_some(weights.as_slice()), 0);
     let whole = |argument, slice: &Option<wgpu::BufferSlice<'_>>| {
-        slice
-            .filter(|_| reduced)
-            .map(|s| Binding::range(gpu, argument, &s, 0, 1))
-            .transpose()
+        slice.filter(|_| reduced).map(|s| Binding::range(gpu, argument, &s, 0, 1)).transpose()
     };
-    let (loss_binding, reduced_grad_output) = (
-        whole("loss", &buffers.loss)?,
-        whole("grad_output", &buffers.grad_output)?,
-    );
-    let batch = batch_params(
-        spec,
-        n,
-        buffers.grad_output.is_some(),
-        pos_words,
-        (&reduced_grad_output, &loss_binding),
-    );
+    let (loss_binding, reduced_grad_output) =
+        (whole("loss", &buffers.loss)?, whole("grad_output", &buffers.grad_output)?);
+    let batch = batch_params(spec, n, buffers.grad_output.is_some(), pos_words, (&reduced_grad_output, &loss_binding));
     let reduced_outputs = reduced.then_some((loss_binding, reduced_grad_output));
     let (params, entries_of) = bind_chunks(gpu, ws, buffers, &chunks, &segments, &batch, reduced_outputs)?;
     ws.set_params(gpu, &params);
@@ -415,21 +366,14 @@ fn record_elementwise(
             ws.bind_group(gpu, Layout::ClassIndex, &all)
         })
         .collect::<Result<_>>()?;
-    gpu.record(
-        encoder,
-        &groups,
-        &dispatches(&chunks, (wants_loss, wants_grad), reduced, root),
-    );
+    gpu.record(encoder, &groups, &dispatches(&chunks, (wants_loss, wants_grad), reduced, root));
     Ok(())
 }
 
 /// The slice API: checks every argument on the host (as the CPU twins do), uploads, records
 /// with [`record_elementwise`] and reads back what is wanted.
 async fn elementwise_slice(
-    gpu: &Gpu,
-    spec: &Elementwise<'_>,
-    (input, target, n): (&[f32], &[f32], usize),
-    grad_output: Option<&[f32]>,
+    gpu: &Gpu, spec: &Elementwise<'_>, (input, target, n): (&[f32], &[f32], usize), grad_output: Option<&[f32]>,
     wanted: Wanted,
 ) -> Result<(Vec<f32>, Vec<f32>)> {
     spec.check(input, target, n, grad_output)?;
@@ -453,16 +397,8 @@ async fn elementwise_slice(
         })
         .await?
         .into_iter();
-    let loss = if wanted.loss {
-        outputs.next().unwrap_or_default()
-    } else {
-        Vec::new()
-    };
-    let grad = if wanted.grad {
-        outputs.next().unwrap_or_default()
-    } else {
-        Vec::new()
-    };
+    let loss = if wanted.loss { outputs.next().unwrap_or_default() } else { Vec::new() };
+    let grad = if wanted.grad { outputs.next().unwrap_or_default() } else { Vec::new() };
     Ok((loss, grad))
 }
 

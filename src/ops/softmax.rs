@@ -21,12 +21,7 @@ impl RowProblem {
         check_spatial(spatial)?;
         let rows = rows.saturating_mul(spatial);
         check_matrix(input, rows.saturating_mul(classes), rows, classes)?;
-        Ok(Self {
-            kernel,
-            rows: rows as u64,
-            classes,
-            spatial,
-        })
+        Ok(Self { kernel, rows: rows as u64, classes, spatial })
     }
 
     fn elements(&self) -> u64 {
@@ -97,10 +92,7 @@ impl RowPlan {
         for (first, n) in row_chunks {
             let (start, len) = (first * classes as u64, n * classes as u64);
             let x = Binding::range(gpu, buffers.input.0, &buffers.input.1, start, len)?;
-            let dy = buffers
-                .dy
-                .map(|s| Binding::range(gpu, "grad_output", &s, start, len))
-                .transpose()?;
+            let dy = buffers.dy.map(|s| Binding::range(gpu, "grad_output", &s, start, len)).transpose()?;
             let y = Binding::range(gpu, buffers.output.0, &buffers.output.1, start, len)?;
             params.push(LossParams {
                 rows: n as u32,
@@ -117,12 +109,7 @@ impl RowPlan {
             });
             chunks.push((n, x, dy, y));
         }
-        Ok(Self {
-            chunks,
-            params,
-            seg_len,
-            segments,
-        })
+        Ok(Self { chunks, params, seg_len, segments })
     }
 }
 
@@ -136,10 +123,7 @@ fn dispatches(gpu: &Gpu, problem: &RowProblem, plan: &RowPlan) -> Vec<Dispatch> 
         && classes > SOLO_CLASSES
         && classes.is_multiple_of(4)
         && plan.seg_len.is_multiple_of(4)
-        && plan
-            .chunks
-            .iter()
-            .all(|(_, x, _, y)| x.element_offset % 4 == 0 && y.element_offset % 4 == 0);
+        && plan.chunks.iter().all(|(_, x, _, y)| x.element_offset % 4 == 0 && y.element_offset % 4 == 0);
     let short = gpu.short_slots(classes);
     let resident = gpu.resident_slots(classes).filter(|_| vec4);
     let split = u64::from(plan.segments);
@@ -188,11 +172,7 @@ fn dispatches(gpu: &Gpu, problem: &RowProblem, plan: &RowPlan) -> Vec<Dispatch> 
 
 /// Records a checked row-wise op on checked buffers: plan, select, then bind and record.
 fn record_row_op(
-    gpu: &Gpu,
-    encoder: &mut wgpu::CommandEncoder,
-    ws: &mut Workspace,
-    problem: &RowProblem,
-    buffers: &RowBuffers<'_>,
+    gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, ws: &mut Workspace, problem: &RowProblem, buffers: &RowBuffers<'_>,
 ) -> Result<()> {
     let plan = RowPlan::new(gpu, ws, problem, buffers)?;
     let dispatches = dispatches(gpu, problem, &plan);
@@ -219,21 +199,12 @@ fn record_row_op(
 /// The encode API of a row-wise kernel: the shape and buffers checked, then recorded.
 #[allow(clippy::too_many_arguments)]
 fn encode_row_op(
-    gpu: &Gpu,
-    encoder: &mut wgpu::CommandEncoder,
-    ws: &mut Workspace,
-    kernel: Kernel,
-    input: (&'static str, &wgpu::BufferSlice<'_>),
-    dy: Option<&wgpu::BufferSlice<'_>>,
-    output: (&'static str, &wgpu::BufferSlice<'_>),
-    (rows, classes, spatial): (usize, usize, usize),
+    gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, ws: &mut Workspace, kernel: Kernel,
+    input: (&'static str, &wgpu::BufferSlice<'_>), dy: Option<&wgpu::BufferSlice<'_>>,
+    output: (&'static str, &wgpu::BufferSlice<'_>), (rows, classes, spatial): (usize, usize, usize),
 ) -> Result<()> {
     let problem = RowProblem::new(kernel, input.0, rows, classes, spatial)?;
-    let buffers = RowBuffers {
-        input: (input.0, *input.1),
-        dy: dy.copied(),
-        output: (output.0, *output.1),
-    };
+    let buffers = RowBuffers { input: (input.0, *input.1), dy: dy.copied(), output: (output.0, *output.1) };
     buffers.check(&problem)?;
     record_row_op(gpu, encoder, ws, &problem, &buffers)
 }
@@ -241,10 +212,7 @@ fn encode_row_op(
 /// The slice API of a row-wise kernel: the shape and the host slices checked, then
 /// uploaded, recorded and read back.
 async fn row_op_slice(
-    gpu: &Gpu,
-    kernel: Kernel,
-    input: (&'static str, &[f32]),
-    dy: Option<&[f32]>,
+    gpu: &Gpu, kernel: Kernel, input: (&'static str, &[f32]), dy: Option<&[f32]>,
     (rows, classes, spatial): (usize, usize, usize),
 ) -> Result<Vec<f32>> {
     let problem = RowProblem::new(kernel, input.0, rows, classes, spatial)?;
@@ -257,11 +225,8 @@ async fn row_op_slice(
     uploads.extend(dy.map(bytemuck::cast_slice));
     let outputs = gpu
         .run_slice(&uploads, &[elements], 0, |encoder, ws, inputs, outputs| {
-            let buffers = RowBuffers {
-                input: (input.0, inputs[0]),
-                dy: inputs.get(1).copied(),
-                output: ("output", outputs[0]),
-            };
+            let buffers =
+                RowBuffers { input: (input.0, inputs[0]), dy: inputs.get(1).copied(), output: ("output", outputs[0]) };
             record_row_op(gpu, encoder, ws, &problem, &buffers)
         })
         .await?;
@@ -287,25 +252,10 @@ impl Gpu {
     /// gpu.queue().submit([encoder.finish()]);
     /// ```
     pub fn encode_log_softmax(
-        &self,
-        encoder: &mut wgpu::CommandEncoder,
-        workspace: &mut Workspace,
-        input: wgpu::BufferSlice<'_>,
-        output: wgpu::BufferSlice<'_>,
-        rows: usize,
-        classes: usize,
+        &self, encoder: &mut wgpu::CommandEncoder, workspace: &mut Workspace, input: wgpu::BufferSlice<'_>,
+        output: wgpu::BufferSlice<'_>, rows: usize, classes: usize,
     ) -> Result<()> {
-        self.encode_softmax_spatial(
-            encoder,
-            workspace,
-            SoftmaxOp::LogSoftmax,
-            input,
-            None,
-            output,
-            rows,
-            classes,
-            1,
-        )
+        self.encode_softmax_spatial(encoder, workspace, SoftmaxOp::LogSoftmax, input, None, output, rows, classes, 1)
     }
 
     /// Records row-wise softmax of `input` into `output` (`exp(log_softmax)`; `-inf` gives 0).
@@ -324,25 +274,10 @@ impl Gpu {
     /// gpu.queue().submit([encoder.finish()]);
     /// ```
     pub fn encode_softmax(
-        &self,
-        encoder: &mut wgpu::CommandEncoder,
-        workspace: &mut Workspace,
-        input: wgpu::BufferSlice<'_>,
-        output: wgpu::BufferSlice<'_>,
-        rows: usize,
-        classes: usize,
+        &self, encoder: &mut wgpu::CommandEncoder, workspace: &mut Workspace, input: wgpu::BufferSlice<'_>,
+        output: wgpu::BufferSlice<'_>, rows: usize, classes: usize,
     ) -> Result<()> {
-        self.encode_softmax_spatial(
-            encoder,
-            workspace,
-            SoftmaxOp::Softmax,
-            input,
-            None,
-            output,
-            rows,
-            classes,
-            1,
-        )
+        self.encode_softmax_spatial(encoder, workspace, SoftmaxOp::Softmax, input, None, output, rows, classes, 1)
     }
 
     /// Records the gradient of log-softmax: from its forward `output` y and the upstream
@@ -360,14 +295,8 @@ impl Gpu {
     /// ```
     #[allow(clippy::too_many_arguments)]
     pub fn encode_log_softmax_backward(
-        &self,
-        encoder: &mut wgpu::CommandEncoder,
-        workspace: &mut Workspace,
-        output: wgpu::BufferSlice<'_>,
-        grad_output: wgpu::BufferSlice<'_>,
-        grad_input: wgpu::BufferSlice<'_>,
-        rows: usize,
-        classes: usize,
+        &self, encoder: &mut wgpu::CommandEncoder, workspace: &mut Workspace, output: wgpu::BufferSlice<'_>,
+        grad_output: wgpu::BufferSlice<'_>, grad_input: wgpu::BufferSlice<'_>, rows: usize, classes: usize,
     ) -> Result<()> {
         self.encode_softmax_spatial(
             encoder,
@@ -397,14 +326,8 @@ impl Gpu {
     /// ```
     #[allow(clippy::too_many_arguments)]
     pub fn encode_softmax_backward(
-        &self,
-        encoder: &mut wgpu::CommandEncoder,
-        workspace: &mut Workspace,
-        output: wgpu::BufferSlice<'_>,
-        grad_output: wgpu::BufferSlice<'_>,
-        grad_input: wgpu::BufferSlice<'_>,
-        rows: usize,
-        classes: usize,
+        &self, encoder: &mut wgpu::CommandEncoder, workspace: &mut Workspace, output: wgpu::BufferSlice<'_>,
+        grad_output: wgpu::BufferSlice<'_>, grad_input: wgpu::BufferSlice<'_>, rows: usize, classes: usize,
     ) -> Result<()> {
         self.encode_softmax_spatial(
             encoder,
@@ -442,16 +365,9 @@ impl Gpu {
     /// ```
     #[allow(clippy::too_many_arguments)]
     pub fn encode_softmax_spatial(
-        &self,
-        encoder: &mut wgpu::CommandEncoder,
-        workspace: &mut Workspace,
-        op: SoftmaxOp,
-        input: wgpu::BufferSlice<'_>,
-        grad_output: Option<wgpu::BufferSlice<'_>>,
-        output: wgpu::BufferSlice<'_>,
-        rows: usize,
-        classes: usize,
-        spatial: usize,
+        &self, encoder: &mut wgpu::CommandEncoder, workspace: &mut Workspace, op: SoftmaxOp,
+        input: wgpu::BufferSlice<'_>, grad_output: Option<wgpu::BufferSlice<'_>>, output: wgpu::BufferSlice<'_>,
+        rows: usize, classes: usize, spatial: usize,
     ) -> Result<()> {
         let (names, kernel) = (op.arguments(grad_output.is_some())?, kernel_of(op));
         encode_row_op(

@@ -122,13 +122,7 @@ fn combine_of(reduction: Reduction) -> Combine {
 
 impl<'a> Elementwise<'a> {
     fn plain(loss: Pointwise, combine: Combine) -> Self {
-        Self {
-            loss,
-            combine,
-            weight: None,
-            pos_weight: None,
-            batch_rows: None,
-        }
+        Self { loss, combine, weight: None, pos_weight: None, batch_rows: None }
     }
 
     pub(crate) fn mse(reduction: Reduction) -> Self {
@@ -177,10 +171,7 @@ impl<'a> Elementwise<'a> {
             KlDivReduction::BatchMean => Combine::BatchMean,
         };
         let log_target = opts.log_target;
-        Self {
-            batch_rows: Some(rows),
-            ..Self::plain(Pointwise::KlDiv { log_target }, combine)
-        }
+        Self { batch_rows: Some(rows), ..Self::plain(Pointwise::KlDiv { log_target }, combine) }
     }
 
     /// How many values the loss (and `grad_output`) has: `n` for `none`, else one.
@@ -275,10 +266,9 @@ impl<'a> Elementwise<'a> {
 
 fn check_finite(argument: &'static str, values: &[f32]) -> Result<()> {
     match values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
-        Some((i, v)) => Err(Error::InvalidArgument {
-            argument,
-            message: format!("{argument}[{i}] = {v} is not finite"),
-        }),
+        Some((i, v)) => {
+            Err(Error::InvalidArgument { argument, message: format!("{argument}[{i}] = {v} is not finite") })
+        }
         None => Ok(()),
     }
 }

@@ -208,11 +208,7 @@ impl Extras {
     /// assert!(wgpu_loss::Extras::all().lse);
     /// ```
     pub fn all() -> Self {
-        Self {
-            lse: true,
-            argmax: true,
-            accuracy: true,
-        }
+        Self { lse: true, argmax: true, accuracy: true }
     }
 }
 
@@ -268,11 +264,7 @@ pub(crate) fn check_spatial(spatial: usize) -> Result<()> {
 /// Checks that `argument` has exactly `expected` elements.
 pub(crate) fn check_len(argument: &'static str, actual: usize, expected: usize) -> Result<()> {
     if actual != expected {
-        return Err(Error::LengthMismatch {
-            argument,
-            expected,
-            actual,
-        });
+        return Err(Error::LengthMismatch { argument, expected, actual });
     }
     Ok(())
 }
@@ -319,10 +311,7 @@ impl CrossEntropyOptions {
 
     /// Checks that the cross-entropy-only options are off (for `nll_loss` and shards).
     pub(crate) fn check_plain(&self, op: &str) -> Result<()> {
-        for (argument, value) in [
-            ("z_loss_scale", self.z_loss_scale),
-            ("logit_softcap", self.logit_softcap),
-        ] {
+        for (argument, value) in [("z_loss_scale", self.z_loss_scale), ("logit_softcap", self.logit_softcap)] {
             if value != 0.0 {
                 return Err(Error::InvalidArgument {
                     argument,
@@ -350,27 +339,15 @@ impl CrossEntropyOptions {
 /// Checks the length of `targets` and that each is in `[0, classes)` or `ignore_index`.
 pub(crate) fn check_targets(targets: &[i32], rows: usize, classes: usize, ignore_index: i32) -> Result<()> {
     check_len("targets", targets.len(), rows)?;
-    match targets
-        .iter()
-        .enumerate()
-        .find(|&(_, &t)| t != ignore_index && (t < 0 || t as usize >= classes))
-    {
-        Some((row, &t)) => Err(Error::InvalidTarget {
-            row,
-            value: t as i64,
-            classes,
-        }),
+    match targets.iter().enumerate().find(|&(_, &t)| t != ignore_index && (t < 0 || t as usize >= classes)) {
+        Some((row, &t)) => Err(Error::InvalidTarget { row, value: t as i64, classes }),
         None => Ok(()),
     }
 }
 
 /// Every check `nll_loss` / `cross_entropy` (and their gradients) make on their arguments.
 pub(crate) fn check_class_index_loss(
-    input: (&'static str, usize),
-    targets: &[i32],
-    rows: usize,
-    classes: usize,
-    opts: &CrossEntropyOptions,
+    input: (&'static str, usize), targets: &[i32], rows: usize, classes: usize, opts: &CrossEntropyOptions,
     grad_output: Option<&[f32]>,
 ) -> Result<()> {
     check_loss_shapes(input, (targets.len(), 1), rows, classes, opts, grad_output)?;
@@ -381,11 +358,7 @@ pub(crate) fn check_class_index_loss(
 /// values, which the GPU checks on the device and reports through the batch status):
 /// `targets` is `(length, per row)`, 1 class index or `classes` probabilities per row.
 pub(crate) fn check_loss_shapes(
-    input: (&'static str, usize),
-    targets: (usize, usize),
-    rows: usize,
-    classes: usize,
-    opts: &CrossEntropyOptions,
+    input: (&'static str, usize), targets: (usize, usize), rows: usize, classes: usize, opts: &CrossEntropyOptions,
     grad_output: Option<&[f32]>,
 ) -> Result<()> {
     check_spatial(opts.spatial)?;

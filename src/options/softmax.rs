@@ -34,10 +34,7 @@ impl SoftmaxOp {
         if backward != has_grad_output {
             return Err(crate::Error::InvalidArgument {
                 argument: "grad_output",
-                message: format!(
-                    "{self:?} {} an upstream gradient",
-                    if backward { "needs" } else { "does not take" }
-                ),
+                message: format!("{self:?} {} an upstream gradient", if backward { "needs" } else { "does not take" }),
             });
         }
         Ok(names)

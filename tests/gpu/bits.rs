@@ -17,10 +17,7 @@ pub fn tests() -> Vec<libtest_mimic::Trial> {
 /// FNV-1a over the values' bits.
 fn hash(values: &[f32]) -> u64 {
     values.iter().fold(0xcbf2_9ce4_8422_2325, |h, v| {
-        v.to_bits()
-            .to_le_bytes()
-            .iter()
-            .fold(h, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+        v.to_bits().to_le_bytes().iter().fold(h, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
     })
 }
 
@@ -41,15 +38,9 @@ fn record(gpu: &Gpu, path: &str, tiles_fit: bool, out: &mut String) {
         };
         line(format!("log_softmax {shape}"), &lp);
         line(format!("softmax {shape}"), &gpu.softmax(&x, rows, classes).unwrap());
-        line(
-            format!("log_softmax_backward {shape}"),
-            &gpu.log_softmax_backward(&lp, &dy, rows, classes).unwrap(),
-        );
+        line(format!("log_softmax_backward {shape}"), &gpu.log_softmax_backward(&lp, &dy, rows, classes).unwrap());
         let p = gpu.softmax(&x, rows, classes).unwrap();
-        line(
-            format!("softmax_backward {shape}"),
-            &gpu.softmax_backward(&p, &dy, rows, classes).unwrap(),
-        );
+        line(format!("softmax_backward {shape}"), &gpu.softmax_backward(&p, &dy, rows, classes).unwrap());
         for k in 0..4 {
             let mut opts = CrossEntropyOptions::default();
             opts.reduction = [Reduction::None, Reduction::Sum, Reduction::Mean, Reduction::Mean][k];
@@ -59,79 +50,52 @@ fn record(gpu: &Gpu, path: &str, tiles_fit: bool, out: &mut String) {
             let g: Vec<f32> = if k == 0 { rng.logits(rows, 2.0) } else { vec![1.5] };
             let what = format!("{shape} options {k}");
             let extras = Extras::all();
-            let out = gpu
-                .cross_entropy_with_extras(&x, &targets, rows, classes, &opts, extras, Some(&g))
-                .unwrap();
+            let out = gpu.cross_entropy_with_extras(&x, &targets, rows, classes, &opts, extras, Some(&g)).unwrap();
             line(format!("cross_entropy loss {what}"), &out.loss);
             line(format!("cross_entropy grad {what}"), &out.grad);
             line(format!("cross_entropy lse {what}"), &out.lse);
             let argmax: Vec<f32> = out.argmax.iter().map(|&a| f32::from_bits(a as u32)).collect();
             line(format!("cross_entropy argmax {what}"), &argmax);
-            line(
-                format!("cross_entropy accuracy {what}"),
-                &out.accuracy.into_iter().collect::<Vec<_>>(),
-            );
+            line(format!("cross_entropy accuracy {what}"), &out.accuracy.into_iter().collect::<Vec<_>>());
             line(
                 format!("cross_entropy forward {what}"),
                 &gpu.cross_entropy(&x, &targets, rows, classes, &opts).unwrap(),
             );
             let y = probability_targets(&mut rng, rows, classes);
-            let (loss, grad) = gpu
-                .cross_entropy_probs_with_grad(&x, &y, rows, classes, &opts, &g)
-                .unwrap();
+            let (loss, grad) = gpu.cross_entropy_probs_with_grad(&x, &y, rows, classes, &opts, &g).unwrap();
             line(format!("cross_entropy_probs {what}"), &[loss, grad].concat());
             opts.z_loss_scale = 0.0;
             opts.logit_softcap = 0.0;
             let t: Vec<i32> = targets.iter().map(|&t| if t == -100 { 0 } else { t }).collect();
             let mut nll = opts.clone();
             nll.label_smoothing = 0.0;
-            line(
-                format!("nll_loss {what}"),
-                &gpu.nll_loss(&lp, &t, rows, classes, &nll).unwrap(),
-            );
-            line(
-                format!("nll_loss_grad {what}"),
-                &gpu.nll_loss_grad(&t, rows, classes, &nll, &g).unwrap(),
-            );
+            line(format!("nll_loss {what}"), &gpu.nll_loss(&lp, &t, rows, classes, &nll).unwrap());
+            line(format!("nll_loss_grad {what}"), &gpu.nll_loss_grad(&t, rows, classes, &nll, &g).unwrap());
             let as_bf16: Vec<bf16> = x.iter().map(|&v| bf16::from_f32(v)).collect();
-            let (loss, grad) = gpu
-                .cross_entropy_with_grad_half(&as_bf16, &t, rows, classes, &opts, &g)
-                .unwrap();
+            let (loss, grad) = gpu.cross_entropy_with_grad_half(&as_bf16, &t, rows, classes, &opts, &g).unwrap();
             line(format!("cross_entropy bf16 {what}"), &[loss, grad].concat());
             if gpu.device().features().contains(wgpu::Features::SHADER_F16) {
                 let as_f16: Vec<f16> = x.iter().map(|&v| f16::from_f32(v)).collect();
-                let (loss, grad) = gpu
-                    .cross_entropy_with_grad_half(&as_f16, &t, rows, classes, &opts, &g)
-                    .unwrap();
+                let (loss, grad) = gpu.cross_entropy_with_grad_half(&as_f16, &t, rows, classes, &opts, &g).unwrap();
                 let grad: Vec<f32> = grad.iter().map(|h| h.to_f32()).collect();
                 line(format!("cross_entropy f16 {what}"), &[loss, grad].concat());
             }
         }
         if classes > 4 {
-            let shard = ClassShard {
-                offset: 2,
-                classes: classes - 4,
-                total_classes: classes,
-            };
+            let shard = ClassShard { offset: 2, classes: classes - 4, total_classes: classes };
             let columns: Vec<f32> = x.chunks(classes).flat_map(|r| r[2..classes - 2].to_vec()).collect();
             let t: Vec<i32> = targets.iter().map(|&t| if t == -100 { 2 } else { t }).collect();
             let opts = CrossEntropyOptions::default();
             let partials = gpu.cross_entropy_partials(&columns, &t, rows, shard, &opts).unwrap();
             // Every field of every partial, in the order they are declared.
             let fields = format!("{partials:?}");
-            line(
-                format!("partials {shape}"),
-                &fields.bytes().map(f32::from).collect::<Vec<_>>(),
-            );
+            line(format!("partials {shape}"), &fields.bytes().map(f32::from).collect::<Vec<_>>());
         }
     }
     let (n, c, d) = (2, 21, 9);
     let x = rng.logits(n * c * d, 6.0);
     for op in [SoftmaxOp::LogSoftmax, SoftmaxOp::Softmax] {
-        line(
-            format!("{op:?} spatial"),
-            &gpu.softmax_spatial(op, &x, None, n, c, d).unwrap(),
-        );
+        line(format!("{op:?} spatial"), &gpu.softmax_spatial(op, &x, None, n, c, d).unwrap());
     }
     let mut opts = CrossEntropyOptions::default();
     opts.spatial = d;
@@ -151,36 +115,15 @@ fn record(gpu: &Gpu, path: &str, tiles_fit: bool, out: &mut String) {
         let (l, g) = r.unwrap();
         [l, g].concat()
     };
-    line(
-        "mse".into(),
-        &both(gpu.mse_loss_with_grad(&a, &b, len, Reduction::Mean, &g)),
-    );
-    line(
-        "l1".into(),
-        &both(gpu.l1_loss_with_grad(&a, &b, len, Reduction::Sum, &g)),
-    );
+    line("mse".into(), &both(gpu.mse_loss_with_grad(&a, &b, len, Reduction::Mean, &g)));
+    line("l1".into(), &both(gpu.l1_loss_with_grad(&a, &b, len, Reduction::Sum, &g)));
     line("rmse".into(), &both(gpu.rmse_loss_with_grad(&a, &b, len, &g)));
-    line(
-        "smooth_l1".into(),
-        &both(gpu.smooth_l1_loss_with_grad(&a, &b, len, Reduction::Mean, 0.5, &g)),
-    );
-    line(
-        "huber".into(),
-        &both(gpu.huber_loss_with_grad(&a, &b, len, Reduction::Mean, 0.7, &g)),
-    );
-    line(
-        "bce".into(),
-        &both(gpu.binary_cross_entropy_with_grad(&p, &p, len, &bce, &g)),
-    );
-    line(
-        "bce_with_logits".into(),
-        &both(gpu.binary_cross_entropy_with_logits_with_grad(&a, &p, len, &bce, &g)),
-    );
+    line("smooth_l1".into(), &both(gpu.smooth_l1_loss_with_grad(&a, &b, len, Reduction::Mean, 0.5, &g)));
+    line("huber".into(), &both(gpu.huber_loss_with_grad(&a, &b, len, Reduction::Mean, 0.7, &g)));
+    line("bce".into(), &both(gpu.binary_cross_entropy_with_grad(&p, &p, len, &bce, &g)));
+    line("bce_with_logits".into(), &both(gpu.binary_cross_entropy_with_logits_with_grad(&a, &p, len, &bce, &g)));
     let lq: Vec<f32> = a.iter().map(|v| -v.abs()).collect();
-    line(
-        "kl_div".into(),
-        &both(gpu.kl_div_with_grad(&lq, &p, len, 1, &KlDivOptions::default(), &g)),
-    );
+    line("kl_div".into(), &both(gpu.kl_div_with_grad(&lq, &p, len, 1, &KlDivOptions::default(), &g)));
 }
 
 /// Writes the record of every path to `$WGPU_LOSS_BITS`, or compares with it.
@@ -202,11 +145,7 @@ fn record_or_compare() {
                 .filter(|(b, n)| b != n)
                 .map(|(b, n)| format!("  was {b}\n  now {n}"))
                 .collect();
-            assert_eq!(
-                before.lines().count(),
-                now.lines().count(),
-                "the record has another set of cases"
-            );
+            assert_eq!(before.lines().count(), now.lines().count(), "the record has another set of cases");
             assert!(
                 moved.is_empty(),
                 "{} of {} outputs moved:\n{}",

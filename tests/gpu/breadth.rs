@@ -27,11 +27,7 @@ pub fn tests() -> Vec<libtest_mimic::Trial> {
 /// Of the pairwise option sets, those every path runs (the default path runs all nine):
 /// `none` plain, `sum` with smoothing and an ignored target, `mean` with weights.
 fn on_every_path(k: usize, case: CeCase) -> CeCase {
-    if [0, 5, 6].contains(&k) {
-        case
-    } else {
-        case.on_default_path_only()
-    }
+    if [0, 5, 6].contains(&k) { case } else { case.on_default_path_only() }
 }
 
 fn probability_targets_match_cpu(path: &'static Path) {
@@ -68,10 +64,7 @@ fn probability_targets_on_adversarial_rows(path: &'static Path) {
             y[0] = f32::NAN;
             for (k, opts) in option_sets(classes, -100).into_iter().enumerate() {
                 let g = grad_output(&mut rng, n, &opts);
-                cases.push(on_every_path(
-                    k,
-                    CeCase::probs(Shape::rows(n, classes), x.clone(), y.clone(), opts, g),
-                ));
+                cases.push(on_every_path(k, CeCase::probs(Shape::rows(n, classes), x.clone(), y.clone(), opts, g)));
             }
         }
         cases
@@ -80,13 +73,7 @@ fn probability_targets_on_adversarial_rows(path: &'static Path) {
 }
 
 /// An NLL case: targets, options, upstream gradient, expected loss and gradient.
-type NllCase = (
-    Vec<i32>,
-    CrossEntropyOptions,
-    Vec<f32>,
-    harness::Expect,
-    harness::Expect,
-);
+type NllCase = (Vec<i32>, CrossEntropyOptions, Vec<f32>, harness::Expect, harness::Expect);
 
 /// One `(N, C, d)` batch: the softmax family's expected outputs and the loss cases.
 struct Spatial {
@@ -141,26 +128,12 @@ fn spatial_cases() -> &'static [Spatial] {
                     let g = grad_output(&mut rng, positions, &opts);
                     let y = probability_targets(&mut rng, positions, classes);
                     let y = spatial_layout(&y, n, classes, spatial);
-                    losses.push(CeCase::index(
-                        shape,
-                        x.clone(),
-                        targets.clone(),
-                        opts.clone(),
-                        g.clone(),
-                    ));
+                    losses.push(CeCase::index(shape, x.clone(), targets.clone(), opts.clone(), g.clone()));
                     losses.push(CeCase::probs(shape, x.clone(), y, opts.clone(), g.clone()));
                     let (loss, grad) = harness::checks::nll(&log_probs, &targets, shape, &opts, &g);
                     nll.push((targets, opts, g, loss, grad));
                 }
-                Spatial {
-                    shape,
-                    x,
-                    dy,
-                    softmax,
-                    losses,
-                    nll,
-                    log_probs,
-                }
+                Spatial { shape, x, dy, softmax, losses, nll, log_probs }
             })
             .collect()
     })
@@ -169,20 +142,13 @@ fn spatial_cases() -> &'static [Spatial] {
 /// `(N, C, d)` inputs for the whole softmax family, NLL and cross-entropy, read in place.
 fn spatial_layouts_match_cpu(path: &'static Path) {
     let gpu = &path.gpu;
-    for case in spatial_cases()
-        .iter()
-        .filter(|c| path.fits(c.shape.classes * c.shape.spatial))
-    {
+    for case in spatial_cases().iter().filter(|c| path.fits(c.shape.classes * c.shape.spatial)) {
         let Shape { n, classes, spatial } = case.shape;
         let what = format!("{n}x{classes}x{spatial} {}", path.label());
         for (forward, fwd, backward, bwd) in &case.softmax {
-            let got = gpu
-                .softmax_spatial(*forward, &case.x, None, n, classes, spatial)
-                .unwrap();
+            let got = gpu.softmax_spatial(*forward, &case.x, None, n, classes, spatial).unwrap();
             fwd.check(&format!("{forward:?} {what}"), &got);
-            let dx = gpu
-                .softmax_spatial(*backward, &fwd.want, Some(&case.dy), n, classes, spatial)
-                .unwrap();
+            let dx = gpu.softmax_spatial(*backward, &fwd.want, Some(&case.dy), n, classes, spatial).unwrap();
             bwd.check(&format!("{backward:?} {what}"), &dx);
         }
         case.losses.iter().for_each(|c| c.check_on(path));
@@ -201,9 +167,7 @@ fn spatial_layout_is_pytorchs() {
     let nc_d = spatial_layout(&rows, 2, 3, 2);
     assert_eq!(nc_d[..6], [1.0, 0.0, 2.0, 0.0, 3.0, 0.0]);
     let by_rows = gpu().log_softmax(&rows, 4, 3).unwrap();
-    let by_layout = gpu()
-        .softmax_spatial(SoftmaxOp::LogSoftmax, &nc_d, None, 2, 3, 2)
-        .unwrap();
+    let by_layout = gpu().softmax_spatial(SoftmaxOp::LogSoftmax, &nc_d, None, 2, 3, 2).unwrap();
     let expect = harness::checks::log_softmax(&nc_d, Shape::spatial(2, 3, 2));
     expect.check("log_softmax layout", &by_layout);
     expect.check("log_softmax layout of rows", &spatial_layout(&by_rows, 2, 3, 2));
@@ -238,12 +202,8 @@ fn check_extras(path: &Path, case: &CeCase) {
             accuracy: Some(got.accuracy),
         },
     );
-    let plain = path
-        .gpu
-        .cross_entropy(&case.x, targets, n, classes, &case.opts)
-        .unwrap();
-    case.expect
-        .check(&format!("plain {what}"), Got::outputs(Some(&plain), None));
+    let plain = path.gpu.cross_entropy(&case.x, targets, n, classes, &case.opts).unwrap();
+    case.expect.check(&format!("plain {what}"), Got::outputs(Some(&plain), None));
 }
 
 /// z-loss and soft-capping change the loss and the gradient; lse, argmax and accuracy
@@ -327,14 +287,11 @@ fn encode_api_extras_probs_and_spatial() {
         .lse(out.slice(at(2)..at(2 + rows)))
         .argmax(out.slice(at(2 + rows)..at(2 + 2 * rows)))
         .accuracy(out.slice(at(2 + 2 * rows)..at(3 + 2 * rows)));
-    gpu.encode_cross_entropy(&mut encoder, &mut ws, &buffers, rows, classes, &opts)
-        .unwrap();
+    gpu.encode_cross_entropy(&mut encoder, &mut ws, &buffers, rows, classes, &opts).unwrap();
     let mut ws2 = Workspace::new(gpu);
-    let buffers = LossBuffers::new(probs.slice(..))
-        .input(logits.slice(..))
-        .loss(out.slice(at(3 + 2 * rows)..at(4 + 2 * rows)));
-    gpu.encode_cross_entropy_probs(&mut encoder, &mut ws2, &buffers, rows, classes, &opts)
-        .unwrap();
+    let buffers =
+        LossBuffers::new(probs.slice(..)).input(logits.slice(..)).loss(out.slice(at(3 + 2 * rows)..at(4 + 2 * rows)));
+    gpu.encode_cross_entropy_probs(&mut encoder, &mut ws2, &buffers, rows, classes, &opts).unwrap();
     gpu.queue().submit([encoder.finish()]);
     let got: Vec<f32> = download(gpu, &out, 0, 4 + 2 * rows);
     assert_eq!(got[0], 0.0, "nothing written before the loss");
@@ -349,9 +306,7 @@ fn encode_api_extras_probs_and_spatial() {
             ..Default::default()
         },
     );
-    want_probs
-        .expect
-        .check("encode probs", Got::outputs(Some(&got[3 + 2 * rows..]), None));
+    want_probs.expect.check("encode probs", Got::outputs(Some(&got[3 + 2 * rows..]), None));
 }
 
 fn bad_arguments_are_errors() {
@@ -395,8 +350,6 @@ fn bad_arguments_are_errors() {
     let mut ws = Workspace::new(gpu);
     let mut encoder = gpu.device().create_command_encoder(&Default::default());
     let buffers = LossBuffers::new(t.slice(..)).input(x.slice(..)).lse(plain.slice(..8));
-    let e = gpu
-        .encode_cross_entropy(&mut encoder, &mut ws, &buffers, 2, 3, &d())
-        .unwrap_err();
+    let e = gpu.encode_cross_entropy(&mut encoder, &mut ws, &buffers, 2, 3, &d()).unwrap_err();
     assert!(e.to_string().contains("COPY_DST"), "{e}");
 }

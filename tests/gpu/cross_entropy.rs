@@ -43,11 +43,7 @@ fn matches_cpu_on_every_shape_with_pairwise_options(path: &'static Path) {
                 let g = grad_output(&mut rng, rows, &opts);
                 let t = targets_for(&opts, &targets);
                 let case = CeCase::index(Shape::rows(rows, classes), x.clone(), t, opts, g);
-                cases.push(if ON_EVERY_PATH.contains(&k) {
-                    case
-                } else {
-                    case.on_default_path_only()
-                });
+                cases.push(if ON_EVERY_PATH.contains(&k) { case } else { case.on_default_path_only() });
             }
         }
         cases
@@ -66,13 +62,7 @@ fn matches_cpu_with_every_option_combination(path: &'static Path) {
             .into_iter()
             .map(|opts| {
                 let g = grad_output(&mut rng, rows, &opts);
-                CeCase::index(
-                    Shape::rows(rows, classes),
-                    x.clone(),
-                    targets_for(&opts, &targets),
-                    opts,
-                    g,
-                )
+                CeCase::index(Shape::rows(rows, classes), x.clone(), targets_for(&opts, &targets), opts, g)
             })
             .collect()
     });
@@ -94,13 +84,7 @@ fn adversarial_rows_match_cpu(path: &'static Path) {
             targets[n - 1] = 0; // a -inf target logit where classes > 1
             for opts in option_sets(classes, -7) {
                 let g = grad_output(&mut rng, n, &opts);
-                cases.push(CeCase::index(
-                    Shape::rows(n, classes),
-                    x.clone(),
-                    targets.clone(),
-                    opts,
-                    g,
-                ));
+                cases.push(CeCase::index(Shape::rows(n, classes), x.clone(), targets.clone(), opts, g));
             }
         }
         cases
@@ -113,9 +97,7 @@ fn adversarial_rows_match_cpu(path: &'static Path) {
 fn policies_match_pytorch(path: &'static Path) {
     let gpu = &path.gpu;
     let opts = CrossEntropyOptions::default();
-    let (loss, grad) = gpu
-        .cross_entropy_with_grad(&[1.0, 2.0, 3.0, 4.0], &[-100, -100], 2, 2, &opts, &[1.0])
-        .unwrap();
+    let (loss, grad) = gpu.cross_entropy_with_grad(&[1.0, 2.0, 3.0, 4.0], &[-100, -100], 2, 2, &opts, &[1.0]).unwrap();
     assert!(loss[0].is_nan());
     assert_eq!(grad, vec![0.0; 4]);
 
@@ -126,20 +108,12 @@ fn policies_match_pytorch(path: &'static Path) {
     let (loss, grad) = gpu.cross_entropy_with_grad(&x, &[2], 1, 3, &opts, &[1.0]).unwrap();
     assert_eq!(loss, vec![f32::INFINITY]);
     assert!(grad.iter().all(|g| g.is_finite()));
-    assert!(
-        (grad[0] + 0.1 / 3.0).abs() < 1e-7,
-        "masked class gets -(ε/C)·w·g: {grad:?}"
-    );
+    assert!((grad[0] + 0.1 / 3.0).abs() < 1e-7, "masked class gets -(ε/C)·w·g: {grad:?}");
 
     opts.label_smoothing = 0.0;
     let x = [0.0, f32::NEG_INFINITY, 1.0, f32::NAN, 2.0, 3.0];
-    let (loss, grad) = gpu
-        .cross_entropy_with_grad(&x, &[0, 0, 1], 3, 2, &opts, &[1.0; 3])
-        .unwrap();
-    assert!(
-        loss[0].abs() < 1e-7 && grad[1] == 0.0,
-        "-inf class: gradient exactly 0 {grad:?}"
-    );
+    let (loss, grad) = gpu.cross_entropy_with_grad(&x, &[0, 0, 1], 3, 2, &opts, &[1.0; 3]).unwrap();
+    assert!(loss[0].abs() < 1e-7 && grad[1] == 0.0, "-inf class: gradient exactly 0 {grad:?}");
     assert!(loss[1].is_nan() && grad[2].is_nan() && grad[3].is_nan());
     assert!(loss[2].is_finite() && grad[4].is_finite() && grad[5].is_finite());
 }
@@ -180,18 +154,10 @@ fn deterministic(path: &'static Path) {
     let targets = rng.targets(rows, classes);
     let opts = CrossEntropyOptions::default();
     let gpu = &path.gpu;
-    let first = gpu
-        .cross_entropy_with_grad(&x, &targets, rows, classes, &opts, &[1.0])
-        .unwrap();
+    let first = gpu.cross_entropy_with_grad(&x, &targets, rows, classes, &opts, &[1.0]).unwrap();
     for _ in 0..3 {
-        let again = gpu
-            .cross_entropy_with_grad(&x, &targets, rows, classes, &opts, &[1.0])
-            .unwrap();
+        let again = gpu.cross_entropy_with_grad(&x, &targets, rows, classes, &opts, &[1.0]).unwrap();
         assert_eq!(first.0[0].to_bits(), again.0[0].to_bits(), "{}", path.label());
-        assert!(
-            first.1.iter().zip(&again.1).all(|(a, b)| a.to_bits() == b.to_bits()),
-            "{}",
-            path.label()
-        );
+        assert!(first.1.iter().zip(&again.1).all(|(a, b)| a.to_bits() == b.to_bits()), "{}", path.label());
     }
 }

@@ -65,43 +65,19 @@ macro_rules! call {
 
 impl Case {
     pub fn run(
-        &self,
-        gpu: Option<&Gpu>,
-        call: Call,
-        x: &[f32],
-        y: &[f32],
-        g: &[f32],
+        &self, gpu: Option<&Gpu>, call: Call, x: &[f32], y: &[f32], g: &[f32],
     ) -> wgpu_loss::Result<(Vec<f32>, Vec<f32>)> {
         let n = x.len();
         match self {
             Case::Mse(r) => call!(gpu, call, (x, y, n, g), mse_loss, mse_loss_grad, mse_loss_with_grad(*r)),
             Case::L1(r) => call!(gpu, call, (x, y, n, g), l1_loss, l1_loss_grad, l1_loss_with_grad(*r)),
-            Case::Rmse => call!(
-                gpu,
-                call,
-                (x, y, n, g),
-                rmse_loss,
-                rmse_loss_grad,
-                rmse_loss_with_grad()
-            ),
+            Case::Rmse => call!(gpu, call, (x, y, n, g), rmse_loss, rmse_loss_grad, rmse_loss_with_grad()),
             Case::SmoothL1(r, beta) => {
-                call!(
-                    gpu,
-                    call,
-                    (x, y, n, g),
-                    smooth_l1_loss,
-                    smooth_l1_loss_grad,
-                    smooth_l1_loss_with_grad(*r, *beta)
-                )
+                call!(gpu, call, (x, y, n, g), smooth_l1_loss, smooth_l1_loss_grad, smooth_l1_loss_with_grad(*r, *beta))
             }
-            Case::Huber(r, delta) => call!(
-                gpu,
-                call,
-                (x, y, n, g),
-                huber_loss,
-                huber_loss_grad,
-                huber_loss_with_grad(*r, *delta)
-            ),
+            Case::Huber(r, delta) => {
+                call!(gpu, call, (x, y, n, g), huber_loss, huber_loss_grad, huber_loss_with_grad(*r, *delta))
+            }
             Case::Bce(o) => call!(
                 gpu,
                 call,
@@ -124,11 +100,7 @@ impl Case {
 
     /// Records the loss with the encode API.
     fn encode(
-        &self,
-        gpu: &Gpu,
-        encoder: &mut wgpu::CommandEncoder,
-        ws: &mut Workspace,
-        buffers: &ElementwiseBuffers<'_>,
+        &self, gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, ws: &mut Workspace, buffers: &ElementwiseBuffers<'_>,
         n: usize,
     ) -> wgpu_loss::Result<()> {
         match self {
@@ -145,12 +117,7 @@ impl Case {
 
     /// Reduction none, or `None` for RMSE (always reduced); the divisor of a mean.
     pub fn reduction(&self, n: usize) -> (bool, f64) {
-        let plain = |r: &Reduction| {
-            (
-                *r == Reduction::None,
-                if *r == Reduction::Mean { n as f64 } else { 1.0 },
-            )
-        };
+        let plain = |r: &Reduction| (*r == Reduction::None, if *r == Reduction::Mean { n as f64 } else { 1.0 });
         match self {
             Case::Mse(r) | Case::L1(r) | Case::SmoothL1(r, _) | Case::Huber(r, _) => plain(r),
             Case::Bce(o) | Case::BceWithLogits(o) => plain(&o.reduction),
@@ -249,9 +216,7 @@ pub fn tolerances(case: &Case, x: &[f32], y: &[f32], g: &[f32]) -> (Vec<f64>, Ve
             _ => f64::from(g[0]).abs() / divisor,
         }
     };
-    let grad = (0..n)
-        .map(|i| ELEMENT_TOL * m_slope[i] * upstream(i) + FLUSHED)
-        .collect();
+    let grad = (0..n).map(|i| ELEMENT_TOL * m_slope[i] * upstream(i) + FLUSHED).collect();
     (loss, grad)
 }
 
@@ -266,9 +231,7 @@ fn expect(case: &Case, x: &[f32], y: &[f32], g: &[f32]) -> (Expect, Expect) {
 fn check(case: &Case, call: Call, x: &[f32], y: &[f32], g: &[f32]) {
     let n = x.len();
     let what = format!("{case:?} {call:?} n={n}");
-    let (gpu_loss, gpu_grad) = case
-        .run(Some(gpu()), call, x, y, g)
-        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    let (gpu_loss, gpu_grad) = case.run(Some(gpu()), call, x, y, g).unwrap_or_else(|e| panic!("{what}: {e}"));
     let (loss, grad) = expect(case, x, y, g);
     if call != Call::Grad {
         loss.check(&format!("elementwise loss {what}"), &gpu_loss);
@@ -281,9 +244,7 @@ fn check(case: &Case, call: Call, x: &[f32], y: &[f32], g: &[f32]) {
 /// A divisor of `n` to use as pos_weight's length or KL's rows: the smallest in 2..=64, else
 /// `n` itself for small primes, else 1.
 fn small_divisor(n: usize) -> usize {
-    (2..=64)
-        .find(|&d| n.is_multiple_of(d))
-        .unwrap_or(if n <= 1000 { n } else { 1 })
+    (2..=64).find(|&d| n.is_multiple_of(d)).unwrap_or(if n <= 1000 { n } else { 1 })
 }
 
 /// Every loss with a pairwise covering of its options, and inputs in its domain with the
@@ -326,23 +287,12 @@ fn cases(rng: &mut Rng, n: usize) -> Vec<(Case, Vec<f32>, Vec<f32>)> {
     let mut all = Vec::new();
     for case in regression {
         let x = rng.logits(n, 4.0);
-        let y = (0..n)
-            .map(|i| if i % 17 == 3 { x[i] } else { rng.uniform(-4.0, 4.0) })
-            .collect();
+        let y = (0..n).map(|i| if i % 17 == 3 { x[i] } else { rng.uniform(-4.0, 4.0) }).collect();
         all.push((case, x, y));
     }
     for o in [bce(none, false, false), bce(sum, true, false), bce(mean, true, false)] {
-        let p = (0..n)
-            .map(|i| {
-                [0.0, 1.0]
-                    .get(i % 101)
-                    .copied()
-                    .unwrap_or_else(|| rng.uniform(0.0, 1.0))
-            })
-            .collect();
-        let y = (0..n)
-            .map(|i| [0.0, 1.0].get(i % 5).copied().unwrap_or_else(|| rng.uniform(0.0, 1.0)))
-            .collect();
+        let p = (0..n).map(|i| [0.0, 1.0].get(i % 101).copied().unwrap_or_else(|| rng.uniform(0.0, 1.0))).collect();
+        let y = (0..n).map(|i| [0.0, 1.0].get(i % 5).copied().unwrap_or_else(|| rng.uniform(0.0, 1.0))).collect();
         all.push((Case::Bce(o), p, y));
     }
     for o in [
@@ -352,17 +302,9 @@ fn cases(rng: &mut Rng, n: usize) -> Vec<(Case, Vec<f32>, Vec<f32>)> {
         bce(mean, false, true),
         bce(none, true, false),
     ] {
-        let x = (0..n)
-            .map(|i| {
-                [100.0, -100.0]
-                    .get(i % 97)
-                    .copied()
-                    .unwrap_or_else(|| rng.uniform(-10.0, 10.0))
-            })
-            .collect();
-        let y = (0..n)
-            .map(|i| [0.0, 1.0].get(i % 5).copied().unwrap_or_else(|| rng.uniform(0.0, 1.0)))
-            .collect();
+        let x =
+            (0..n).map(|i| [100.0, -100.0].get(i % 97).copied().unwrap_or_else(|| rng.uniform(-10.0, 10.0))).collect();
+        let y = (0..n).map(|i| [0.0, 1.0].get(i % 5).copied().unwrap_or_else(|| rng.uniform(0.0, 1.0))).collect();
         all.push((Case::BceWithLogits(o), x, y));
     }
     let kl_cases = [
@@ -378,9 +320,7 @@ fn cases(rng: &mut Rng, n: usize) -> Vec<(Case, Vec<f32>, Vec<f32>)> {
         let t = if log_target {
             (0..n).map(|_| rng.uniform(-8.0, 0.5)).collect()
         } else {
-            (0..n)
-                .map(|i| if i % 7 == 2 { 0.0 } else { rng.uniform(0.0, 1.0) })
-                .collect()
+            (0..n).map(|i| if i % 7 == 2 { 0.0 } else { rng.uniform(0.0, 1.0) }).collect()
         };
         all.push((kl(reduction, log_target), q, t));
     }
@@ -388,11 +328,7 @@ fn cases(rng: &mut Rng, n: usize) -> Vec<(Case, Vec<f32>, Vec<f32>)> {
 }
 
 fn grad_output(rng: &mut Rng, case: &Case, n: usize) -> Vec<f32> {
-    if case.reduction(n).0 {
-        (0..n).map(|_| rng.uniform(-2.0, 2.0)).collect()
-    } else {
-        vec![rng.uniform(0.5, 2.0)]
-    }
+    if case.reduction(n).0 { (0..n).map(|_| rng.uniform(-2.0, 2.0)).collect() } else { vec![rng.uniform(0.5, 2.0)] }
 }
 
 /// Every loss and option on sizes around the workgroup (256) and the tile (2048 elements,
@@ -433,15 +369,9 @@ fn saturated_bce_is_exact() {
     none.reduction = Reduction::None;
     let x = [100.0, 100.0, -100.0, -100.0, 1e30, -1e30];
     let y = [0.0, 1.0, 0.0, 1.0, 0.0, 0.0];
-    let (loss, grad) = gpu()
-        .binary_cross_entropy_with_logits_with_grad(&x, &y, 6, &none, &[1.0; 6])
-        .unwrap();
+    let (loss, grad) = gpu().binary_cross_entropy_with_logits_with_grad(&x, &y, 6, &none, &[1.0; 6]).unwrap();
     let tiny = |v: f32| v.abs() < 1e-40;
-    assert_eq!(
-        [loss[0], loss[3], loss[4], loss[5]],
-        [100.0, 100.0, 1e30, 0.0],
-        "{loss:?}"
-    );
+    assert_eq!([loss[0], loss[3], loss[4], loss[5]], [100.0, 100.0, 1e30, 0.0], "{loss:?}");
     assert!(tiny(loss[1]) && tiny(loss[2]), "{loss:?}"); // e^-100 ≈ 3.7e-44 (or flushed)
     assert_eq!([grad[0], grad[3], grad[4], grad[5]], [1.0, -1.0, 1.0, 0.0], "{grad:?}");
     assert!(tiny(grad[1]) && tiny(grad[2]), "{grad:?}");
@@ -466,11 +396,7 @@ fn non_finite_values_match_the_cpu() {
     let n = x.len();
     let g: Vec<f32> = (0..n).map(|i| 0.5 + i as f32 * 0.25).collect();
     for reduction in [Reduction::None, Reduction::Sum, Reduction::Mean] {
-        let gr = if reduction == Reduction::None {
-            g.clone()
-        } else {
-            vec![1.5]
-        };
+        let gr = if reduction == Reduction::None { g.clone() } else { vec![1.5] };
         for case in [
             Case::Mse(reduction),
             Case::L1(reduction),
@@ -482,13 +408,7 @@ fn non_finite_values_match_the_cpu() {
         }
         let mut o = BceOptions::default();
         o.reduction = reduction;
-        check(
-            &Case::BceWithLogits(o),
-            Call::Both,
-            &x,
-            &[0.0, 0.5, 1.0, 0.0, 1.0, 0.0, 0.25, 1.0, nan, 0.0],
-            &gr,
-        );
+        check(&Case::BceWithLogits(o), Call::Both, &x, &[0.0, 0.5, 1.0, 0.0, 1.0, 0.0, 0.25, 1.0, nan, 0.0], &gr);
     }
     // RMSE's sum overflows only through an infinite element here: f64 would not overflow
     // where f32 (and PyTorch's f32 mse_loss) does.
@@ -505,11 +425,7 @@ fn non_finite_values_match_the_cpu() {
             let mut o = KlDivOptions::default();
             o.reduction = reduction;
             o.log_target = log_target;
-            let gr = if reduction == KlDivReduction::None {
-                vec![1.0; 6]
-            } else {
-                vec![1.0]
-            };
+            let gr = if reduction == KlDivReduction::None { vec![1.0; 6] } else { vec![1.0] };
             check(&Case::KlDiv(3, o), Call::Both, &q, &t, &gr);
         }
     }
@@ -529,10 +445,7 @@ fn reductions_are_deterministic() {
     let first = gpu().mse_loss_with_grad(&x, &y, n, Reduction::Sum, &[1.0]).unwrap();
     let second = gpu().mse_loss_with_grad(&x, &y, n, Reduction::Sum, &[1.0]).unwrap();
     assert_eq!(first.0[0].to_bits(), second.0[0].to_bits());
-    assert_eq!(
-        gpu().mse_loss(&x, &y, n, Reduction::Sum).unwrap()[0].to_bits(),
-        first.0[0].to_bits()
-    );
+    assert_eq!(gpu().mse_loss(&x, &y, n, Reduction::Sum).unwrap()[0].to_bits(), first.0[0].to_bits());
 }
 
 /// What is wrong, the loss, input, target, grad_output.
@@ -554,13 +467,7 @@ fn gpu_and_cpu_refuse_the_same_inputs() {
         ("empty", Case::Mse(Reduction::Mean), &[], &[], &[1.0]),
         ("short input", Case::L1(Reduction::Sum), &x[..5], &x, &[1.0]),
         ("short target", Case::Rmse, &x, &x[..5], &[1.0]),
-        (
-            "grad_output per element for mean",
-            Case::Mse(Reduction::Mean),
-            &x,
-            &x,
-            &x,
-        ),
+        ("grad_output per element for mean", Case::Mse(Reduction::Mean), &x, &x, &x),
         ("one grad_output for none", Case::Mse(Reduction::None), &x, &x, &[1.0]),
         ("negative beta", Case::SmoothL1(Reduction::Mean, -0.5), &x, &x, &[1.0]),
         ("NaN beta", Case::SmoothL1(Reduction::Mean, f32::NAN), &x, &x, &[1.0]),
@@ -568,70 +475,32 @@ fn gpu_and_cpu_refuse_the_same_inputs() {
         ("negative delta", Case::Huber(Reduction::Mean, -1.0), &x, &x, &[1.0]),
         ("weight of 3", Case::BceWithLogits(weight3.clone()), &x, &x, &[1.0]),
         ("NaN weight", Case::Bce(nan_weight), &x, &x, &[1.0]),
-        (
-            "pos_weight not dividing",
-            Case::BceWithLogits(pw4.clone()),
-            &x,
-            &x,
-            &[1.0],
-        ),
+        ("pos_weight not dividing", Case::BceWithLogits(pw4.clone()), &x, &x, &[1.0]),
         ("empty pos_weight", Case::BceWithLogits(pw_empty), &x, &x, &[1.0]),
         ("pos_weight without logits", Case::Bce(pw4), &x, &x, &[1.0]),
-        (
-            "probability 1.5",
-            Case::Bce(BceOptions::default()),
-            &[0.5, 1.5],
-            &[0.0, 1.0],
-            &[1.0],
-        ),
-        (
-            "NaN probability",
-            Case::Bce(BceOptions::default()),
-            &[0.5, f32::NAN],
-            &[0.0, 1.0],
-            &[1.0],
-        ),
-        (
-            "target -0.5",
-            Case::Bce(BceOptions::default()),
-            &[0.5, 0.5],
-            &[0.0, -0.5],
-            &[1.0],
-        ),
+        ("probability 1.5", Case::Bce(BceOptions::default()), &[0.5, 1.5], &[0.0, 1.0], &[1.0]),
+        ("NaN probability", Case::Bce(BceOptions::default()), &[0.5, f32::NAN], &[0.0, 1.0], &[1.0]),
+        ("target -0.5", Case::Bce(BceOptions::default()), &[0.5, 0.5], &[0.0, -0.5], &[1.0]),
         ("rows not dividing", Case::KlDiv(4, kl), &x, &x, &[1.0]),
         ("rows 0", Case::KlDiv(0, kl), &x, &x, &[1.0]),
     ];
     for (what, case, x, y, g) in bad {
         let want = case.run(None, Call::Both, x, y, g).unwrap_err();
         for call in [Call::Both, Call::Grad] {
-            assert_eq!(
-                case.run(Some(gpu()), call, x, y, g).unwrap_err(),
-                want,
-                "{what} {call:?}"
-            );
+            assert_eq!(case.run(Some(gpu()), call, x, y, g).unwrap_err(), want, "{what} {call:?}");
         }
         assert_eq!(
             case.run(Some(gpu()), Call::Loss, x, y, g).err(),
             case.run(None, Call::Loss, x, y, g).err(),
             "{what}"
         );
-        assert!(
-            matches!(want, Error::InvalidArgument { .. } | Error::LengthMismatch { .. }),
-            "{what}: {want:?}"
-        );
+        assert!(matches!(want, Error::InvalidArgument { .. } | Error::LengthMismatch { .. }), "{what}: {want:?}");
     }
-    let message = gpu()
-        .smooth_l1_loss(&x, &x, 6, Reduction::Mean, -0.5)
-        .unwrap_err()
-        .to_string();
+    let message = gpu().smooth_l1_loss(&x, &x, 6, Reduction::Mean, -0.5).unwrap_err().to_string();
     assert!(message.contains("beta") && message.contains("-0.5"), "{message}");
     // Allowed edge values: beta 0 (L1), probabilities 0 and 1.
     assert!(gpu().smooth_l1_loss(&x, &x, 6, Reduction::Mean, 0.0).is_ok());
-    assert!(
-        gpu()
-            .binary_cross_entropy(&[0.0, 1.0], &[1.0, 0.0], 2, &BceOptions::default())
-            .is_ok()
-    );
+    assert!(gpu().binary_cross_entropy(&[0.0, 1.0], &[1.0, 0.0], 2, &BceOptions::default()).is_ok());
 }
 
 /// The encode API of every loss, at 4-byte (never 16-byte) aligned offsets inside arenas
@@ -673,9 +542,7 @@ fn encode_at_offsets_matches_cpu() {
     gpu.encode_rmse_loss(&mut encoder, &mut ws, &buffers, n).unwrap();
     gpu.queue().submit([encoder.finish()]);
     let got = outs.read(gpu, "rmse gradient alone");
-    expect(&Case::Rmse, &x, &y, &[1.0])
-        .1
-        .check("elementwise grad rmse alone", &got[0]);
+    expect(&Case::Rmse, &x, &y, &[1.0]).1.check("elementwise grad rmse alone", &got[0]);
 }
 
 /// Bad buffers are refused before anything is recorded.
@@ -687,49 +554,17 @@ fn encode_refuses_bad_buffers() {
     let mut encoder = gpu.device().create_command_encoder(&Default::default());
     let kl = KlDivOptions::default();
     let nothing = ElementwiseBuffers::new(data.slice(..16), data.slice(16..));
-    let err = gpu
-        .encode_kl_div(&mut encoder, &mut ws, &nothing, 4, 2, &kl)
-        .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            Error::InvalidArgument {
-                argument: "buffers",
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    let err = gpu.encode_kl_div(&mut encoder, &mut ws, &nothing, 4, 2, &kl).unwrap_err();
+    assert!(matches!(err, Error::InvalidArgument { argument: "buffers", .. }), "{err:?}");
     let short = ElementwiseBuffers::new(data.slice(..12), data.slice(16..)).loss(out.slice(..4));
     let err = gpu.encode_kl_div(&mut encoder, &mut ws, &short, 4, 2, &kl).unwrap_err();
-    assert_eq!(
-        err,
-        Error::LengthMismatch {
-            argument: "input",
-            expected: 4,
-            actual: 3
-        }
-    );
+    assert_eq!(err, Error::LengthMismatch { argument: "input", expected: 4, actual: 3 });
     let short_grad = ElementwiseBuffers::new(data.slice(..16), data.slice(16..)).grad(out.slice(..8));
-    let err = gpu
-        .encode_mse_loss(&mut encoder, &mut ws, &short_grad, 4, Reduction::Sum)
-        .unwrap_err();
-    assert_eq!(
-        err,
-        Error::LengthMismatch {
-            argument: "grad",
-            expected: 4,
-            actual: 2
-        }
-    );
+    let err = gpu.encode_mse_loss(&mut encoder, &mut ws, &short_grad, 4, Reduction::Sum).unwrap_err();
+    assert_eq!(err, Error::LengthMismatch { argument: "grad", expected: 4, actual: 2 });
     let ok = ElementwiseBuffers::new(data.slice(..16), data.slice(16..)).loss(out.slice(..4));
-    let err = gpu
-        .encode_huber_loss(&mut encoder, &mut ws, &ok, 4, Reduction::Sum, -1.0)
-        .unwrap_err();
-    assert!(
-        matches!(err, Error::InvalidArgument { argument: "delta", .. }),
-        "{err:?}"
-    );
+    let err = gpu.encode_huber_loss(&mut encoder, &mut ws, &ok, 4, Reduction::Sum, -1.0).unwrap_err();
+    assert!(matches!(err, Error::InvalidArgument { argument: "delta", .. }), "{err:?}");
 }
 
 /// On the device, values are not checked: a probability outside [0, 1] or NaN gives that
@@ -738,20 +573,13 @@ fn encode_bce_out_of_domain_gives_nan_elements() {
     let gpu = gpu();
     let p = [0.25f32, f32::NAN, 1.5, 0.75, -0.5];
     let y = [1.0f32, 1.0, 0.0, 0.0, 1.0];
-    let (input, target, loss, grad) = (
-        upload(gpu, &p),
-        upload(gpu, &y),
-        upload(gpu, &[0.0f32; 5]),
-        upload(gpu, &[0.0f32; 5]),
-    );
+    let (input, target, loss, grad) =
+        (upload(gpu, &p), upload(gpu, &y), upload(gpu, &[0.0f32; 5]), upload(gpu, &[0.0f32; 5]));
     let mut opts = BceOptions::default();
     opts.reduction = Reduction::None;
     let mut encoder = gpu.device().create_command_encoder(&Default::default());
-    let buffers = ElementwiseBuffers::new(input.slice(..), target.slice(..))
-        .loss(loss.slice(..))
-        .grad(grad.slice(..));
-    gpu.encode_binary_cross_entropy(&mut encoder, &mut Workspace::new(gpu), &buffers, 5, &opts)
-        .unwrap();
+    let buffers = ElementwiseBuffers::new(input.slice(..), target.slice(..)).loss(loss.slice(..)).grad(grad.slice(..));
+    gpu.encode_binary_cross_entropy(&mut encoder, &mut Workspace::new(gpu), &buffers, 5, &opts).unwrap();
     gpu.queue().submit([encoder.finish()]);
     let (l, g) = (download(gpu, &loss, 0, 5), download(gpu, &grad, 0, 5));
     let (want_l, want_g) =
@@ -794,17 +622,9 @@ fn batch_larger_than_a_binding() {
     let (loss, grad) = gpu().mse_loss_with_grad(&x, &y, n, Reduction::Sum, &[0.5]).unwrap();
     let (want_loss, want_grad) = cpu::mse_loss_with_grad(&x, &y, n, Reduction::Sum, &[0.5]).unwrap();
     // A sum of n non-negative terms, each to a few ulps: relative 1e-5 of the total.
-    assert!(
-        (loss[0] - want_loss[0]).abs() <= 1e-5 * want_loss[0],
-        "{} vs {}",
-        loss[0],
-        want_loss[0]
-    );
+    assert!((loss[0] - want_loss[0]).abs() <= 1e-5 * want_loss[0], "{} vs {}", loss[0], want_loss[0]);
     // Each slope 2·(x - y)·g is one rounding from the f64 value.
     for i in (0..n).step_by(4099).chain(n - 5..n) {
-        assert!(
-            (grad[i] - want_grad[i]).abs() <= 1e-6 * want_grad[i].abs().max(1.0),
-            "grad[{i}]"
-        );
+        assert!((grad[i] - want_grad[i]).abs() <= 1e-6 * want_grad[i].abs().max(1.0), "grad[{i}]");
     }
 }

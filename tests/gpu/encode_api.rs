@@ -94,13 +94,7 @@ fn cross_entropy_at_offsets_matches_cpu() {
         opts.label_smoothing = 0.05;
         opts.weight = Some((0..classes).map(|c| 1.0 + c as f32 / 10.0).collect());
         let g = harness::grad_output(&mut rng, rows, &opts);
-        let case = CeCase::index(
-            Shape::rows(rows, classes),
-            x.clone(),
-            targets.clone(),
-            opts.clone(),
-            g.clone(),
-        );
+        let case = CeCase::index(Shape::rows(rows, classes), x.clone(), targets.clone(), opts.clone(), g.clone());
         let (mut ins, mut outs) = (Arena::new(), Arena::new());
         let (x_at, t_at, g_at) = (ins.put(&x), ins.put(&targets), ins.put(&g));
         let out_at = [g.len(), n, rows, rows, 1].map(|len| outs.output(len));
@@ -115,8 +109,7 @@ fn cross_entropy_at_offsets_matches_cpu() {
             .argmax(outs.slice(out_at[3]))
             .accuracy(outs.slice(out_at[4]));
         let mut enc = encoder(gpu);
-        gpu.encode_cross_entropy(&mut enc, &mut Workspace::new(gpu), &buffers, rows, classes, &opts)
-            .unwrap();
+        gpu.encode_cross_entropy(&mut enc, &mut Workspace::new(gpu), &buffers, rows, classes, &opts).unwrap();
         gpu.queue().submit([enc.finish()]);
         let what = format!("at offsets {reduction:?}");
         ins.read(gpu, &what);
@@ -156,8 +149,7 @@ fn nll_at_offsets_matches_cpu() {
         .loss(outs.slice(loss_at))
         .grad(outs.slice(grad_at));
     let mut enc = encoder(gpu);
-    gpu.encode_nll_loss(&mut enc, &mut Workspace::new(gpu), &buffers, rows, classes, &opts)
-        .unwrap();
+    gpu.encode_nll_loss(&mut enc, &mut Workspace::new(gpu), &buffers, rows, classes, &opts).unwrap();
     gpu.queue().submit([enc.finish()]);
     ins.read(gpu, "nll at offsets");
     let got = outs.read(gpu, "nll at offsets");
@@ -177,13 +169,7 @@ fn f16_logits_and_gradient_at_offsets() {
     let widened: Vec<f32> = halves.iter().map(|h| h.to_f32()).collect();
     let targets = rng.targets(rows, classes);
     let opts = CrossEntropyOptions::default();
-    let case = CeCase::index(
-        Shape::rows(rows, classes),
-        widened,
-        targets.clone(),
-        opts.clone(),
-        vec![1.0],
-    );
+    let case = CeCase::index(Shape::rows(rows, classes), widened, targets.clone(), opts.clone(), vec![1.0]);
     let (mut ins, mut outs) = (Arena::new(), Arena::new());
     let (x_at, t_at) = (ins.put(&halves), ins.put(&targets));
     let (loss_at, grad_at) = (outs.output(1), outs.output(n.div_ceil(2)));
@@ -204,18 +190,12 @@ fn f16_logits_and_gradient_at_offsets() {
     gpu.queue().submit([enc.finish()]);
     ins.read(gpu, "f16 at offsets");
     let got = outs.read(gpu, "f16 at offsets");
-    let grad: Vec<f32> = bytemuck::cast_slice::<f32, f16>(&got[1])[..n]
-        .iter()
-        .map(|h| h.to_f32())
-        .collect();
+    let grad: Vec<f32> = bytemuck::cast_slice::<f32, f16>(&got[1])[..n].iter().map(|h| h.to_f32()).collect();
     // The grad range holds n halves and, for odd n, half a word the kernel must not touch.
     if n % 2 == 1 {
         let last = bytemuck::cast_slice::<f32, u16>(&got[1])[n];
         let sentinel_high_half = (harness::arena::SENTINEL >> 16) as u16;
-        assert_eq!(
-            last, sentinel_high_half,
-            "f16 at offsets: the half after the gradient changed"
-        );
+        assert_eq!(last, sentinel_high_half, "f16 at offsets: the half after the gradient changed");
     }
     case.expect.check("f16 at offsets", Got::outputs(Some(&got[0]), None));
     let tol: Vec<f64> = case
@@ -246,17 +226,13 @@ fn repeated_recording_reuses_the_workspace() {
         let x = rng.logits(rows * classes, 3.0 + step as f32);
         gpu.queue().write_buffer(&logits, 0, bytemuck::cast_slice(&x));
         let mut enc = encoder(gpu);
-        let buffers = LossBuffers::new(target_buf.slice(..))
-            .input(logits.slice(..))
-            .loss(loss.slice(..))
-            .grad(grad.slice(..));
-        gpu.encode_cross_entropy(&mut enc, &mut ws, &buffers, rows, classes, &opts)
-            .unwrap();
+        let buffers =
+            LossBuffers::new(target_buf.slice(..)).input(logits.slice(..)).loss(loss.slice(..)).grad(grad.slice(..));
+        gpu.encode_cross_entropy(&mut enc, &mut ws, &buffers, rows, classes, &opts).unwrap();
         gpu.queue().submit([enc.finish()]);
         let case = CeCase::index(Shape::rows(rows, classes), x, targets.clone(), opts.clone(), vec![1.0]);
         let (l, g) = (download(gpu, &loss, 0, 1), download(gpu, &grad, 0, rows * classes));
-        case.expect
-            .check(&format!("step {step}"), Got::outputs(Some(&l), Some(&g)));
+        case.expect.check(&format!("step {step}"), Got::outputs(Some(&l), Some(&g)));
     }
 }
 
@@ -281,45 +257,25 @@ fn ops_chain_in_one_encoder() {
     let ones = upload(gpu, &vec![1.0f32; rows]);
     let mut ws: Vec<Workspace> = (0..4).map(|_| Workspace::new(gpu)).collect();
     let mut enc = encoder(gpu);
-    gpu.encode_log_softmax(&mut enc, &mut ws[0], logits.slice(..), lp.slice(..), rows, classes)
-        .unwrap();
+    gpu.encode_log_softmax(&mut enc, &mut ws[0], logits.slice(..), lp.slice(..), rows, classes).unwrap();
     let nll_buffers = LossBuffers::new(target_buf.slice(..))
         .input(lp.slice(..))
         .loss(nll.slice(..))
         .grad(g_lp.slice(..))
         .grad_output(ones.slice(..));
-    gpu.encode_nll_loss(&mut enc, &mut ws[1], &nll_buffers, rows, classes, &opts)
+    gpu.encode_nll_loss(&mut enc, &mut ws[1], &nll_buffers, rows, classes, &opts).unwrap();
+    gpu.encode_log_softmax_backward(&mut enc, &mut ws[2], lp.slice(..), g_lp.slice(..), g_x.slice(..), rows, classes)
         .unwrap();
-    gpu.encode_log_softmax_backward(
-        &mut enc,
-        &mut ws[2],
-        lp.slice(..),
-        g_lp.slice(..),
-        g_x.slice(..),
-        rows,
-        classes,
-    )
-    .unwrap();
-    let ce_buffers = LossBuffers::new(target_buf.slice(..))
-        .input(logits.slice(..))
-        .loss(ce.slice(..));
-    gpu.encode_cross_entropy(&mut enc, &mut ws[3], &ce_buffers, rows, classes, &opts)
-        .unwrap();
+    let ce_buffers = LossBuffers::new(target_buf.slice(..)).input(logits.slice(..)).loss(ce.slice(..));
+    gpu.encode_cross_entropy(&mut enc, &mut ws[3], &ce_buffers, rows, classes, &opts).unwrap();
     gpu.queue().submit([enc.finish()]);
     // The chain rounds through the stored log-probabilities: held to the cross-entropy
     // tolerance of logits and to the backward's tolerance of those log-probabilities.
     let case = CeCase::index(Shape::rows(rows, classes), x, targets, opts, vec![1.0; rows]);
-    case.expect.check(
-        "log_softmax → nll",
-        Got::outputs(Some(&download(gpu, &nll, 0, rows)), None),
-    );
-    case.expect.check(
-        "fused cross_entropy",
-        Got::outputs(Some(&download(gpu, &ce, 0, rows)), None),
-    );
+    case.expect.check("log_softmax → nll", Got::outputs(Some(&download(gpu, &nll, 0, rows)), None));
+    case.expect.check("fused cross_entropy", Got::outputs(Some(&download(gpu, &ce, 0, rows)), None));
     let chained = download(gpu, &g_x, 0, n);
-    case.expect
-        .check("nll → log_softmax_backward", Got::outputs(None, Some(&chained)));
+    case.expect.check("nll → log_softmax_backward", Got::outputs(None, Some(&chained)));
 }
 
 /// Bad buffers are refused with an `Err` naming the argument, before anything is
@@ -342,60 +298,22 @@ fn bad_buffers_are_refused_before_recording() {
     let mut record =
         |buffers: LossBuffers<'_>| gpu.encode_cross_entropy(&mut enc, &mut ws, &buffers, rows, classes, &opts);
 
-    let small = LossBuffers::new(targets.slice(..))
-        .input(logits.slice(..40))
-        .loss(out.slice(..));
-    assert!(matches!(
-        record(small),
-        Err(Error::LengthMismatch {
-            argument: "input",
-            expected: 12,
-            actual: 10
-        })
-    ));
-    let no_storage = LossBuffers::new(targets.slice(..))
-        .input(uniform_only.slice(..48))
-        .loss(out.slice(..));
-    assert!(matches!(
-        record(no_storage),
-        Err(Error::InvalidArgument { argument: "input", .. })
-    ));
+    let small = LossBuffers::new(targets.slice(..)).input(logits.slice(..40)).loss(out.slice(..));
+    assert!(matches!(record(small), Err(Error::LengthMismatch { argument: "input", expected: 12, actual: 10 })));
+    let no_storage = LossBuffers::new(targets.slice(..)).input(uniform_only.slice(..48)).loss(out.slice(..));
+    assert!(matches!(record(no_storage), Err(Error::InvalidArgument { argument: "input", .. })));
     let nothing_wanted = LossBuffers::new(targets.slice(..)).input(logits.slice(..));
-    assert!(matches!(
-        record(nothing_wanted),
-        Err(Error::InvalidArgument {
-            argument: "buffers",
-            ..
-        })
-    ));
+    assert!(matches!(record(nothing_wanted), Err(Error::InvalidArgument { argument: "buffers", .. })));
     let no_input = LossBuffers::new(targets.slice(..)).loss(out.slice(..));
-    assert!(matches!(
-        record(no_input),
-        Err(Error::InvalidArgument { argument: "input", .. })
-    ));
-    let short_targets = LossBuffers::new(targets.slice(..8))
-        .input(logits.slice(..))
-        .loss(out.slice(..));
-    assert!(matches!(
-        record(short_targets),
-        Err(Error::LengthMismatch {
-            argument: "targets",
-            ..
-        })
-    ));
-    let short_grad = LossBuffers::new(targets.slice(..))
-        .input(logits.slice(..))
-        .grad(out.slice(..44));
-    assert!(matches!(
-        record(short_grad),
-        Err(Error::LengthMismatch { argument: "grad", .. })
-    ));
+    assert!(matches!(record(no_input), Err(Error::InvalidArgument { argument: "input", .. })));
+    let short_targets = LossBuffers::new(targets.slice(..8)).input(logits.slice(..)).loss(out.slice(..));
+    assert!(matches!(record(short_targets), Err(Error::LengthMismatch { argument: "targets", .. })));
+    let short_grad = LossBuffers::new(targets.slice(..)).input(logits.slice(..)).grad(out.slice(..44));
+    assert!(matches!(record(short_grad), Err(Error::LengthMismatch { argument: "grad", .. })));
     let err = gpu.encode_cross_entropy(
         &mut encoder(gpu),
         &mut Workspace::new(gpu),
-        &LossBuffers::new(targets.slice(..))
-            .input(logits.slice(..))
-            .loss(out.slice(..)),
+        &LossBuffers::new(targets.slice(..)).input(logits.slice(..)).loss(out.slice(..)),
         0,
         3,
         &opts,
@@ -406,20 +324,12 @@ fn bad_buffers_are_refused_before_recording() {
     let err = gpu.encode_cross_entropy(
         &mut encoder(gpu),
         &mut Workspace::new(gpu),
-        &LossBuffers::new(targets.slice(..))
-            .input(logits.slice(..))
-            .loss(out.slice(..)),
+        &LossBuffers::new(targets.slice(..)).input(logits.slice(..)).loss(out.slice(..)),
         rows,
         classes,
         &bad_eps,
     );
-    assert!(matches!(
-        err,
-        Err(Error::InvalidArgument {
-            argument: "label_smoothing",
-            ..
-        })
-    ));
+    assert!(matches!(err, Err(Error::InvalidArgument { argument: "label_smoothing", .. })));
     let err = gpu.encode_log_softmax(
         &mut encoder(gpu),
         &mut Workspace::new(gpu),
@@ -440,13 +350,8 @@ fn bad_buffers_are_refused_before_recording() {
         rows,
         classes,
     );
-    assert!(
-        matches!(err, Err(Error::InvalidArgument { argument: "output", .. })),
-        "{err:?}"
-    );
-    let same = LossBuffers::new(targets.slice(..))
-        .input(shared.slice(..48))
-        .loss(shared.slice(64..68));
+    assert!(matches!(err, Err(Error::InvalidArgument { argument: "output", .. })), "{err:?}");
+    let same = LossBuffers::new(targets.slice(..)).input(shared.slice(..48)).loss(shared.slice(64..68));
     assert!(matches!(
         gpu.encode_cross_entropy(&mut encoder(gpu), &mut Workspace::new(gpu), &same, rows, classes, &opts),
         Err(Error::InvalidArgument { argument: "loss", .. })
@@ -467,18 +372,13 @@ fn out_of_range_target_on_the_device_gives_nan_row() {
     let loss = upload(gpu, &[0.0f32; 2]);
     let grad = upload(gpu, &[0.0f32; 6]);
     let mut enc = encoder(gpu);
-    let buffers = LossBuffers::new(targets.slice(..))
-        .input(logits.slice(..))
-        .loss(loss.slice(..))
-        .grad(grad.slice(..));
-    gpu.encode_cross_entropy(&mut enc, &mut Workspace::new(gpu), &buffers, 2, 3, &opts)
-        .unwrap();
+    let buffers = LossBuffers::new(targets.slice(..)).input(logits.slice(..)).loss(loss.slice(..)).grad(grad.slice(..));
+    gpu.encode_cross_entropy(&mut enc, &mut Workspace::new(gpu), &buffers, 2, 3, &opts).unwrap();
     gpu.queue().submit([enc.finish()]);
     let l = download(gpu, &loss, 0, 2);
     let g = download(gpu, &grad, 0, 6);
     let case = CeCase::index(Shape::rows(1, 3), x[..3].to_vec(), vec![2], opts.clone(), vec![1.0]);
-    case.expect
-        .check("the good row", Got::outputs(Some(&l[..1]), Some(&g[..3])));
+    case.expect.check("the good row", Got::outputs(Some(&l[..1]), Some(&g[..3])));
     assert!(l[1].is_nan(), "{l:?}");
     assert!(g[3..].iter().all(|v| v.is_nan()), "{g:?}");
 }
@@ -497,38 +397,22 @@ fn status_reports_the_first_bad_target() {
     let loss = upload(gpu, &[0.0f32]);
     let grad = upload(gpu, &vec![0.0f32; rows * classes]);
     let mut ws = Workspace::new(gpu);
-    for (op, with_grad) in [
-        ("cross_entropy", false),
-        ("cross_entropy", true),
-        ("nll_loss", false),
-        ("nll_loss", true),
-    ] {
-        let mut buffers = LossBuffers::new(target_buf.slice(..))
-            .input(logits.slice(..))
-            .loss(loss.slice(..));
+    for (op, with_grad) in [("cross_entropy", false), ("cross_entropy", true), ("nll_loss", false), ("nll_loss", true)]
+    {
+        let mut buffers = LossBuffers::new(target_buf.slice(..)).input(logits.slice(..)).loss(loss.slice(..));
         if with_grad {
             buffers = buffers.grad(grad.slice(..));
         }
         let mut enc = encoder(gpu);
         let opts = CrossEntropyOptions::default();
         if op == "cross_entropy" {
-            gpu.encode_cross_entropy(&mut enc, &mut ws, &buffers, rows, classes, &opts)
-                .unwrap();
+            gpu.encode_cross_entropy(&mut enc, &mut ws, &buffers, rows, classes, &opts).unwrap();
         } else {
-            gpu.encode_nll_loss(&mut enc, &mut ws, &buffers, rows, classes, &opts)
-                .unwrap();
+            gpu.encode_nll_loss(&mut enc, &mut ws, &buffers, rows, classes, &opts).unwrap();
         }
         gpu.queue().submit([enc.finish()]);
         let err = ws.check_targets(gpu).unwrap_err();
-        assert_eq!(
-            err,
-            Error::InvalidTarget {
-                row: 123,
-                value: 4,
-                classes
-            },
-            "{op} grad={with_grad}"
-        );
+        assert_eq!(err, Error::InvalidTarget { row: 123, value: 4, classes }, "{op} grad={with_grad}");
         assert!(download(gpu, &loss, 0, 1)[0].is_nan());
         // The status buffer, copied by hand to an offset of the caller's: [total weight,
         // 0xffff_ffff - first bad row, its value, 0].
@@ -540,43 +424,22 @@ fn status_reports_the_first_bad_target() {
         enc.copy_buffer_to_buffer(ws.status_buffer(), 0, status.buffer(), status.offset(), 16);
         gpu.queue().submit([enc.finish()]);
         let words: Vec<u32> = arena.read(gpu, "status")[0].iter().map(|v| v.to_bits()).collect();
-        assert_eq!(
-            words[1..],
-            [u32::MAX - 123, 4, 0],
-            "{op} grad={with_grad}: status words"
-        );
+        assert_eq!(words[1..], [u32::MAX - 123, 4, 0], "{op} grad={with_grad}: status words");
     }
     // The slice API reads the same status back with its results.
     let x = vec![0.5f32; rows * classes];
     let opts = CrossEntropyOptions::default();
     let err = gpu.cross_entropy(&x, &targets, rows, classes, &opts).unwrap_err();
-    assert_eq!(
-        err,
-        Error::InvalidTarget {
-            row: 123,
-            value: 4,
-            classes
-        }
-    );
+    assert_eq!(err, Error::InvalidTarget { row: 123, value: 4, classes });
     // A good batch afterwards: the device is fine and the status is clear.
     let good = upload(gpu, &vec![1i32; rows]);
     let mut enc = encoder(gpu);
-    let buffers = LossBuffers::new(good.slice(..))
-        .input(logits.slice(..))
-        .loss(loss.slice(..));
-    gpu.encode_cross_entropy(&mut enc, &mut ws, &buffers, rows, classes, &opts)
-        .unwrap();
+    let buffers = LossBuffers::new(good.slice(..)).input(logits.slice(..)).loss(loss.slice(..));
+    gpu.encode_cross_entropy(&mut enc, &mut ws, &buffers, rows, classes, &opts).unwrap();
     gpu.queue().submit([enc.finish()]);
     ws.check_targets(gpu).unwrap();
-    let case = CeCase::index(
-        Shape::rows(rows, classes),
-        vec![0.5; rows * classes],
-        vec![1; rows],
-        opts,
-        Vec::new(),
-    );
-    case.expect
-        .check("good batch", Got::outputs(Some(&download(gpu, &loss, 0, 1)), None));
+    let case = CeCase::index(Shape::rows(rows, classes), vec![0.5; rows * classes], vec![1; rows], opts, Vec::new());
+    case.expect.check("good batch", Got::outputs(Some(&download(gpu, &loss, 0, 1)), None));
 }
 
 /// An app that already has a device embeds the library with `from_device`.
@@ -591,18 +454,9 @@ fn from_device_uses_the_callers_device() {
 /// The tests run where `WGPU_BACKEND` says (CI runs them on Vulkan and on GL).
 fn runs_on_the_requested_backend() {
     let info = gpu().adapter_info();
-    eprintln!(
-        "adapter: {} ({:?}, {}), subgroups: {}",
-        info.name,
-        info.backend,
-        info.driver,
-        gpu().uses_subgroups()
-    );
+    eprintln!("adapter: {} ({:?}, {}), subgroups: {}", info.name, info.backend, info.driver, gpu().uses_subgroups());
     if let Ok(wanted) = std::env::var("WGPU_BACKEND") {
         let backend = format!("{:?}", info.backend).to_lowercase();
-        assert!(
-            wanted.to_lowercase().contains(&backend),
-            "WGPU_BACKEND={wanted} but running on {backend}"
-        );
+        assert!(wanted.to_lowercase().contains(&backend), "WGPU_BACKEND={wanted} but running on {backend}");
     }
 }

@@ -29,11 +29,7 @@ fn has_f16(gpu: &Gpu) -> bool {
 fn f16_is_checked_where_it_must_be() {
     let gpu = gpu();
     if gpu.adapter_info().backend == wgpu::Backend::Vulkan {
-        assert!(
-            has_f16(gpu),
-            "the Vulkan adapter {:?} lacks SHADER_F16",
-            gpu.adapter_info().name
-        );
+        assert!(has_f16(gpu), "the Vulkan adapter {:?} lacks SHADER_F16", gpu.adapter_info().name);
     }
     if !has_f16(gpu) {
         let e = gpu
@@ -86,20 +82,12 @@ impl HalfCase {
     fn check(&self, path: &Path) {
         let (gpu, what) = (&path.gpu, self.case.what(&path.label()));
         let Shape { n, classes, .. } = self.case.shape;
-        let OwnedTargets::Index(targets) = &self.case.targets else {
-            unreachable!()
-        };
+        let OwnedTargets::Index(targets) = &self.case.targets else { unreachable!() };
         let (opts, g) = (&self.case.opts, &self.case.g);
-        let (loss, grad) = gpu
-            .cross_entropy_with_grad_half(&self.bf16, targets, n, classes, opts, g)
-            .unwrap();
-        self.case
-            .expect
-            .check(&format!("bf16 {what}"), Got::outputs(Some(&loss), Some(&grad)));
+        let (loss, grad) = gpu.cross_entropy_with_grad_half(&self.bf16, targets, n, classes, opts, g).unwrap();
+        self.case.expect.check(&format!("bf16 {what}"), Got::outputs(Some(&loss), Some(&grad)));
         let loss = gpu.cross_entropy_half(&self.bf16, targets, n, classes, opts).unwrap();
-        self.case
-            .expect
-            .check(&format!("bf16 loss only {what}"), Got::outputs(Some(&loss), None));
+        self.case.expect.check(&format!("bf16 loss only {what}"), Got::outputs(Some(&loss), None));
         let result = gpu.cross_entropy_with_grad_half(&self.f16, targets, n, classes, opts, g);
         if !has_f16(gpu) {
             assert!(result.unwrap_err().to_string().contains("SHADER_F16"));
@@ -149,11 +137,7 @@ fn short_half_rows_match_cpu(path: &'static Path) {
             let raw = rng.logits(rows * classes, 8.0);
             let mut targets = rng.targets(rows, classes);
             targets[2] = -100;
-            for (k, opts) in option_sets(classes, -7)
-                .into_iter()
-                .enumerate()
-                .filter(|(k, _)| [0, 5, 6].contains(k))
-            {
+            for (k, opts) in option_sets(classes, -7).into_iter().enumerate().filter(|(k, _)| [0, 5, 6].contains(k)) {
                 let g = grad_output(&mut rng, rows, &opts);
                 let targets = targets_for(&opts, &targets);
                 let mut case = HalfCase::new(Shape::rows(rows, classes), &raw, targets, opts, g);
@@ -197,22 +181,14 @@ fn encode_api_half_precision() {
     let mut rng = Rng::new(53);
     let (rows, classes) = (11, 37);
     let raw = rng.logits(rows * classes, 6.0);
-    let halves: Vec<bf16> = [bf16::ZERO, bf16::ZERO]
-        .into_iter()
-        .chain(raw.iter().map(|&v| bf16::from_f32(v)))
-        .collect();
+    let halves: Vec<bf16> =
+        [bf16::ZERO, bf16::ZERO].into_iter().chain(raw.iter().map(|&v| bf16::from_f32(v))).collect();
     let mut words = bytemuck::cast_slice::<bf16, u8>(&halves).to_vec();
     words.resize(words.len().next_multiple_of(4), 0);
     let widened: Vec<f32> = halves[2..].iter().map(|h| h.to_f32()).collect();
     let targets = rng.targets(rows, classes);
     let opts = CrossEntropyOptions::default();
-    let want = CeCase::index(
-        Shape::rows(rows, classes),
-        widened,
-        targets.clone(),
-        opts.clone(),
-        vec![1.0],
-    );
+    let want = CeCase::index(Shape::rows(rows, classes), widened, targets.clone(), opts.clone(), vec![1.0]);
     let logits = upload(gpu, &words);
     let target_buf = upload(gpu, &targets);
     let loss = upload(gpu, &[0f32]);
@@ -224,34 +200,21 @@ fn encode_api_half_precision() {
         .grad(grad.slice(..))
         .precision(Precision::Bf16);
     let mut encoder = gpu.device().create_command_encoder(&Default::default());
-    gpu.encode_cross_entropy(&mut encoder, &mut ws, &buffers, rows, classes, &opts)
-        .unwrap();
+    gpu.encode_cross_entropy(&mut encoder, &mut ws, &buffers, rows, classes, &opts).unwrap();
     gpu.queue().submit([encoder.finish()]);
     let got_loss = download(gpu, &loss, 0, 1);
     let got_grad = download(gpu, &grad, 0, rows * classes);
-    want.expect
-        .check("encode bf16", Got::outputs(Some(&got_loss), Some(&got_grad)));
+    want.expect.check("encode bf16", Got::outputs(Some(&got_loss), Some(&got_grad)));
 
     let mut encoder = gpu.device().create_command_encoder(&Default::default());
-    let e = gpu
-        .encode_nll_loss(&mut encoder, &mut ws, &buffers, rows, classes, &opts)
-        .unwrap_err();
+    let e = gpu.encode_nll_loss(&mut encoder, &mut ws, &buffers, rows, classes, &opts).unwrap_err();
     assert!(e.to_string().contains("precision"), "{e}");
-    let in_place = LossBuffers::new(target_buf.slice(..))
-        .input(logits.slice(..))
-        .grad_in_place()
-        .precision(Precision::Bf16);
-    let e = gpu
-        .encode_cross_entropy(&mut encoder, &mut ws, &in_place, rows, classes, &opts)
-        .unwrap_err();
+    let in_place =
+        LossBuffers::new(target_buf.slice(..)).input(logits.slice(..)).grad_in_place().precision(Precision::Bf16);
+    let e = gpu.encode_cross_entropy(&mut encoder, &mut ws, &in_place, rows, classes, &opts).unwrap_err();
     assert!(e.to_string().contains("precision"), "{e}");
     // Too few halves for the shape.
-    let short = LossBuffers::new(target_buf.slice(..))
-        .input(logits.slice(..8))
-        .loss(loss.slice(..))
-        .precision(Precision::Bf16);
-    assert!(
-        gpu.encode_cross_entropy(&mut encoder, &mut ws, &short, rows, classes, &opts)
-            .is_err()
-    );
+    let short =
+        LossBuffers::new(target_buf.slice(..)).input(logits.slice(..8)).loss(loss.slice(..)).precision(Precision::Bf16);
+    assert!(gpu.encode_cross_entropy(&mut encoder, &mut ws, &short, rows, classes, &opts).is_err());
 }

@@ -24,9 +24,7 @@ fn every_op(gpu: &Gpu, x: &[f32], targets: &[i32], rows: usize, classes: usize) 
     out.extend(gpu.nll_loss_grad(targets, rows, classes, &opts, &g).unwrap());
     out.extend(gpu.cross_entropy(x, targets, rows, classes, &opts).unwrap());
     out.extend(gpu.cross_entropy_grad(x, targets, rows, classes, &opts, &g).unwrap());
-    let (l, gr) = gpu
-        .cross_entropy_with_grad(x, targets, rows, classes, &opts, &g)
-        .unwrap();
+    let (l, gr) = gpu.cross_entropy_with_grad(x, targets, rows, classes, &opts, &g).unwrap();
     out.extend(l);
     out.extend(gr);
     opts.reduction = Reduction::None;
@@ -41,12 +39,7 @@ fn eight_threads_share_one_gpu_and_get_the_single_threaded_results() {
         .map(|i| {
             let mut rng = Rng::new(100 + i as u64);
             let (rows, classes) = (5 + 13 * i, 3 + 97 * i);
-            (
-                rng.logits(rows * classes, 6.0),
-                rng.targets(rows, classes),
-                rows,
-                classes,
-            )
+            (rng.logits(rows * classes, 6.0), rng.targets(rows, classes), rows, classes)
         })
         .collect();
     let alone: Vec<Vec<u32>> = batches.iter().map(|(x, t, r, c)| every_op(gpu, x, t, *r, *c)).collect();
@@ -80,10 +73,7 @@ fn soak_ten_thousand_calls_keeps_memory_bounded() {
         let x = rng.logits(rows * classes, 4.0);
         let t = rng.targets(rows, classes);
         match i % 3 {
-            0 => drop(
-                gpu.cross_entropy_with_grad(&x, &t, rows, classes, &opts, &[1.0])
-                    .unwrap(),
-            ),
+            0 => drop(gpu.cross_entropy_with_grad(&x, &t, rows, classes, &opts, &[1.0]).unwrap()),
             1 => drop(gpu.log_softmax(&x, rows, classes).unwrap()),
             _ => drop(gpu.nll_loss(&x, &t, rows, classes, &opts).unwrap()),
         }
@@ -97,14 +87,6 @@ fn soak_ten_thousand_calls_keeps_memory_bounded() {
     }
     let end = resident_bytes();
     let growth = end.saturating_sub(warm);
-    eprintln!(
-        "resident after warm-up {} MiB, after 10,000 calls {} MiB",
-        warm >> 20,
-        end >> 20
-    );
-    assert!(
-        growth < 32 << 20,
-        "resident memory grew by {} MiB over 9,000 calls",
-        growth >> 20
-    );
+    eprintln!("resident after warm-up {} MiB, after 10,000 calls {} MiB", warm >> 20, end >> 20);
+    assert!(growth < 32 << 20, "resident memory grew by {} MiB over 9,000 calls", growth >> 20);
 }

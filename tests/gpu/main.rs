@@ -71,9 +71,5 @@ fn main() -> ExitCode {
             println!("    {family:<24} {ratio:.3}  ({what})");
         }
     }
-    if conclusion.has_failed() || !covered {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    }
+    if conclusion.has_failed() || !covered { ExitCode::FAILURE } else { ExitCode::SUCCESS }
 }

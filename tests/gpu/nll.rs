@@ -28,29 +28,15 @@ struct Case {
 impl Case {
     fn new(shape: Shape, lp: &[f32], targets: Vec<i32>, opts: CrossEntropyOptions, g: Vec<f32>) -> Self {
         let (loss, grad) = harness::checks::nll(lp, &targets, shape, &opts, &g);
-        Self {
-            shape,
-            lp: lp.to_vec(),
-            targets,
-            opts,
-            g,
-            loss,
-            grad,
-        }
+        Self { shape, lp: lp.to_vec(), targets, opts, g, loss, grad }
     }
 
     fn check(&self, path: &Path) {
         let Shape { n, classes, .. } = self.shape;
         let what = format!("{n}x{classes} {} {:?}", path.label(), self.opts);
-        let loss = path
-            .gpu
-            .nll_loss(&self.lp, &self.targets, n, classes, &self.opts)
-            .unwrap();
+        let loss = path.gpu.nll_loss(&self.lp, &self.targets, n, classes, &self.opts).unwrap();
         self.loss.check(&format!("nll_loss {what}"), &loss);
-        let grad = path
-            .gpu
-            .nll_loss_grad(&self.targets, n, classes, &self.opts, &self.g)
-            .unwrap();
+        let grad = path.gpu.nll_loss_grad(&self.targets, n, classes, &self.opts, &self.g).unwrap();
         self.grad.check(&format!("nll_loss_grad {what}"), &grad);
     }
 }
@@ -110,9 +96,7 @@ fn policies() {
     assert!(loss[0].is_nan());
     assert_eq!(gpu.nll_loss_grad(&[-100], 1, 2, &opts, &[1.0]).unwrap(), vec![0.0, 0.0]);
     opts.reduction = Reduction::None;
-    let loss = gpu
-        .nll_loss(&[f32::NEG_INFINITY, 0.0, -1.0, f32::NAN], &[0, 0], 2, 2, &opts)
-        .unwrap();
+    let loss = gpu.nll_loss(&[f32::NEG_INFINITY, 0.0, -1.0, f32::NAN], &[0, 0], 2, 2, &opts).unwrap();
     assert_eq!(loss[0], f32::INFINITY);
     assert_eq!(loss[1], 1.0);
 }

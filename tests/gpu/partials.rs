@@ -37,89 +37,47 @@ fn sharded_across_two_gpus_matches_the_whole_batch() {
             opts.label_smoothing = eps;
             opts.weight = weighted.then(|| (0..classes).map(|c| 0.5 + (c % 3) as f32 * 0.5).collect());
             let g = crate::harness::grad_output(&mut rng, rows, &opts);
-            let (whole_loss, whole_grad) = gpu()
-                .cross_entropy_with_grad(&x, &targets, rows, classes, &opts, &g)
-                .unwrap();
+            let (whole_loss, whole_grad) =
+                gpu().cross_entropy_with_grad(&x, &targets, rows, classes, &opts, &g).unwrap();
 
             let shards: Vec<(ClassShard, Vec<f32>, &Gpu)> = splits
                 .windows(2)
                 .enumerate()
                 .map(|(k, w)| {
-                    let shard = ClassShard {
-                        offset: w[0],
-                        classes: w[1] - w[0],
-                        total_classes: classes,
-                    };
+                    let shard = ClassShard { offset: w[0], classes: w[1] - w[0], total_classes: classes };
                     let device = if k % 2 == 0 { gpu() } else { second_gpu() };
                     (shard, columns(&x, classes, w[0], w[1]), device)
                 })
                 .collect();
             let partials: Vec<_> = shards
                 .iter()
-                .map(|(shard, xs, device)| {
-                    device
-                        .cross_entropy_partials(xs, &targets, rows, *shard, &opts)
-                        .unwrap()
-                })
+                .map(|(shard, xs, device)| device.cross_entropy_partials(xs, &targets, rows, *shard, &opts).unwrap())
                 .collect();
             let views: Vec<&[_]> = partials.iter().map(Vec::as_slice).collect();
             let merged = merge_row_partials(&views).unwrap();
             let loss = cross_entropy_from_partials(&merged, &targets, classes, &opts).unwrap();
             let what = format!("{reduction:?} weighted={weighted} eps={eps}");
-            let case = CeCase::index(
-                Shape::rows(rows, classes),
-                x.clone(),
-                targets.clone(),
-                opts.clone(),
-                g.clone(),
-            );
-            case.expect.check(
-                &format!("whole {what}"),
-                Got::outputs(Some(&whole_loss), Some(&whole_grad)),
-            );
+            let case = CeCase::index(Shape::rows(rows, classes), x.clone(), targets.clone(), opts.clone(), g.clone());
+            case.expect.check(&format!("whole {what}"), Got::outputs(Some(&whole_loss), Some(&whole_grad)));
 
             let mut grad = vec![0.0f32; rows * classes];
             for (shard, xs, device) in &shards {
-                let part = device
-                    .cross_entropy_shard_grad(xs, &targets, rows, *shard, &opts, &merged, &g)
-                    .unwrap();
+                let part = device.cross_entropy_shard_grad(xs, &targets, rows, *shard, &opts, &merged, &g).unwrap();
                 for (r, row) in part.chunks(shard.classes).enumerate() {
                     grad[r * classes + shard.offset..][..shard.classes].copy_from_slice(row);
                 }
             }
-            case.expect
-                .check(&format!("sharded {what}"), Got::outputs(Some(&loss), Some(&grad)));
+            case.expect.check(&format!("sharded {what}"), Got::outputs(Some(&loss), Some(&grad)));
         }
     }
 }
 
 fn shard_arguments_are_checked() {
     let opts = CrossEntropyOptions::default();
-    let outside = ClassShard {
-        offset: 3,
-        classes: 2,
-        total_classes: 4,
-    };
-    assert!(
-        gpu()
-            .cross_entropy_partials(&[0.0, 0.0], &[0], 1, outside, &opts)
-            .is_err()
-    );
-    let shard = ClassShard {
-        offset: 0,
-        classes: 2,
-        total_classes: 4,
-    };
-    let err = gpu()
-        .cross_entropy_partials(&[0.0, 0.0], &[4], 1, shard, &opts)
-        .unwrap_err();
-    assert_eq!(
-        err,
-        wgpu_loss::Error::InvalidTarget {
-            row: 0,
-            value: 4,
-            classes: 4
-        }
-    );
+    let outside = ClassShard { offset: 3, classes: 2, total_classes: 4 };
+    assert!(gpu().cross_entropy_partials(&[0.0, 0.0], &[0], 1, outside, &opts).is_err());
+    let shard = ClassShard { offset: 0, classes: 2, total_classes: 4 };
+    let err = gpu().cross_entropy_partials(&[0.0, 0.0], &[4], 1, shard, &opts).unwrap_err();
+    assert_eq!(err, wgpu_loss::Error::InvalidTarget { row: 0, value: 4, classes: 4 });
     assert!(merge_row_partials(&[&[Default::default()], &[]]).is_err());
 }

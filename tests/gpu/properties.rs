@@ -22,15 +22,8 @@ pub fn tests() -> Vec<libtest_mimic::Trial> {
 
 /// Runs `test` on `PROPTEST_CASES` (default 12) values of `strategy`, shrinking a failure.
 fn run<S: Strategy>(strategy: S, test: impl Fn(S::Value)) {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(12);
-    let mut runner = TestRunner::new(Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    });
+    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(12);
+    let mut runner = TestRunner::new(Config { cases, failure_persistence: None, ..Config::default() });
     if let Err(e) = runner.run(&strategy, |value| {
         test(value);
         Ok(())
@@ -51,9 +44,8 @@ fn logit() -> impl Strategy<Value = f32> {
 type Batch = (usize, usize, Vec<f32>, Vec<i32>);
 
 fn batch() -> impl Strategy<Value = Batch> {
-    (1usize..300, 1usize..5000)
-        .prop_filter("keep batches small", |(r, c)| r * c <= 200_000)
-        .prop_flat_map(|(rows, classes)| {
+    (1usize..300, 1usize..5000).prop_filter("keep batches small", |(r, c)| r * c <= 200_000).prop_flat_map(
+        |(rows, classes)| {
             let targets = proptest::collection::vec(prop_oneof![9 => 0..classes as i32, 1 => Just(-100)], rows);
             // Ties: sometimes the whole batch is drawn from a handful of values.
             let logits = prop_oneof![
@@ -61,37 +53,31 @@ fn batch() -> impl Strategy<Value = Batch> {
                 1 => proptest::collection::vec(prop_oneof![Just(2.0f32), Just(-1.0)], rows * classes),
             ];
             (Just(rows), Just(classes), logits, targets)
-        })
+        },
+    )
 }
 
 fn options() -> impl Strategy<Value = CrossEntropyOptions> {
-    (
-        0..3usize,
-        any::<bool>(),
-        prop_oneof![Just(0.0f32), 0.0f32..=1.0],
-        any::<bool>(),
-    )
-        .prop_map(|(reduction, weighted, eps, zero)| {
+    (0..3usize, any::<bool>(), prop_oneof![Just(0.0f32), 0.0f32..=1.0], any::<bool>()).prop_map(
+        |(reduction, weighted, eps, zero)| {
             let mut o = CrossEntropyOptions::default();
             o.reduction = [Reduction::None, Reduction::Sum, Reduction::Mean][reduction];
             o.label_smoothing = eps;
             o.weight = weighted.then(|| (0..5000).map(|c| 0.5 + (c % 5) as f32 * 0.25).collect());
             o.empty = if zero { EmptyPolicy::Zero } else { EmptyPolicy::Nan };
             o
-        })
+        },
+    )
 }
 
 fn cross_entropy_matches_cpu() {
-    run(
-        (batch(), options(), 0.25f32..2.0),
-        |((rows, classes, x, t), mut opts, g)| {
-            opts.weight = opts.weight.map(|w| w[..classes].to_vec());
-            let g = vec![g; if opts.reduction == Reduction::None { rows } else { 1 }];
-            let (loss, grad) = gpu().cross_entropy_with_grad(&x, &t, rows, classes, &opts, &g).unwrap();
-            let case = CeCase::index(Shape::rows(rows, classes), x, t, opts, g);
-            case.expect.check("property", Got::outputs(Some(&loss), Some(&grad)));
-        },
-    );
+    run((batch(), options(), 0.25f32..2.0), |((rows, classes, x, t), mut opts, g)| {
+        opts.weight = opts.weight.map(|w| w[..classes].to_vec());
+        let g = vec![g; if opts.reduction == Reduction::None { rows } else { 1 }];
+        let (loss, grad) = gpu().cross_entropy_with_grad(&x, &t, rows, classes, &opts, &g).unwrap();
+        let case = CeCase::index(Shape::rows(rows, classes), x, t, opts, g);
+        case.expect.check("property", Got::outputs(Some(&loss), Some(&grad)));
+    });
 }
 
 fn log_softmax_softmax_and_nll_match_cpu() {
@@ -104,36 +90,26 @@ fn log_softmax_softmax_and_nll_match_cpu() {
         harness::checks::softmax(&x, shape).check("softmax property", &p);
         let want_lp = cpu::log_softmax(&x, rows, classes).unwrap();
         let loss = gpu().nll_loss(&want_lp, &t, rows, classes, &opts).unwrap();
-        harness::checks::nll(&want_lp, &t, shape, &opts, &[])
-            .0
-            .check("nll_loss property", &loss);
+        harness::checks::nll(&want_lp, &t, shape, &opts, &[]).0.check("nll_loss property", &loss);
     });
 }
 
 /// The backward kernels (log-softmax, softmax, NLL) on random shapes and values.
 fn backward_ops_match_cpu() {
-    run(
-        (batch(), options(), 0.25f32..2.0),
-        |((rows, classes, x, t), mut opts, g)| {
-            opts.weight = opts.weight.map(|w| w[..classes].to_vec());
-            let shape = Shape::rows(rows, classes);
-            let dy: Vec<f32> = x
-                .iter()
-                .map(|v| if v.is_finite() { (v * 0.37).sin() } else { 0.5 })
-                .collect();
-            let lp = cpu::log_softmax(&x, rows, classes).unwrap();
-            let p = cpu::softmax(&x, rows, classes).unwrap();
-            let got = gpu().log_softmax_backward(&lp, &dy, rows, classes).unwrap();
-            harness::checks::log_softmax_backward(&lp, &dy, shape).check("log_softmax_backward property", &got);
-            let got = gpu().softmax_backward(&p, &dy, rows, classes).unwrap();
-            harness::checks::softmax_backward(&p, &dy, shape).check("softmax_backward property", &got);
-            let g = vec![g; if opts.reduction == Reduction::None { rows } else { 1 }];
-            let got = gpu().nll_loss_grad(&t, rows, classes, &opts, &g).unwrap();
-            harness::checks::nll(&lp, &t, shape, &opts, &g)
-                .1
-                .check("nll_loss_grad property", &got);
-        },
-    );
+    run((batch(), options(), 0.25f32..2.0), |((rows, classes, x, t), mut opts, g)| {
+        opts.weight = opts.weight.map(|w| w[..classes].to_vec());
+        let shape = Shape::rows(rows, classes);
+        let dy: Vec<f32> = x.iter().map(|v| if v.is_finite() { (v * 0.37).sin() } else { 0.5 }).collect();
+        let lp = cpu::log_softmax(&x, rows, classes).unwrap();
+        let p = cpu::softmax(&x, rows, classes).unwrap();
+        let got = gpu().log_softmax_backward(&lp, &dy, rows, classes).unwrap();
+        harness::checks::log_softmax_backward(&lp, &dy, shape).check("log_softmax_backward property", &got);
+        let got = gpu().softmax_backward(&p, &dy, rows, classes).unwrap();
+        harness::checks::softmax_backward(&p, &dy, shape).check("softmax_backward property", &got);
+        let g = vec![g; if opts.reduction == Reduction::None { rows } else { 1 }];
+        let got = gpu().nll_loss_grad(&t, rows, classes, &opts, &g).unwrap();
+        harness::checks::nll(&lp, &t, shape, &opts, &g).1.check("nll_loss_grad property", &got);
+    });
 }
 
 /// Every elementwise loss on random lengths and values (±100 logits, ±1e4, NaN, ties, exact
@@ -158,16 +134,9 @@ fn elementwise_losses_match_cpu() {
         kl.log_target = log_target;
         let probs: Vec<f32> = y.iter().map(|v| v.clamp(0.0, 1.0)).collect();
         // BCE takes probabilities in [0, 1] (a NaN one is an `Err`).
-        let squashed: Vec<f32> = x
-            .iter()
-            .map(|v| if v.is_nan() { 0.5 } else { 1.0 / (1.0 + (-v).exp()) })
-            .collect();
+        let squashed: Vec<f32> = x.iter().map(|v| if v.is_nan() { 0.5 } else { 1.0 / (1.0 + (-v).exp()) }).collect();
         let log_probs: Vec<f32> = x.iter().map(|v| -(v.abs())).collect();
-        let kl_target: Vec<f32> = if log_target {
-            log_probs.iter().rev().copied().collect()
-        } else {
-            probs.clone()
-        };
+        let kl_target: Vec<f32> = if log_target { log_probs.iter().rev().copied().collect() } else { probs.clone() };
         let cases: [(Case, &[f32], &[f32]); 8] = [
             (Case::Mse(reduction), &x, &y),
             (Case::L1(reduction), &x, &y),

@@ -65,10 +65,7 @@ struct Case {
 /// paths of that width.
 fn cases(per_row: usize) -> &'static [Case] {
     static CASES: OnceLock<Mutex<HashMap<usize, &'static [Case]>>> = OnceLock::new();
-    let mut built = CASES
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut built = CASES.get_or_init(Default::default).lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     built.entry(per_row).or_insert_with(|| {
         let mut rng = Rng::new(41 + per_row as u64);
         let mut cases = Vec::new();
@@ -108,23 +105,15 @@ fn cases(per_row: usize) -> &'static [Case] {
 
 /// The cases of `path`'s width whose rows fit its bindings.
 fn path_cases(path: &Path) -> impl Iterator<Item = &'static Case> {
-    cases(path.gpu.row_workgroup_size() as usize)
-        .iter()
-        .filter(|c| path.fits(c.shape.classes))
+    cases(path.gpu.row_workgroup_size() as usize).iter().filter(|c| path.fits(c.shape.classes))
 }
 
 fn softmax_at_every_slot_boundary_matches_cpu(path: &'static Path) {
     for case in path_cases(path) {
         let Shape { n, classes, .. } = case.shape;
         let what = format!("{n}x{classes} {}", path.label());
-        case.log_softmax.check(
-            &format!("log_softmax {what}"),
-            &path.gpu.log_softmax(&case.x, n, classes).unwrap(),
-        );
-        case.softmax.check(
-            &format!("softmax {what}"),
-            &path.gpu.softmax(&case.x, n, classes).unwrap(),
-        );
+        case.log_softmax.check(&format!("log_softmax {what}"), &path.gpu.log_softmax(&case.x, n, classes).unwrap());
+        case.softmax.check(&format!("softmax {what}"), &path.gpu.softmax(&case.x, n, classes).unwrap());
     }
 }
 
@@ -133,27 +122,16 @@ fn cross_entropy_at_every_slot_boundary_matches_cpu(path: &'static Path) {
     lse_only.lse = true;
     for case in path_cases(path).flat_map(|c| &c.losses) {
         let Shape { n, classes, .. } = case.shape;
-        let harness::OwnedTargets::Index(targets) = &case.targets else {
-            unreachable!()
-        };
+        let harness::OwnedTargets::Index(targets) = &case.targets else { unreachable!() };
         let what = case.what(&path.label());
         let got = path
             .gpu
             .cross_entropy_with_extras(&case.x, targets, n, classes, &case.opts, lse_only, Some(&case.g))
             .unwrap();
-        let outputs = Got {
-            loss: Some(&got.loss),
-            grad: Some(&got.grad),
-            lse: Some(&got.lse),
-            ..Default::default()
-        };
+        let outputs = Got { loss: Some(&got.loss), grad: Some(&got.grad), lse: Some(&got.lse), ..Default::default() };
         case.expect.check(&what, outputs);
-        let loss = path
-            .gpu
-            .cross_entropy(&case.x, targets, n, classes, &case.opts)
-            .unwrap();
-        case.expect
-            .check(&format!("forward {what}"), Got::outputs(Some(&loss), None));
+        let loss = path.gpu.cross_entropy(&case.x, targets, n, classes, &case.opts).unwrap();
+        case.expect.check(&format!("forward {what}"), Got::outputs(Some(&loss), None));
     }
 }
 
@@ -164,9 +142,7 @@ fn gradient_in_place_from_the_registers(path: &'static Path) {
     for case in path_cases(path).filter(|c| c.shape.n == 5) {
         let Shape { n, classes, .. } = case.shape;
         let loss_case = &case.losses[2];
-        let harness::OwnedTargets::Index(targets) = &loss_case.targets else {
-            unreachable!()
-        };
+        let harness::OwnedTargets::Index(targets) = &loss_case.targets else { unreachable!() };
         let mut padded = vec![7.0f32; 64];
         padded.extend(&case.x);
         padded.extend([7.0f32; 4]);
@@ -180,24 +156,12 @@ fn gradient_in_place_from_the_registers(path: &'static Path) {
             .grad_output(g.slice(..))
             .grad_in_place();
         let mut enc = gpu.device().create_command_encoder(&Default::default());
-        gpu.encode_cross_entropy(
-            &mut enc,
-            &mut Workspace::new(gpu),
-            &buffers,
-            n,
-            classes,
-            &loss_case.opts,
-        )
-        .unwrap();
+        gpu.encode_cross_entropy(&mut enc, &mut Workspace::new(gpu), &buffers, n, classes, &loss_case.opts).unwrap();
         gpu.queue().submit([enc.finish()]);
         let what = format!("in place {}", loss_case.what(&path.label()));
         let after = download(gpu, &logits, 0, padded.len());
         assert_eq!(after[..64], [7.0; 64], "{what}: the bytes before the logits");
-        assert_eq!(
-            after[64 + n * classes..],
-            [7.0; 4],
-            "{what}: the bytes after the logits"
-        );
+        assert_eq!(after[64 + n * classes..], [7.0; 4], "{what}: the bytes after the logits");
         let got_loss = download(gpu, &loss, 0, 1);
         let outputs = Got::outputs(Some(&got_loss), Some(&after[64..64 + n * classes]));
         loss_case.expect.check(&what, outputs);

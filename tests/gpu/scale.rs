@@ -46,14 +46,9 @@ fn chunked_batches_match_cpu_and_unchunked_bits() {
             let g = grad_output(&mut rng, rows, &opts);
             let what = format!("chunked {rows}x{classes} {reduction:?}");
             let case = CeCase::index(shape, x.clone(), targets.clone(), opts.clone(), g.clone());
-            let chunked = small
-                .cross_entropy_with_grad(&x, &targets, rows, classes, &opts, &g)
-                .unwrap();
-            let unchunked = whole
-                .cross_entropy_with_grad(&x, &targets, rows, classes, &opts, &g)
-                .unwrap();
-            case.expect
-                .check(&what, Got::outputs(Some(&chunked.0), Some(&chunked.1)));
+            let chunked = small.cross_entropy_with_grad(&x, &targets, rows, classes, &opts, &g).unwrap();
+            let unchunked = whole.cross_entropy_with_grad(&x, &targets, rows, classes, &opts, &g).unwrap();
+            case.expect.check(&what, Got::outputs(Some(&chunked.0), Some(&chunked.1)));
             assert!(
                 same_bits(&chunked.0, &unchunked.0) && same_bits(&chunked.1, &unchunked.1),
                 "{what}: chunking changed bits"
@@ -62,32 +57,20 @@ fn chunked_batches_match_cpu_and_unchunked_bits() {
             let loss = small.nll_loss(&lp, &targets, rows, classes, &opts).unwrap();
             want_loss.check(&format!("nll_loss {what}"), &loss);
             let whole_loss = whole.nll_loss(&lp, &targets, rows, classes, &opts).unwrap();
-            assert!(
-                same_bits(&loss, &whole_loss),
-                "{what}: chunking changed the NLL loss's bits"
-            );
+            assert!(same_bits(&loss, &whole_loss), "{what}: chunking changed the NLL loss's bits");
             let grad = small.nll_loss_grad(&targets, rows, classes, &opts, &g).unwrap();
             want_grad.check(&format!("nll_loss_grad {what}"), &grad);
             let whole_grad = whole.nll_loss_grad(&targets, rows, classes, &opts, &g).unwrap();
-            assert!(
-                same_bits(&grad, &whole_grad),
-                "{what}: chunking changed the NLL gradient's bits"
-            );
+            assert!(same_bits(&grad, &whole_grad), "{what}: chunking changed the NLL gradient's bits");
         }
         let got = small.log_softmax(&x, rows, classes).unwrap();
         harness::checks::log_softmax(&x, shape).check("log_softmax chunked", &got);
-        assert!(
-            same_bits(&got, &whole.log_softmax(&x, rows, classes).unwrap()),
-            "log-softmax bits"
-        );
+        assert!(same_bits(&got, &whole.log_softmax(&x, rows, classes).unwrap()), "log-softmax bits");
         let p = cpu::softmax(&x, rows, classes).unwrap();
         let dy = rng.logits(rows * classes, 1.0);
         let dx = small.softmax_backward(&p, &dy, rows, classes).unwrap();
         harness::checks::softmax_backward(&p, &dy, shape).check("softmax_backward chunked", &dx);
-        assert!(
-            same_bits(&dx, &whole.softmax_backward(&p, &dy, rows, classes).unwrap()),
-            "softmax backward bits"
-        );
+        assert!(same_bits(&dx, &whole.softmax_backward(&p, &dy, rows, classes).unwrap()), "softmax backward bits");
     }
 }
 
@@ -98,17 +81,8 @@ fn chunked_status_names_the_absolute_row() {
     let x = vec![0.0f32; rows * classes];
     let mut targets = vec![3i32; rows];
     targets[7] = 1000;
-    let err = small
-        .cross_entropy(&x, &targets, rows, classes, &CrossEntropyOptions::default())
-        .unwrap_err();
-    assert_eq!(
-        err,
-        Error::InvalidTarget {
-            row: 7,
-            value: 1000,
-            classes
-        }
-    );
+    let err = small.cross_entropy(&x, &targets, rows, classes, &CrossEntropyOptions::default()).unwrap_err();
+    assert_eq!(err, Error::InvalidTarget { row: 7, value: 1000, classes });
 }
 
 /// The encode API chunks too (bindings of 2 KiB), at any 4-byte offset, writing nothing
@@ -121,13 +95,7 @@ fn encode_api_chunks_at_offsets() {
     let x = rng.logits(n, 5.0);
     let targets = rng.targets(rows, classes);
     let opts = CrossEntropyOptions::default();
-    let case = CeCase::index(
-        Shape::rows(rows, classes),
-        x.clone(),
-        targets.clone(),
-        opts.clone(),
-        vec![1.0],
-    );
+    let case = CeCase::index(Shape::rows(rows, classes), x.clone(), targets.clone(), opts.clone(), vec![1.0]);
     let logits = upload(small, &[vec![0.0f32; 5], x.clone()].concat());
     let target_buf = upload(small, &targets);
     let out = upload(small, &vec![-1.0f32; n + 3 + 1]);
@@ -136,13 +104,10 @@ fn encode_api_chunks_at_offsets() {
         .input(logits.slice(20..))
         .grad(out.slice(12..12 + n as u64 * 4))
         .loss(out.slice(0..4));
-    small
-        .encode_cross_entropy(&mut enc, &mut Workspace::new(small), &buffers, rows, classes, &opts)
-        .unwrap();
+    small.encode_cross_entropy(&mut enc, &mut Workspace::new(small), &buffers, rows, classes, &opts).unwrap();
     small.queue().submit([enc.finish()]);
     let all = download(small, &out, 0, n + 4);
-    case.expect
-        .check("encode chunked", Got::outputs(Some(&all[..1]), Some(&all[3..3 + n])));
+    case.expect.check("encode chunked", Got::outputs(Some(&all[..1]), Some(&all[3..3 + n])));
     assert_eq!(all[1..3], [-1.0, -1.0], "wrote between the loss and the gradient");
     assert_eq!(all[3 + n], -1.0, "wrote past the gradient");
 }
@@ -154,9 +119,7 @@ fn batch_larger_than_a_binding() {
     let x = rng.logits(rows * classes, 10.0);
     let targets = rng.targets(rows, classes);
     let opts = CrossEntropyOptions::default();
-    let (loss, grad) = gpu()
-        .cross_entropy_with_grad(&x, &targets, rows, classes, &opts, &[1.0])
-        .unwrap();
+    let (loss, grad) = gpu().cross_entropy_with_grad(&x, &targets, rows, classes, &opts, &[1.0]).unwrap();
     let case = CeCase::index(Shape::rows(rows, classes), x, targets, opts, vec![1.0]);
     case.expect.check("2048x32000", Got::outputs(Some(&loss), Some(&grad)));
 }
@@ -169,11 +132,7 @@ fn split_rows_match_cpu() {
     let splits = [gpu_with(|o| o.segment_classes = 7), gpu_with(|o| o.segment_classes = 8)];
     let cases = [(5, 15), (3, 33), (4, 100), (2, 1000), (1, 4097), (2, 4100)];
     for (split, (rows, classes)) in splits.iter().flat_map(|s| cases.map(|c| (s, c))) {
-        let mut rows_x: Vec<Vec<f32>> = rng
-            .logits(rows * classes, 10.0)
-            .chunks(classes)
-            .map(<[f32]>::to_vec)
-            .collect();
+        let mut rows_x: Vec<Vec<f32>> = rng.logits(rows * classes, 10.0).chunks(classes).map(<[f32]>::to_vec).collect();
         for row in &mut rows_x[1..] {
             row.iter_mut().take(classes / 2).for_each(|v| *v = f32::NEG_INFINITY);
         }
@@ -226,24 +185,14 @@ fn gradient_in_place_over_the_logits(path: &'static Path) {
         for eps in [0.0, 0.05] {
             let mut ce = CrossEntropyOptions::default();
             ce.label_smoothing = eps;
-            let case = CeCase::index(
-                Shape::rows(rows, classes),
-                x.clone(),
-                targets.clone(),
-                ce.clone(),
-                vec![1.0],
-            );
+            let case = CeCase::index(Shape::rows(rows, classes), x.clone(), targets.clone(), ce.clone(), vec![1.0]);
             let logits = upload(device, &x);
             let target_buf = upload(device, &targets);
             let loss = upload(device, &[0.0f32]);
             let mut enc = device.device().create_command_encoder(&Default::default());
-            let buffers = LossBuffers::new(target_buf.slice(..))
-                .input(logits.slice(..))
-                .loss(loss.slice(..))
-                .grad_in_place();
-            device
-                .encode_cross_entropy(&mut enc, &mut Workspace::new(device), &buffers, rows, classes, &ce)
-                .unwrap();
+            let buffers =
+                LossBuffers::new(target_buf.slice(..)).input(logits.slice(..)).loss(loss.slice(..)).grad_in_place();
+            device.encode_cross_entropy(&mut enc, &mut Workspace::new(device), &buffers, rows, classes, &ce).unwrap();
             device.queue().submit([enc.finish()]);
             let got_loss = download(device, &loss, 0, 1);
             let got_grad = download(device, &logits, 0, rows * classes);
@@ -254,22 +203,7 @@ fn gradient_in_place_over_the_logits(path: &'static Path) {
     let one_target = upload(device, &[0i32]);
     let nll = LossBuffers::new(one_target.slice(..)).grad_in_place();
     let mut enc = device.device().create_command_encoder(&Default::default());
-    let err = device.encode_nll_loss(
-        &mut enc,
-        &mut Workspace::new(device),
-        &nll,
-        1,
-        1,
-        &CrossEntropyOptions::default(),
-    );
-    assert!(
-        matches!(
-            err,
-            Err(Error::InvalidArgument {
-                argument: "grad_in_place",
-                ..
-            })
-        ),
-        "{err:?}"
-    );
+    let err =
+        device.encode_nll_loss(&mut enc, &mut Workspace::new(device), &nll, 1, 1, &CrossEntropyOptions::default());
+    assert!(matches!(err, Err(Error::InvalidArgument { argument: "grad_in_place", .. })), "{err:?}");
 }

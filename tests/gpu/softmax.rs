@@ -59,14 +59,8 @@ fn forward_matches_cpu(path: &'static Path) {
     for case in forward_cases().iter().filter(|c| c.runs_on(path)) {
         let Shape { n, classes, .. } = case.shape;
         let what = case.what(path);
-        case.first.check(
-            &format!("log_softmax {what}"),
-            &path.gpu.log_softmax(&case.x, n, classes).unwrap(),
-        );
-        case.second.check(
-            &format!("softmax {what}"),
-            &path.gpu.softmax(&case.x, n, classes).unwrap(),
-        );
+        case.first.check(&format!("log_softmax {what}"), &path.gpu.log_softmax(&case.x, n, classes).unwrap());
+        case.second.check(&format!("softmax {what}"), &path.gpu.softmax(&case.x, n, classes).unwrap());
     }
 }
 

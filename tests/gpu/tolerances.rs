@@ -36,10 +36,7 @@ fn every_element_catches(what: &str, expect: &Expect, terms: Option<&[f64]>, can
             exempt += 1;
             continue;
         }
-        assert!(
-            tol < ERROR * want.abs(),
-            "{what}[{i}]: tolerance {tol:e} lets a 0.1 % error of {want:e} pass"
-        );
+        assert!(tol < ERROR * want.abs(), "{what}[{i}]: tolerance {tol:e} lets a 0.1 % error of {want:e} pass");
     }
     exempt
 }
@@ -51,10 +48,7 @@ fn refused(what: &str, expect: &Expect, perturb: impl FnOnce(&mut Vec<f32>)) {
     expect.try_check(what, &expect.want.clone()).unwrap();
     let mut bad = expect.want.clone();
     perturb(&mut bad);
-    assert!(
-        expect.try_check(what, &bad).is_err(),
-        "{what}: a perturbed result passed"
-    );
+    assert!(expect.try_check(what, &bad).is_err(), "{what}: a perturbed result passed");
 }
 
 /// The index of the largest |value| (a typical element to perturb).
@@ -81,14 +75,8 @@ fn softmax_family_catches_a_tenth_of_a_percent() {
         refused(&format!("softmax ×1.001 {what}"), &p, |v| v[classes + 7] *= 1.001);
         let (y, probs) = (lp.want.clone(), p.want.clone());
         for (name, expect) in [
-            (
-                "log_softmax_backward",
-                harness::checks::log_softmax_backward(&y, &dy, shape),
-            ),
-            (
-                "softmax_backward",
-                harness::checks::softmax_backward(&probs, &dy, shape),
-            ),
+            ("log_softmax_backward", harness::checks::log_softmax_backward(&y, &dy, shape)),
+            ("softmax_backward", harness::checks::softmax_backward(&probs, &dy, shape)),
         ] {
             // dx = dy − p·Σdy (or p·(dy − Σp·dy)) cancels where its terms nearly agree, and
             // its sum is known to a few ulps of how far its partial sums reach (the larger
@@ -116,10 +104,7 @@ fn softmax_family_catches_a_tenth_of_a_percent() {
                 })
                 .collect();
             let exempt = every_element_catches(&format!("{name} {what}"), &expect, Some(&terms), 50.0);
-            assert!(
-                exempt * 100 < rows * classes,
-                "{name} {what}: {exempt} cancelling elements"
-            );
+            assert!(exempt * 100 < rows * classes, "{name} {what}: {exempt} cancelling elements");
             let at = largest(&expect.want);
             refused(&format!("{name} ×1.001 {what}"), &expect, |v| v[at] *= 1.001);
         }
@@ -146,24 +131,14 @@ fn cross_entropy_catches_a_tenth_of_a_percent() {
             let off_target = (targets[0] as usize + 1) % classes;
             let mut grad = e.grad.want.clone();
             grad[off_target] *= 1.001;
-            assert!(
-                e.try_check(&what, Got::outputs(None, Some(&grad))).is_err(),
-                "{what}: off-target entry × 1.001"
-            );
+            assert!(e.try_check(&what, Got::outputs(None, Some(&grad))).is_err(), "{what}: off-target entry × 1.001");
             let mut loss = e.loss.want.clone();
             loss[0] *= 1.001;
-            assert!(
-                e.try_check(&what, Got::outputs(Some(&loss), None)).is_err(),
-                "{what}: loss × 1.001"
-            );
+            assert!(e.try_check(&what, Got::outputs(Some(&loss), None)).is_err(), "{what}: loss × 1.001");
             let lse: Vec<f32> = e.lse.want.iter().map(|l| l + 1e-3).collect();
-            let with_lse = Got {
-                lse: Some(&lse),
-                ..Default::default()
-            };
+            let with_lse = Got { lse: Some(&lse), ..Default::default() };
             assert!(e.try_check(&what, with_lse).is_err(), "{what}: lse + 1e-3");
-            e.try_check(&what, Got::outputs(Some(&e.loss.want), Some(&e.grad.want)))
-                .unwrap();
+            e.try_check(&what, Got::outputs(Some(&e.loss.want), Some(&e.grad.want))).unwrap();
         }
     }
 }
@@ -213,10 +188,7 @@ fn elementwise_catches_a_tenth_of_a_percent() {
         let (loss, grad) = case.run(None, Call::Both, input, target, &g).unwrap();
         let (loss_tol, grad_tol) = crate::elementwise::tolerances(&case, input, target, &g);
         let what = format!("{case:?}");
-        for (name, expect) in [
-            ("loss", Expect::new(loss, loss_tol)),
-            ("grad", Expect::new(grad, grad_tol)),
-        ] {
+        for (name, expect) in [("loss", Expect::new(loss, loss_tol)), ("grad", Expect::new(grad, grad_tol))] {
             // The tolerance is 32 ulps of the element's terms (BCE with logits cancels where
             // σ(x) ≈ y): only such near-cancellations may hide a 0.1 % error.
             let terms: Vec<f64> = expect.tol.iter().map(|t| t / (32.0 * harness::tol::EPS)).collect();
@@ -231,9 +203,7 @@ fn elementwise_catches_a_tenth_of_a_percent() {
 /// NaN must meet NaN and ±inf the same infinity, whatever the tolerance.
 fn non_finite_values_must_match_exactly() {
     let expect = Expect::new(vec![f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 1.0], vec![1e30; 4]);
-    expect
-        .try_check("exact", &[f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 1.0])
-        .unwrap();
+    expect.try_check("exact", &[f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 1.0]).unwrap();
     for bad in [
         [0.0, f32::INFINITY, f32::NEG_INFINITY, 1.0],
         [f32::NAN, f32::NAN, f32::NEG_INFINITY, 1.0],

@@ -21,14 +21,7 @@ use crate::harness::{self, Path, Shape, Targets, tol};
 const FIXTURES: &str = include_str!("../data/torch_cases.txt");
 
 /// The fields that are inputs of the crate's functions (float32-representable by construction).
-const INPUT_FIELDS: [&str; 6] = [
-    "input",
-    "target",
-    "weight",
-    "pos_weight",
-    "forward_output",
-    "grad_output",
-];
+const INPUT_FIELDS: [&str; 6] = ["input", "target", "weight", "pos_weight", "forward_output", "grad_output"];
 
 /// Every op the fixtures cover, with the outputs [`run_cpu`] and [`run_gpu`] return for it:
 /// `(output name, the fixture field holding PyTorch's value)`. The cross-entropy family is
@@ -53,12 +46,8 @@ const OPS: [(&str, &[(&str, &str)]); 15] = [
 ];
 
 /// `<loss>`, `<loss>_grad` and `<loss>_with_grad`.
-const LOSS_GRAD_FUSED: &[(&str, &str)] = &[
-    ("loss", "loss"),
-    ("grad", "grad"),
-    ("fused_loss", "loss"),
-    ("fused_grad", "grad"),
-];
+const LOSS_GRAD_FUSED: &[(&str, &str)] =
+    &[("loss", "loss"), ("grad", "grad"), ("fused_loss", "loss"), ("fused_grad", "grad")];
 
 /// Those three, then `cross_entropy_with_extras` with every extra output.
 const CROSS_ENTROPY_OUTPUTS: &[(&str, &str)] = &[
@@ -110,18 +99,13 @@ impl TorchCase {
 
     /// The float32 parameter `key`, or `default` when it is absent.
     fn param_f32(&self, key: &str, default: f32) -> f32 {
-        self.param(key).map_or(default, |v| {
-            v.parse()
-                .unwrap_or_else(|_| panic!("{}: {key}={v} is not a number", self.name))
-        })
+        self.param(key)
+            .map_or(default, |v| v.parse().unwrap_or_else(|_| panic!("{}: {key}={v} is not a number", self.name)))
     }
 
     /// The input field `key` (empty when absent).
     fn input(&self, key: &str) -> &[f32] {
-        self.inputs
-            .iter()
-            .find(|(k, _)| k == key)
-            .map_or(&[], |(_, v)| v.as_slice())
+        self.inputs.iter().find(|(k, _)| k == key).map_or(&[], |(_, v)| v.as_slice())
     }
 
     /// The input field `key`, `None` when absent.
@@ -210,15 +194,12 @@ impl TorchCase {
 
 /// Parses one value of `field` of `case` as f64 (Rust's parser takes `nan`, `inf`, `-inf`).
 fn parse_f64(case: &str, field: &str, text: &str) -> f64 {
-    text.parse()
-        .unwrap_or_else(|_| panic!("{case}: `{field}` has a bad number {text:?}"))
+    text.parse().unwrap_or_else(|_| panic!("{case}: `{field}` has a bad number {text:?}"))
 }
 
 /// Parses an input value as f32, checking that it is exactly the f64 the file holds.
 fn parse_f32(case: &str, field: &str, text: &str) -> f32 {
-    let v: f32 = text
-        .parse()
-        .unwrap_or_else(|_| panic!("{case}: `{field}` has a bad number {text:?}"));
+    let v: f32 = text.parse().unwrap_or_else(|_| panic!("{case}: `{field}` has a bad number {text:?}"));
     let wide = parse_f64(case, field, text);
     assert!(
         f64::from(v) == wide || (v.is_nan() && wide.is_nan()),
@@ -253,9 +234,7 @@ fn parse(text: &str) -> Vec<TorchCase> {
                 diverges: Vec::new(),
             };
             for word in words {
-                let (k, v) = word
-                    .split_once('=')
-                    .unwrap_or_else(|| panic!("{name}: `{word}` is not key=value"));
+                let (k, v) = word.split_once('=').unwrap_or_else(|| panic!("{name}: `{word}` is not key=value"));
                 match k {
                     "shape" => case.shape = v.split(',').map(|d| d.parse().unwrap()).collect(),
                     "diverges" => case.diverges = v.split(',').map(str::to_string).collect(),
@@ -268,9 +247,7 @@ fn parse(text: &str) -> Vec<TorchCase> {
             cases.push(case);
             continue;
         }
-        let case = cases
-            .last_mut()
-            .unwrap_or_else(|| panic!("line {}: a field before any case", index + 1));
+        let case = cases.last_mut().unwrap_or_else(|| panic!("line {}: a field before any case", index + 1));
         let name = case.name.as_str();
         if key == "target" && matches!(case.op.as_str(), "cross_entropy" | "nll_loss") {
             case.class_targets = words.map(|v| v.parse().unwrap()).collect();
@@ -414,10 +391,7 @@ fn reference(case: &TorchCase) -> Vec<(&'static str, &[f64])> {
 
 /// PyTorch's outputs for the same names (rounded to f32 once; argmax as f32 indices).
 pub fn expected(case: &TorchCase) -> Vec<(&'static str, Vec<f32>)> {
-    reference(case)
-        .into_iter()
-        .map(|(name, values)| (name, values.iter().map(|&v| v as f32).collect()))
-        .collect()
+    reference(case).into_iter().map(|(name, values)| (name, values.iter().map(|&v| v as f32).collect())).collect()
 }
 
 // The CPU twins' tolerance.
@@ -468,10 +442,7 @@ fn f32_ulp(e: f64) -> f64 {
 
 /// Largest finite |v| of `values`, at least 1.
 fn scale_of(values: &[f32]) -> f64 {
-    values
-        .iter()
-        .filter(|v| v.is_finite())
-        .fold(1.0, |m: f64, &v| m.max(f64::from(v.abs())))
+    values.iter().filter(|v| v.is_finite()).fold(1.0, |m: f64, &v| m.max(f64::from(v.abs())))
 }
 
 /// Whether `case`'s op is elementwise (else row-wise over the classes).
@@ -500,11 +471,7 @@ fn floors(case: &TorchCase, name: &str, len: usize) -> Vec<f64> {
     let (rows, classes, spatial) = case.dims();
     let gradient = name.ends_with("grad");
     let g = case.input("grad_output");
-    let inputs: Vec<&[f32]> = ["input", "target"]
-        .iter()
-        .map(|k| case.input(k))
-        .filter(|v| v.len() == numel)
-        .collect();
+    let inputs: Vec<&[f32]> = ["input", "target"].iter().map(|k| case.input(k)).filter(|v| v.len() == numel).collect();
     // The largest finite |input| at element i.
     let magnitude = |i: usize| -> f64 { inputs.iter().map(|v| scale_of(&v[i..=i])).fold(1.0, f64::max) };
     let weight = case.input("weight");
@@ -546,9 +513,7 @@ fn floors(case: &TorchCase, name: &str, len: usize) -> Vec<f64> {
         ("cross_entropy" | "nll_loss", Some("mean")) => {
             let opts = case.ce_options();
             let counted = case.class_targets.iter().filter(|&&t| t != opts.ignore_index);
-            let d: f64 = counted
-                .map(|&t| opts.weight.as_ref().map_or(1.0, |w| f64::from(w[t as usize])))
-                .sum();
+            let d: f64 = counted.map(|&t| opts.weight.as_ref().map_or(1.0, |w| f64::from(w[t as usize]))).sum();
             if d > 0.0 { d.min(1.0) } else { 1.0 }
         }
         _ => 1.0,
@@ -603,18 +568,11 @@ fn check(case: &TorchCase, got: &[(&'static str, Vec<f32>)]) -> Result<(), Strin
     }
     for (((name, got), (_, want)), (_, field)) in got.iter().zip(&want).zip(names) {
         if got.len() != want.len() {
-            return Err(format!(
-                "{} {name}: {} values, PyTorch has {}",
-                case.name,
-                got.len(),
-                want.len()
-            ));
+            return Err(format!("{} {name}: {} values, PyTorch has {}", case.name, got.len(), want.len()));
         }
         let exact = *name == "argmax";
         let floor = floors(case, name, want.len());
-        let differing: Vec<usize> = (0..got.len())
-            .filter(|&i| !agrees(got[i], want[i], floor[i], exact))
-            .collect();
+        let differing: Vec<usize> = (0..got.len()).filter(|&i| !agrees(got[i], want[i], floor[i], exact)).collect();
         if case.diverges.iter().any(|d| d == field) {
             if differing.is_empty() {
                 return Err(format!(
@@ -648,16 +606,9 @@ fn check(case: &TorchCase, got: &[(&'static str, Vec<f32>)]) -> Result<(), Strin
 
 /// Every case of `op` through the CPU twins against PyTorch, all failures reported.
 fn cpu_matches_pytorch(op: &str) -> Result<(), Failed> {
-    let failures: Vec<String> = cases()
-        .iter()
-        .filter(|c| c.op == op)
-        .filter_map(|c| check(c, &run_cpu(c)).err())
-        .collect();
-    if failures.is_empty() {
-        Ok(())
-    } else {
-        Err(failures.join("\n").into())
-    }
+    let failures: Vec<String> =
+        cases().iter().filter(|c| c.op == op).filter_map(|c| check(c, &run_cpu(c)).err()).collect();
+    if failures.is_empty() { Ok(()) } else { Err(failures.join("\n").into()) }
 }
 
 /// The fixture covers every op, and each case has the inputs and outputs its op needs, with
@@ -740,36 +691,20 @@ fn gpu_tolerances(case: &TorchCase) -> Vec<(&'static str, Vec<f64>)> {
     };
     let elementwise = |c: ElementwiseCase| {
         let (loss, grad) = elementwise::tolerances(&c, x, case.input("target"), g);
-        vec![
-            ("loss", loss.clone()),
-            ("grad", grad.clone()),
-            ("fused_loss", loss),
-            ("fused_grad", grad),
-        ]
+        vec![("loss", loss.clone()), ("grad", grad.clone()), ("fused_loss", loss), ("fused_grad", grad)]
     };
     let reduction = || case.reduction();
     match case.op.as_str() {
         "log_softmax" => vec![("output", tol::log_softmax(x, shape))],
         "softmax" => vec![("output", tol::softmax(x, shape))],
-        "log_softmax_backward" => vec![(
-            "grad",
-            tol::log_softmax_backward(case.input("forward_output"), g, shape),
-        )],
+        "log_softmax_backward" => vec![("grad", tol::log_softmax_backward(case.input("forward_output"), g, shape))],
         "softmax_backward" => vec![("grad", tol::softmax_backward(case.input("forward_output"), g, shape))],
-        "cross_entropy" => loss_grad(tol::cross_entropy(
-            x,
-            Targets::Index(&case.class_targets),
-            shape,
-            &case.ce_options(),
-            g,
-        )),
-        "cross_entropy_probs" => loss_grad(tol::cross_entropy(
-            x,
-            Targets::Probs(case.input("target")),
-            shape,
-            &case.ce_options(),
-            g,
-        )),
+        "cross_entropy" => {
+            loss_grad(tol::cross_entropy(x, Targets::Index(&case.class_targets), shape, &case.ce_options(), g))
+        }
+        "cross_entropy_probs" => {
+            loss_grad(tol::cross_entropy(x, Targets::Probs(case.input("target")), shape, &case.ce_options(), g))
+        }
         "nll_loss" => {
             let t = tol::nll(x, &case.class_targets, shape, &case.ce_options(), g);
             vec![("loss", t.loss), ("grad", t.grad)]
@@ -805,13 +740,7 @@ fn gpu_matches_pytorch(path: &'static Path) {
             if case.diverges.iter().any(|d| d == field) {
                 continue;
             }
-            let what = format!(
-                "{} {} (line {}) {name} on {}",
-                case.op,
-                case.name,
-                case.line,
-                path.label()
-            );
+            let what = format!("{} {} (line {}) {name} on {}", case.op, case.name, case.line, path.label());
             let gpu_tol: Vec<f64> = match *name {
                 "argmax" => vec![0.0; want.len()],
                 "accuracy" => want.iter().map(|a| 3e-7 * f64::from(a.abs())).collect(),
@@ -828,9 +757,7 @@ fn gpu_matches_pytorch(path: &'static Path) {
             let reference = floors(case, name, want.len());
             let tol: Vec<f64> = match *name {
                 "argmax" | "accuracy" => gpu_tol,
-                _ => (0..want.len())
-                    .map(|i| gpu_tol[i] + f32_ulp(f64::from(want[i])) + reference[i])
-                    .collect(),
+                _ => (0..want.len()).map(|i| gpu_tol[i] + f32_ulp(f64::from(want[i])) + reference[i]).collect(),
             };
             harness::tol::assert_within(&format!("torch {what}"), got, want, &tol);
         }
@@ -844,13 +771,9 @@ pub fn tests() -> Vec<Trial> {
         Trial::test("torch_reference::fixtures_are_complete", fixtures_are_complete),
         Trial::test("torch_reference::cpu::planted_error_is_caught", planted_error_is_caught),
     ];
-    trials.extend(harness::per_path(
-        "torch_reference::gpu_matches_pytorch",
-        gpu_matches_pytorch,
-    ));
+    trials.extend(harness::per_path("torch_reference::gpu_matches_pytorch", gpu_matches_pytorch));
     trials.extend(
-        OPS.iter()
-            .map(|&(op, _)| Trial::test(format!("torch_reference::cpu::{op}"), move || cpu_matches_pytorch(op))),
+        OPS.iter().map(|&(op, _)| Trial::test(format!("torch_reference::cpu::{op}"), move || cpu_matches_pytorch(op))),
     );
     trials
 }

@@ -40,20 +40,13 @@ pub fn parse_and_split(csv: &str) -> Result<(Samples, Samples)> {
         let (pixels, label) = match values.split_last() {
             Some((&label, pixels)) if pixels.len() == FEATURES => (pixels, label),
             _ => {
-                return Err(bad_line(
-                    i,
-                    format!("{} values, expected {}", values.len(), FEATURES + 1),
-                ));
+                return Err(bad_line(i, format!("{} values, expected {}", values.len(), FEATURES + 1)));
             }
         };
         if !(0.0..CLASSES as f32).contains(&label) || label.fract() != 0.0 {
             return Err(bad_line(i, format!("label {label} is not a digit")));
         }
-        let set = if i % TEST_EVERY == TEST_EVERY - 1 {
-            &mut test
-        } else {
-            &mut train
-        };
+        let set = if i % TEST_EVERY == TEST_EVERY - 1 { &mut test } else { &mut train };
         set.push(pixels, label as i32);
     }
     if train.rows() == 0 || test.rows() == 0 {
@@ -66,10 +59,7 @@ pub fn parse_and_split(csv: &str) -> Result<(Samples, Samples)> {
 }
 
 fn bad_line(index: usize, why: String) -> Error {
-    Error::InvalidArgument {
-        argument: "csv",
-        message: format!("line {}: {why}", index + 1),
-    }
+    Error::InvalidArgument { argument: "csv", message: format!("line {}: {why}", index + 1) }
 }
 
 #[cfg(test)]

@@ -26,9 +26,7 @@ extern "C" {
 /// "unreachable executed").
 #[wasm_bindgen(start)]
 pub fn start() {
-    std::panic::set_hook(Box::new(|info| {
-        console_error(&format!("panic in wgpu-loss-web: {info}"))
-    }));
+    std::panic::set_hook(Box::new(|info| console_error(&format!("panic in wgpu-loss-web: {info}"))));
 }
 
 /// A JavaScript `Error` carrying the crate's message; its `name` is `WgpuLossError`.
@@ -130,11 +128,7 @@ impl Demo {
             "{name} via {:?} ({:?}); row reductions: {}; SUBGROUP {}, SHADER_F16 {}, TIMESTAMP_QUERY {}",
             info.backend,
             info.device_type,
-            if self.gpu.uses_subgroups() {
-                "subgroup"
-            } else {
-                "workgroup memory"
-            },
+            if self.gpu.uses_subgroups() { "subgroup" } else { "workgroup memory" },
             yes_no(features.contains(wgpu::Features::SUBGROUP)),
             yes_no(features.contains(wgpu::Features::SHADER_F16)),
             yes_no(features.contains(wgpu::Features::TIMESTAMP_QUERY)),
@@ -144,37 +138,21 @@ impl Demo {
     /// Row-wise log-softmax of `rows × classes` logits on the GPU.
     #[wasm_bindgen(js_name = logSoftmax)]
     pub async fn log_softmax(&self, logits: Vec<f32>, rows: usize, classes: usize) -> Result<Vec<f32>, js_sys::Error> {
-        self.gpu
-            .log_softmax_async(&logits, rows, classes)
-            .await
-            .map_err(js_error)
+        self.gpu.log_softmax_async(&logits, rows, classes).await.map_err(js_error)
     }
 
     /// Cross-entropy of `rows × classes` logits against class indices on the GPU.
     #[wasm_bindgen(js_name = crossEntropy)]
     pub async fn cross_entropy(
-        &self,
-        logits: Vec<f32>,
-        targets: Vec<i32>,
-        rows: usize,
-        classes: usize,
-        options: &LossOptions,
+        &self, logits: Vec<f32>, targets: Vec<i32>, rows: usize, classes: usize, options: &LossOptions,
     ) -> Result<Vec<f32>, js_sys::Error> {
-        self.gpu
-            .cross_entropy_async(&logits, &targets, rows, classes, &options.0)
-            .await
-            .map_err(js_error)
+        self.gpu.cross_entropy_async(&logits, &targets, rows, classes, &options.0).await.map_err(js_error)
     }
 
     /// Cross-entropy and its gradient with respect to the logits, from one kernel, on the GPU.
     #[wasm_bindgen(js_name = crossEntropyWithGrad)]
     pub async fn cross_entropy_with_grad(
-        &self,
-        logits: Vec<f32>,
-        targets: Vec<i32>,
-        rows: usize,
-        classes: usize,
-        options: &LossOptions,
+        &self, logits: Vec<f32>, targets: Vec<i32>, rows: usize, classes: usize, options: &LossOptions,
         grad_output: Vec<f32>,
     ) -> Result<LossAndGrad, js_sys::Error> {
         self.gpu
@@ -187,9 +165,7 @@ impl Demo {
     /// A softmax-regression trainer on this GPU for the text of `digits.csv` (see [`Trainer`]).
     #[wasm_bindgen(js_name = digitsTrainer)]
     pub async fn digits_trainer(&self, csv: String, learning_rate: f32) -> Result<Trainer, js_sys::Error> {
-        Trainer::create(Rc::clone(&self.gpu), &csv, learning_rate)
-            .await
-            .map_err(js_error)
+        Trainer::create(Rc::clone(&self.gpu), &csv, learning_rate).await.map_err(js_error)
     }
 }
 
@@ -206,11 +182,7 @@ pub fn cpu_log_softmax(logits: &[f32], rows: usize, classes: usize) -> Result<Ve
 /// The CPU twin of [`Demo::cross_entropy`].
 #[wasm_bindgen(js_name = cpuCrossEntropy)]
 pub fn cpu_cross_entropy(
-    logits: &[f32],
-    targets: &[i32],
-    rows: usize,
-    classes: usize,
-    options: &LossOptions,
+    logits: &[f32], targets: &[i32], rows: usize, classes: usize, options: &LossOptions,
 ) -> Result<Vec<f32>, js_sys::Error> {
     cpu::cross_entropy(logits, targets, rows, classes, &options.0).map_err(js_error)
 }
@@ -218,12 +190,7 @@ pub fn cpu_cross_entropy(
 /// The CPU twin of [`Demo::cross_entropy_with_grad`].
 #[wasm_bindgen(js_name = cpuCrossEntropyWithGrad)]
 pub fn cpu_cross_entropy_with_grad(
-    logits: &[f32],
-    targets: &[i32],
-    rows: usize,
-    classes: usize,
-    options: &LossOptions,
-    grad_output: &[f32],
+    logits: &[f32], targets: &[i32], rows: usize, classes: usize, options: &LossOptions, grad_output: &[f32],
 ) -> Result<LossAndGrad, js_sys::Error> {
     cpu::cross_entropy_with_grad(logits, targets, rows, classes, &options.0, grad_output)
         .map(LossAndGrad::from)

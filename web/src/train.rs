@@ -125,11 +125,7 @@ impl Trainer {
         let loss = storage("digits loss", 1, wgpu::BufferUsages::COPY_SRC);
         let train_logits = storage("digits batch logits", BATCH * CLASSES, wgpu::BufferUsages::empty());
         let grad_logits = storage("digits batch grad", BATCH * CLASSES, wgpu::BufferUsages::empty());
-        let test_logits = storage(
-            "digits test logits",
-            test.rows() * CLASSES,
-            wgpu::BufferUsages::COPY_SRC,
-        );
+        let test_logits = storage("digits test logits", test.rows() * CLASSES, wgpu::BufferUsages::COPY_SRC);
         let (train_features, test_features) = (
             init("digits train features", bytemuck::cast_slice(&train.features)),
             init("digits test features", bytemuck::cast_slice(&test.features)),
@@ -193,10 +189,7 @@ impl Trainer {
                 entries: &resources
                     .into_iter()
                     .enumerate()
-                    .map(|(i, resource)| wgpu::BindGroupEntry {
-                        binding: i as u32,
-                        resource,
-                    })
+                    .map(|(i, resource)| wgpu::BindGroupEntry { binding: i as u32, resource })
                     .collect::<Vec<_>>(),
             });
             Batch {
@@ -255,9 +248,8 @@ impl Trainer {
                 .input(self.train_logits.slice(..logits_bytes))
                 .loss(self.loss.slice(..))
                 .grad(self.grad_logits.slice(..logits_bytes));
-            let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("digits training step"),
-            });
+            let mut encoder =
+                device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("digits training step") });
             dispatch(&mut encoder, &self.forward, &batch.bind_group, batch.rows * CLASSES);
             self.gpu.encode_cross_entropy(
                 &mut encoder,
@@ -285,16 +277,14 @@ impl Trainer {
         let (device, queue) = (self.gpu.device(), self.gpu.queue());
         let (test, samples) = (&mut self.test, &self.test_samples);
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some("digits evaluation"),
-        });
+        let mut encoder =
+            device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("digits evaluation") });
         dispatch(&mut encoder, &self.forward, &test.bind_group, test.rows * CLASSES);
         let buffers = LossBuffers::new(self.test_targets.slice(test.targets.clone()))
             .input(self.test_logits.slice(..))
             .loss(self.loss.slice(..));
         let opts = CrossEntropyOptions::default();
-        self.gpu
-            .encode_cross_entropy(&mut encoder, &mut test.workspace, &buffers, test.rows, CLASSES, &opts)?;
+        self.gpu.encode_cross_entropy(&mut encoder, &mut test.workspace, &buffers, test.rows, CLASSES, &opts)?;
         queue.submit([encoder.finish()]);
         if let Some(e) = scope.pop().await {
             return Err(Error::Device(e.to_string()));
@@ -314,13 +304,10 @@ impl Trainer {
         for (r, pixels) in samples.features.chunks(FEATURES).enumerate() {
             for c in 0..CLASSES {
                 let bias = f64::from(weights[FEATURES * CLASSES + c]);
-                let products = pixels
-                    .iter()
-                    .enumerate()
-                    .map(|(k, &x)| f64::from(x) * f64::from(weights[k * CLASSES + c]));
-                let (z, magnitude) = std::iter::once(bias)
-                    .chain(products)
-                    .fold((0.0, 0.0), |(z, m), t| (z + t, m + t.abs()));
+                let products =
+                    pixels.iter().enumerate().map(|(k, &x)| f64::from(x) * f64::from(weights[k * CLASSES + c]));
+                let (z, magnitude) =
+                    std::iter::once(bias).chain(products).fold((0.0, 0.0), |(z, m), t| (z + t, m + t.abs()));
                 let error = (f64::from(gpu_logits[r * CLASSES + c]) - z).abs();
                 logit_error_ratio = logit_error_ratio.max(error / (1e-5 * magnitude + 1e-6));
                 cpu_logits.push(z as f32);
@@ -358,15 +345,11 @@ impl Trainer {
 
 /// Records one dispatch of `pipeline` over `invocations` with a batch's bind group.
 fn dispatch(
-    encoder: &mut wgpu::CommandEncoder,
-    pipeline: &wgpu::ComputePipeline,
-    bind_group: &wgpu::BindGroup,
+    encoder: &mut wgpu::CommandEncoder, pipeline: &wgpu::ComputePipeline, bind_group: &wgpu::BindGroup,
     invocations: usize,
 ) {
-    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-        label: Some("softmax regression"),
-        timestamp_writes: None,
-    });
+    let mut pass = encoder
+        .begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("softmax regression"), timestamp_writes: None });
     pass.set_pipeline(pipeline);
     pass.set_bind_group(0, bind_group, &[]);
     pass.dispatch_workgroups((invocations as u32).div_ceil(WORKGROUP), 1, 1);
@@ -389,11 +372,7 @@ fn create_layout(device: &wgpu::Device) -> wgpu::BindGroupLayout {
     let buffer = |binding: u32, ty: wgpu::BufferBindingType| wgpu::BindGroupLayoutEntry {
         binding,
         visibility: wgpu::ShaderStages::COMPUTE,
-        ty: wgpu::BindingType::Buffer {
-            ty,
-            has_dynamic_offset: false,
-            min_binding_size: None,
-        },
+        ty: wgpu::BindingType::Buffer { ty, has_dynamic_offset: false, min_binding_size: None },
         count: None,
     };
     let storage = |read_only| wgpu::BufferBindingType::Storage { read_only };

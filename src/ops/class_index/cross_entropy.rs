@@ -33,21 +33,10 @@ impl Gpu {
     /// gpu.queue().submit([encoder.finish()]);
     /// ```
     pub fn encode_cross_entropy(
-        &self,
-        encoder: &mut wgpu::CommandEncoder,
-        workspace: &mut Workspace,
-        buffers: &LossBuffers<'_>,
-        rows: usize,
-        classes: usize,
-        opts: &CrossEntropyOptions,
+        &self, encoder: &mut wgpu::CommandEncoder, workspace: &mut Workspace, buffers: &LossBuffers<'_>, rows: usize,
+        classes: usize, opts: &CrossEntropyOptions,
     ) -> Result<()> {
-        encode(
-            self,
-            encoder,
-            workspace,
-            &Problem::new(ClassIndexOp::CrossEntropy, rows, classes, opts)?,
-            buffers,
-        )
+        encode(self, encoder, workspace, &Problem::new(ClassIndexOp::CrossEntropy, rows, classes, opts)?, buffers)
     }
 
     /// Records cross-entropy against probability targets (`torch.nn.functional.cross_entropy`
@@ -73,21 +62,10 @@ impl Gpu {
     /// gpu.queue().submit([encoder.finish()]);
     /// ```
     pub fn encode_cross_entropy_probs(
-        &self,
-        encoder: &mut wgpu::CommandEncoder,
-        workspace: &mut Workspace,
-        buffers: &LossBuffers<'_>,
-        rows: usize,
-        classes: usize,
-        opts: &CrossEntropyOptions,
+        &self, encoder: &mut wgpu::CommandEncoder, workspace: &mut Workspace, buffers: &LossBuffers<'_>, rows: usize,
+        classes: usize, opts: &CrossEntropyOptions,
     ) -> Result<()> {
-        encode(
-            self,
-            encoder,
-            workspace,
-            &Problem::new(ClassIndexOp::CrossEntropyProbs, rows, classes, opts)?,
-            buffers,
-        )
+        encode(self, encoder, workspace, &Problem::new(ClassIndexOp::CrossEntropyProbs, rows, classes, opts)?, buffers)
     }
 }
 
@@ -362,12 +340,8 @@ slice_api! {
 /// The slice API of cross-entropy on half-precision logits: the gradient comes back as
 /// words and is reinterpreted as `H::Grad`.
 async fn half_slice<H: HalfLogits>(
-    gpu: &Gpu,
-    logits: &[H],
-    targets: &(impl ClassTargets + ?Sized),
-    shape: (usize, usize, &CrossEntropyOptions),
-    grad_output: Option<&[f32]>,
-    wanted: Wanted,
+    gpu: &Gpu, logits: &[H], targets: &(impl ClassTargets + ?Sized), shape: (usize, usize, &CrossEntropyOptions),
+    grad_output: Option<&[f32]>, wanted: Wanted,
 ) -> Result<(Vec<f32>, Vec<H::Grad>)> {
     let input = SliceInput {
         name: "logits",
@@ -375,16 +349,7 @@ async fn half_slice<H: HalfLogits>(
         len: logits.len(),
         precision: H::PRECISION,
     };
-    let out = index_slice(
-        gpu,
-        ClassIndexOp::CrossEntropy,
-        input,
-        targets,
-        shape,
-        grad_output,
-        wanted,
-    )
-    .await?;
+    let out = index_slice(gpu, ClassIndexOp::CrossEntropy, input, targets, shape, grad_output, wanted).await?;
     let bytes: &[u8] = bytemuck::cast_slice(&out.grad);
     let n = if wanted.grad { logits.len() } else { 0 };
     let grad = bytemuck::pod_collect_to_vec(&bytes[..n * std::mem::size_of::<H::Grad>()]);
@@ -393,12 +358,8 @@ async fn half_slice<H: HalfLogits>(
 
 /// The slice API of cross-entropy with probability targets.
 async fn probs_slice(
-    gpu: &Gpu,
-    logits: &[f32],
-    targets: &[f32],
-    (rows, classes, opts): (usize, usize, &CrossEntropyOptions),
-    grad_output: Option<&[f32]>,
-    wanted: Wanted,
+    gpu: &Gpu, logits: &[f32], targets: &[f32], (rows, classes, opts): (usize, usize, &CrossEntropyOptions),
+    grad_output: Option<&[f32]>, wanted: Wanted,
 ) -> Result<Outputs> {
     let problem = Problem::new(ClassIndexOp::CrossEntropyProbs, rows, classes, opts)?;
     let (input, targets) = (SliceInput::f32("logits", logits), SliceTargets::Probs(targets));

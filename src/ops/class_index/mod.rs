@@ -49,11 +49,7 @@ impl ClassIndexOp {
 /// Records `problem` on `buffers` into `encoder`, stage by stage; nothing is recorded
 /// unless every buffer is right.
 fn encode(
-    gpu: &Gpu,
-    encoder: &mut wgpu::CommandEncoder,
-    ws: &mut Workspace,
-    problem: &Problem<'_>,
-    buffers: &LossBuffers<'_>,
+    gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, ws: &mut Workspace, problem: &Problem<'_>, buffers: &LossBuffers<'_>,
 ) -> Result<()> {
     let bound = validate::Bound::check(gpu, problem, buffers)?;
     let plan = plan::Plan::new(gpu, ws, problem, &bound)?;

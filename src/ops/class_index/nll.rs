@@ -29,21 +29,10 @@ impl Gpu {
     /// gpu.queue().submit([encoder.finish()]);
     /// ```
     pub fn encode_nll_loss(
-        &self,
-        encoder: &mut wgpu::CommandEncoder,
-        workspace: &mut Workspace,
-        buffers: &LossBuffers<'_>,
-        rows: usize,
-        classes: usize,
-        opts: &CrossEntropyOptions,
+        &self, encoder: &mut wgpu::CommandEncoder, workspace: &mut Workspace, buffers: &LossBuffers<'_>, rows: usize,
+        classes: usize, opts: &CrossEntropyOptions,
     ) -> Result<()> {
-        encode(
-            self,
-            encoder,
-            workspace,
-            &Problem::new(ClassIndexOp::Nll, rows, classes, opts)?,
-            buffers,
-        )
+        encode(self, encoder, workspace, &Problem::new(ClassIndexOp::Nll, rows, classes, opts)?, buffers)
     }
 }
 

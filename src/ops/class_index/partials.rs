@@ -205,11 +205,8 @@ pub fn merge_row_partials(shards: &[&[RowPartial]]) -> Result<Vec<RowPartial>> {
     Ok((0..rows)
         .map(|r| {
             let parts = shards.iter().map(|s| s[r]);
-            let max = parts
-                .clone()
-                .filter(|p| p.sum_exp > 0.0)
-                .map(|p| f64::from(p.max))
-                .fold(f64::NEG_INFINITY, f64::max);
+            let max =
+                parts.clone().filter(|p| p.sum_exp > 0.0).map(|p| f64::from(p.max)).fold(f64::NEG_INFINITY, f64::max);
             let (mut sum, mut wx) = (0.0f64, 0.0f64);
             let mut merged = RowPartial::default();
             for p in parts {
@@ -245,10 +242,7 @@ pub fn merge_row_partials(shards: &[&[RowPartial]]) -> Result<Vec<RowPartial>> {
 /// assert!((loss[0] - 2f32.ln()).abs() < 1e-7);
 /// ```
 pub fn cross_entropy_from_partials(
-    merged: &[RowPartial],
-    targets: &(impl ClassTargets + ?Sized),
-    total_classes: usize,
-    opts: &CrossEntropyOptions,
+    merged: &[RowPartial], targets: &(impl ClassTargets + ?Sized), total_classes: usize, opts: &CrossEntropyOptions,
 ) -> Result<Vec<f32>> {
     let targets = &*targets.to_i32(total_classes)?;
     crate::options::check_class_index_loss(
@@ -270,11 +264,7 @@ pub fn cross_entropy_from_partials(
     let row_loss = |row: usize, t: usize| -> f64 {
         let p = merged[row];
         if p.flags & ROW_POISON != 0 || p.sum_exp == 0.0 {
-            return if p.flags & ROW_POISON == 0 && opts.empty == crate::EmptyPolicy::Zero {
-                0.0
-            } else {
-                f64::NAN
-            };
+            return if p.flags & ROW_POISON == 0 && opts.empty == crate::EmptyPolicy::Zero { 0.0 } else { f64::NAN };
         }
         let log_sum = f64::from(p.sum_exp).ln();
         let lp_target = if p.has_target != 0 && p.target_logit != f32::NEG_INFINITY {
@@ -287,32 +277,22 @@ pub fn cross_entropy_from_partials(
             return nll;
         }
         let mut smooth = f64::from(p.finite_weight) * log_sum - f64::from(p.weighted_logits);
-        for (bit, infinity) in [
-            (NEG_INF_W_POS, f64::INFINITY),
-            (NEG_INF_W_NEG, f64::NEG_INFINITY),
-            (NEG_INF_W_ZERO, f64::NAN),
-        ] {
+        for (bit, infinity) in
+            [(NEG_INF_W_POS, f64::INFINITY), (NEG_INF_W_NEG, f64::NEG_INFINITY), (NEG_INF_W_ZERO, f64::NAN)]
+        {
             if p.flags & bit != 0 {
                 smooth += infinity;
             }
         }
         (1.0 - eps) * nll + eps / total_classes as f64 * smooth
     };
-    Ok(class_index_reduce(targets, opts, row_loss)
-        .into_iter()
-        .map(|v| v as f32)
-        .collect())
+    Ok(class_index_reduce(targets, opts, row_loss).into_iter().map(|v| v as f32).collect())
 }
 
 /// Uploads a shard, records `op` and reads back the batch state (status and partials) and,
 /// for the gradient, the gradient.
 async fn shard_slice(
-    gpu: &Gpu,
-    op: ClassIndexOp,
-    logits: &[f32],
-    targets: &[i32],
-    rows: usize,
-    opts: &CrossEntropyOptions,
+    gpu: &Gpu, op: ClassIndexOp, logits: &[f32], targets: &[i32], rows: usize, opts: &CrossEntropyOptions,
     merged: Option<(&[RowPartial], &[f32])>,
 ) -> Result<(Vec<f32>, Vec<f32>)> {
     let (ClassIndexOp::ShardPartials(shard) | ClassIndexOp::ShardGrad(shard)) = op else {
@@ -339,10 +319,6 @@ async fn shard_slice(
         .await?;
     let state = outputs.last().cloned().unwrap_or_default();
     status_to_result(&state, shard.total_classes)?;
-    let grad = if merged.is_some() {
-        outputs[0].clone()
-    } else {
-        Vec::new()
-    };
+    let grad = if merged.is_some() { outputs[0].clone() } else { Vec::new() };
     Ok((state, grad))
 }

@@ -57,20 +57,10 @@ impl Plan {
             gpu.check_workgroups("rows × segments", largest * split)?;
         }
         let loss_len = problem.loss_len();
-        let loss = bound
-            .loss
-            .map(|s| Binding::range(gpu, "loss", &s, 0, loss_len))
-            .transpose()?;
-        let grad_output = bound
-            .grad_output
-            .map(|s| Binding::range(gpu, "grad_output", &s, 0, loss_len))
-            .transpose()?;
+        let loss = bound.loss.map(|s| Binding::range(gpu, "loss", &s, 0, loss_len)).transpose()?;
+        let grad_output = bound.grad_output.map(|s| Binding::range(gpu, "grad_output", &s, 0, loss_len)).transpose()?;
         let per_row_loss = problem.opts.reduction == Reduction::None && loss.is_some();
-        let (row_loss, loss_out) = if per_row_loss {
-            (loss, None)
-        } else {
-            (Some(ws.row_losses()), loss)
-        };
+        let (row_loss, loss_out) = if per_row_loss { (loss, None) } else { (Some(ws.row_losses()), loss) };
         let targets = match problem.op {
             ClassIndexOp::CrossEntropyProbs => None,
             _ => Some(Binding::range(gpu, "targets", &bound.targets, 0, rows)?),
@@ -136,12 +126,7 @@ impl Chunk {
     /// Binds the matrices of `n` rows from row `first`; `targets` are the batch's class
     /// indices (`None`: probability targets, bound per chunk as the logits).
     fn bind(
-        gpu: &Gpu,
-        problem: &Problem<'_>,
-        bound: &Bound<'_>,
-        first: u64,
-        n: u64,
-        targets: Option<Binding>,
+        gpu: &Gpu, problem: &Problem<'_>, bound: &Bound<'_>, first: u64, n: u64, targets: Option<Binding>,
     ) -> Result<Self> {
         let classes = problem.classes as u64;
         let sized = |argument, slice: &wgpu::BufferSlice<'_>, bytes| {
@@ -151,10 +136,7 @@ impl Chunk {
         Ok(Self {
             rows: n,
             input: bound.input.map(|s| sized("input", &s, precision.bytes())).transpose()?,
-            grad: bound
-                .grad
-                .map(|s| sized("grad", &s, precision.grad_bytes()))
-                .transpose()?,
+            grad: bound.grad.map(|s| sized("grad", &s, precision.grad_bytes())).transpose()?,
             targets: match targets {
                 Some(targets) => targets,
                 None => sized("targets", &bound.targets, 4)?,
@@ -167,20 +149,12 @@ impl Chunk {
     fn params(&self, problem: &Problem<'_>, batch: &LossParams, first: u64) -> LossParams {
         let offset = |b: &Option<Binding>| b.as_ref().map_or(0, |b| b.element_offset);
         let per_row = first as u32;
-        let per_row_grad_output = if problem.opts.reduction == Reduction::None {
-            per_row
-        } else {
-            0
-        };
+        let per_row_grad_output = if problem.opts.reduction == Reduction::None { per_row } else { 0 };
         let in_place = batch.flags & FLAG_IN_PLACE != 0;
         LossParams {
             rows: self.rows as u32,
             row_base: per_row,
-            input_off: if in_place {
-                offset(&self.grad)
-            } else {
-                offset(&self.input)
-            },
+            input_off: if in_place { offset(&self.grad) } else { offset(&self.input) },
             grad_off: offset(&self.grad),
             target_off: match problem.op {
                 ClassIndexOp::CrossEntropyProbs => self.targets.element_offset,

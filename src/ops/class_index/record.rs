@@ -8,11 +8,7 @@ use crate::error::Result;
 use crate::gpu::{Binding, Dispatch, Gpu, Layout, Workspace};
 
 pub(crate) fn record(
-    gpu: &Gpu,
-    encoder: &mut wgpu::CommandEncoder,
-    ws: &mut Workspace,
-    bound: &Bound<'_>,
-    plan: &Plan,
+    gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, ws: &mut Workspace, bound: &Bound<'_>, plan: &Plan,
     dispatches: &[Dispatch],
 ) -> Result<()> {
     ws.set_params(gpu, &plan.params);

@@ -44,9 +44,7 @@ impl Row {
         Self {
             vec4,
             solo: problem.op.is_cross_entropy() && (opts.spatial > 1 || classes <= SOLO_CLASSES),
-            resident: (vec4 && plan.segments == 1)
-                .then(|| gpu.resident_slots(classes))
-                .flatten(),
+            resident: (vec4 && plan.segments == 1).then(|| gpu.resident_slots(classes)).flatten(),
             short: plain.then(|| gpu.short_slots(classes)).flatten(),
             wants_grad: bound.grad.is_some(),
             in_place: bound.in_place,
@@ -97,12 +95,10 @@ impl Row {
                 Kernel::CrossEntropyForwardBackwardVec4InPlace,
             ]
             .map(|k| (k, 0)),
-            (None, false) => [
-                Kernel::CrossEntropyForward,
-                Kernel::CrossEntropyForwardBackward,
-                Kernel::CrossEntropyForwardBackward,
-            ]
-            .map(|k| (k, 0)),
+            (None, false) => {
+                [Kernel::CrossEntropyForward, Kernel::CrossEntropyForwardBackward, Kernel::CrossEntropyForwardBackward]
+                    .map(|k| (k, 0))
+            }
         })
     }
 
@@ -110,11 +106,7 @@ impl Row {
     /// per row for the loss alone); plain rows not in place read their segments as vec4.
     fn split_kernels(&self, rows: u64, segments: u64) -> [(Kernel, u64); 2] {
         let vec4 = self.vec4 && !self.in_place;
-        let partials = if vec4 {
-            Kernel::CrossEntropyPartialsVec4
-        } else {
-            Kernel::CrossEntropyPartials
-        };
+        let partials = if vec4 { Kernel::CrossEntropyPartialsVec4 } else { Kernel::CrossEntropyPartials };
         let merged = match (self.wants_grad, vec4) {
             (true, true) => (Kernel::CrossEntropyMergedForwardBackwardVec4, rows * segments),
             (true, false) => (Kernel::CrossEntropyMergedForwardBackward, rows * segments),
@@ -145,11 +137,7 @@ pub(crate) fn dispatches(gpu: &Gpu, problem: &Problem<'_>, bound: &Bound<'_>, pl
                 }
             }
             ClassIndexOp::CrossEntropy | ClassIndexOp::CrossEntropyProbs if row.solo => {
-                dispatches.push(Dispatch::unrolled(
-                    row.solo_kernel(),
-                    n.div_ceil(SOLO_ROWS_PER_WORKGROUP),
-                    group,
-                ));
+                dispatches.push(Dispatch::unrolled(row.solo_kernel(), n.div_ceil(SOLO_ROWS_PER_WORKGROUP), group));
             }
             ClassIndexOp::CrossEntropy | ClassIndexOp::CrossEntropyProbs => {
                 dispatches.push(Dispatch::unrolled(row.whole_row_kernel(), n, group));
@@ -161,11 +149,7 @@ pub(crate) fn dispatches(gpu: &Gpu, problem: &Problem<'_>, bound: &Bound<'_>, pl
                 }
                 if row.wants_grad {
                     let elements = n * problem.classes as u64;
-                    dispatches.push(Dispatch::new(
-                        Kernel::NllBackward,
-                        elements.div_ceil(per_workgroup),
-                        group,
-                    ));
+                    dispatches.push(Dispatch::new(Kernel::NllBackward, elements.div_ceil(per_workgroup), group));
                 }
             }
         }

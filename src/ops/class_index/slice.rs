@@ -39,22 +39,12 @@ pub(crate) struct SliceInput<'d> {
 impl<'d> SliceInput<'d> {
     /// f32 data.
     pub(crate) fn f32(name: &'static str, data: &'d [f32]) -> Self {
-        Self {
-            name,
-            bytes: Some(bytemuck::cast_slice(data)),
-            len: data.len(),
-            precision: Precision::F32,
-        }
+        Self { name, bytes: Some(bytemuck::cast_slice(data)), len: data.len(), precision: Precision::F32 }
     }
 
     /// No data, only the length its shape needs (NLL's gradient reads no input).
     pub(crate) fn absent(name: &'static str, len: usize) -> Self {
-        Self {
-            name,
-            bytes: None,
-            len,
-            precision: Precision::F32,
-        }
+        Self { name, bytes: None, len, precision: Precision::F32 }
     }
 }
 
@@ -66,46 +56,20 @@ pub(crate) enum SliceTargets<'t> {
 }
 
 impl Wanted {
-    pub(crate) const LOSS: Wanted = Wanted {
-        loss: true,
-        grad: false,
-        lse: false,
-        argmax: false,
-        accuracy: false,
-    };
-    pub(crate) const GRAD: Wanted = Wanted {
-        loss: false,
-        grad: true,
-        ..Wanted::LOSS
-    };
-    pub(crate) const BOTH: Wanted = Wanted {
-        grad: true,
-        ..Wanted::LOSS
-    };
+    pub(crate) const LOSS: Wanted = Wanted { loss: true, grad: false, lse: false, argmax: false, accuracy: false };
+    pub(crate) const GRAD: Wanted = Wanted { loss: false, grad: true, ..Wanted::LOSS };
+    pub(crate) const BOTH: Wanted = Wanted { grad: true, ..Wanted::LOSS };
 }
 
 /// The slice API of a class-index op against class-index targets (`i32` or `i64`, checked
 /// to fit), for `rows`, `classes` and `opts`.
 pub(crate) async fn index_slice(
-    gpu: &Gpu,
-    op: ClassIndexOp,
-    input: SliceInput<'_>,
-    targets: &(impl ClassTargets + ?Sized),
-    (rows, classes, opts): (usize, usize, &CrossEntropyOptions),
-    grad_output: Option<&[f32]>,
-    wanted: Wanted,
+    gpu: &Gpu, op: ClassIndexOp, input: SliceInput<'_>, targets: &(impl ClassTargets + ?Sized),
+    (rows, classes, opts): (usize, usize, &CrossEntropyOptions), grad_output: Option<&[f32]>, wanted: Wanted,
 ) -> Result<Outputs> {
     let targets = &*targets.to_i32(classes)?;
     let problem = Problem::new(op, rows, classes, opts)?;
-    class_index_slice(
-        gpu,
-        &problem,
-        input,
-        SliceTargets::Classes(targets),
-        grad_output,
-        wanted,
-    )
-    .await
+    class_index_slice(gpu, &problem, input, SliceTargets::Classes(targets), grad_output, wanted).await
 }
 
 /// The slice API of the class-index ops: checks the host slices against the (checked)
@@ -113,11 +77,7 @@ pub(crate) async fn index_slice(
 /// together with the batch status, in which the device reports the first out-of-range
 /// target.
 pub(crate) async fn class_index_slice(
-    gpu: &Gpu,
-    problem: &Problem<'_>,
-    input: SliceInput<'_>,
-    targets: SliceTargets<'_>,
-    grad_output: Option<&[f32]>,
+    gpu: &Gpu, problem: &Problem<'_>, input: SliceInput<'_>, targets: SliceTargets<'_>, grad_output: Option<&[f32]>,
     wanted: Wanted,
 ) -> Result<Outputs> {
     let (loss_rows, classes) = (problem.loss_rows as usize, problem.classes);
@@ -141,20 +101,13 @@ pub(crate) async fn class_index_slice(
     uploads.extend(grad_output.map(bytemuck::cast_slice));
     let lens = [
         (wanted.loss, problem.loss_len() as usize),
-        (
-            wanted.grad,
-            (loss_rows * classes * input.precision.grad_bytes() as usize).div_ceil(4),
-        ),
+        (wanted.grad, (loss_rows * classes * input.precision.grad_bytes() as usize).div_ceil(4)),
         (wanted.lse, loss_rows),
         (wanted.argmax, loss_rows),
         (wanted.accuracy, 1),
     ];
     let output_lens: Vec<usize> = lens.iter().filter(|(on, _)| *on).map(|&(_, n)| n).collect();
-    let state_bytes = if matches!(targets, SliceTargets::Classes(_)) {
-        BATCH_STATE_BYTES
-    } else {
-        0
-    };
+    let state_bytes = if matches!(targets, SliceTargets::Classes(_)) { BATCH_STATE_BYTES } else { 0 };
     let outputs = gpu
         .run_slice(&uploads, &output_lens, state_bytes, |encoder, ws, inputs, outputs| {
             let mut inputs = inputs.iter().copied();
@@ -174,11 +127,7 @@ pub(crate) async fn class_index_slice(
         .await?;
     let mut outputs = outputs.into_iter();
     let mut take = |on: bool| {
-        if on {
-            outputs.next().unwrap_or_default()
-        } else {
-            Vec::new()
-        }
+        if on { outputs.next().unwrap_or_default() } else { Vec::new() }
     };
     let result = Outputs {
         loss: take(wanted.loss),

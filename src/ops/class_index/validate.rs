@@ -8,10 +8,7 @@ use crate::gpu::{Binding, Gpu};
 use crate::options::{CrossEntropyOptions, Precision, check_spatial};
 
 pub(super) fn invalid(argument: &'static str, message: &str) -> Error {
-    Error::InvalidArgument {
-        argument,
-        message: message.into(),
-    }
+    Error::InvalidArgument { argument, message: message.into() }
 }
 
 /// A class-index op's shape and options, checked.
@@ -41,10 +38,7 @@ impl<'o> Problem<'o> {
             return Err(Error::EmptyBatch { rows, classes });
         }
         if loss_rows.checked_mul(classes).is_none() {
-            return Err(invalid(
-                "rows",
-                &format!("rows × classes = {loss_rows} × {classes} overflows usize"),
-            ));
+            return Err(invalid("rows", &format!("rows × classes = {loss_rows} × {classes} overflows usize")));
         }
         let (total_classes, class_offset) = match op {
             ClassIndexOp::ShardPartials(shard) | ClassIndexOp::ShardGrad(shard) => {
@@ -60,15 +54,7 @@ impl<'o> Problem<'o> {
                 return Err(invalid("spatial", "class shards take rows × classes inputs only"));
             }
         }
-        Ok(Self {
-            op,
-            rows,
-            loss_rows: loss_rows as u64,
-            classes,
-            total_classes,
-            class_offset,
-            opts,
-        })
+        Ok(Self { op, rows, loss_rows: loss_rows as u64, classes, total_classes, class_offset, opts })
     }
 
     /// Elements of the `loss_rows × classes` input.
@@ -105,10 +91,7 @@ impl<'a> Bound<'a> {
         let op = problem.op;
         let extras = buffers.lse.is_some() || buffers.argmax.is_some() || buffers.accuracy.is_some();
         if !op.is_cross_entropy() && extras {
-            return Err(invalid(
-                "buffers",
-                "lse, argmax and accuracy are outputs of cross-entropy only",
-            ));
+            return Err(invalid("buffers", "lse, argmax and accuracy are outputs of cross-entropy only"));
         }
         check_precision(gpu, op, buffers)?;
         if op == ClassIndexOp::CrossEntropyProbs && buffers.accuracy.is_some() {
@@ -123,19 +106,13 @@ impl<'a> Bound<'a> {
         let grad = if buffers.in_place { buffers.input } else { buffers.grad };
         let nothing = buffers.loss.is_none() && grad.is_none() && !extras;
         if nothing && !matches!(op, ClassIndexOp::ShardPartials(_)) {
-            return Err(invalid(
-                "buffers",
-                "neither `loss` nor `grad` was given: nothing to compute",
-            ));
+            return Err(invalid("buffers", "neither `loss` nor `grad` was given: nothing to compute"));
         }
         let reads_input = op != ClassIndexOp::Nll || buffers.loss.is_some();
         let input = match (buffers.input, reads_input) {
             (Some(s), true) => Some(s),
             (None, true) => {
-                return Err(invalid(
-                    "input",
-                    "required: the logits (cross-entropy) or log-probabilities (NLL loss)",
-                ));
+                return Err(invalid("input", "required: the logits (cross-entropy) or log-probabilities (NLL loss)"));
             }
             (_, false) => None,
         };
@@ -165,17 +142,11 @@ impl<'a> Bound<'a> {
         if let Some(s) = &self.grad {
             Binding::check_sized("grad", s, elements, self.precision.grad_bytes())?;
         }
-        let targets = if problem.op == ClassIndexOp::CrossEntropyProbs {
-            elements
-        } else {
-            rows
-        };
+        let targets = if problem.op == ClassIndexOp::CrossEntropyProbs { elements } else { rows };
         Binding::check("targets", &self.targets, targets)?;
-        for (argument, slice, words) in [
-            ("lse", &self.lse, rows),
-            ("argmax", &self.argmax, rows),
-            ("accuracy", &self.accuracy, 1),
-        ] {
+        for (argument, slice, words) in
+            [("lse", &self.lse, rows), ("argmax", &self.argmax, rows), ("accuracy", &self.accuracy, 1)]
+        {
             if let Some(slice) = slice {
                 check_copy_target(argument, slice, words)?;
             }
@@ -200,10 +171,7 @@ fn check_precision(gpu: &Gpu, op: ClassIndexOp, buffers: &LossBuffers<'_>) -> Re
         return Ok(());
     }
     if !op.is_cross_entropy() || buffers.in_place {
-        return Err(invalid(
-            "precision",
-            "half-precision logits are for cross-entropy, and not with grad_in_place",
-        ));
+        return Err(invalid("precision", "half-precision logits are for cross-entropy, and not with grad_in_place"));
     }
     if buffers.precision == Precision::F16 && !gpu.device().features().contains(wgpu::Features::SHADER_F16) {
         return Err(invalid("precision", "F16 needs the adapter's SHADER_F16 feature"));

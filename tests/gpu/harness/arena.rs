@@ -31,11 +31,7 @@ impl Default for Arena {
 
 impl Arena {
     pub fn new() -> Self {
-        Self {
-            words: Vec::new(),
-            outputs: Vec::new(),
-            buffer: None,
-        }
+        Self { words: Vec::new(), outputs: Vec::new(), buffer: None }
     }
 
     /// Pads with sentinels to a word offset ≡ 1 (mod 4): 4 bytes past a 16-byte boundary.
@@ -53,10 +49,7 @@ impl Arena {
         let mut bytes = bytemuck::cast_slice::<T, u8>(data).to_vec();
         bytes.resize(bytes.len().next_multiple_of(4), 0);
         self.words.extend(bytemuck::cast_slice::<u8, u32>(&bytes));
-        Range {
-            start,
-            len: self.words.len() - start,
-        }
+        Range { start, len: self.words.len() - start }
     }
 
     /// Reserves `len` words for an output (filled with sentinels until the op writes them).
@@ -95,9 +88,6 @@ impl Arena {
                 now.to_bits()
             );
         }
-        self.outputs
-            .iter()
-            .map(|r| after[r.start..r.start + r.len].to_vec())
-            .collect()
+        self.outputs.iter().map(|r| after[r.start..r.start + r.len].to_vec()).collect()
     }
 }

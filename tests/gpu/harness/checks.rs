@@ -39,10 +39,7 @@ fn softmax_twin(op: SoftmaxOp, input: &[f32], dy: Option<&[f32]>, shape: Shape) 
 
 /// log-softmax of `x`.
 pub fn log_softmax(x: &[f32], shape: Shape) -> Expect {
-    Expect::new(
-        softmax_twin(SoftmaxOp::LogSoftmax, x, None, shape),
-        tol::log_softmax(x, shape),
-    )
+    Expect::new(softmax_twin(SoftmaxOp::LogSoftmax, x, None, shape), tol::log_softmax(x, shape))
 }
 
 /// softmax of `x`.
@@ -60,10 +57,7 @@ pub fn log_softmax_backward(y: &[f32], dy: &[f32], shape: Shape) -> Expect {
 
 /// The backward of softmax from its output `p` and upstream `dy`.
 pub fn softmax_backward(p: &[f32], dy: &[f32], shape: Shape) -> Expect {
-    Expect::new(
-        softmax_twin(SoftmaxOp::SoftmaxBackward, p, Some(dy), shape),
-        tol::softmax_backward(p, dy, shape),
-    )
+    Expect::new(softmax_twin(SoftmaxOp::SoftmaxBackward, p, Some(dy), shape), tol::softmax_backward(p, dy, shape))
 }
 
 /// A cross-entropy case: logits, targets, shape, options and the upstream gradient (empty:
@@ -90,11 +84,7 @@ pub struct Got<'a> {
 impl<'a> Got<'a> {
     /// The loss and the gradient, either of them asked for.
     pub fn outputs(loss: Option<&'a [f32]>, grad: Option<&'a [f32]>) -> Self {
-        Self {
-            loss,
-            grad,
-            ..Default::default()
-        }
+        Self { loss, grad, ..Default::default() }
     }
 }
 
@@ -128,16 +118,9 @@ impl Ce<'_> {
             Targets::Probs(y) => {
                 let (loss, grad) = match g {
                     Some(g) => cpu::cross_entropy_probs_with_grad(self.x, y, n, classes, self.opts, g).unwrap(),
-                    None => (
-                        cpu::cross_entropy_probs(self.x, y, n, classes, self.opts).unwrap(),
-                        Vec::new(),
-                    ),
+                    None => (cpu::cross_entropy_probs(self.x, y, n, classes, self.opts).unwrap(), Vec::new()),
                 };
-                CeExpect {
-                    loss: Expect::new(loss, tol.loss),
-                    grad: Expect::new(grad, tol.grad),
-                    ..Default::default()
-                }
+                CeExpect { loss: Expect::new(loss, tol.loss), grad: Expect::new(grad, tol.grad), ..Default::default() }
             }
         }
     }
@@ -164,12 +147,7 @@ impl CeExpect {
         if let Some(accuracy) = got.accuracy {
             let want: Vec<f32> = self.accuracy.into_iter().collect();
             let tol: Vec<f64> = want.iter().map(|a| 3e-7 * f64::from(a.abs())).collect();
-            compare(
-                &format!("accuracy {what}"),
-                &accuracy.into_iter().collect::<Vec<_>>(),
-                &want,
-                &tol,
-            )?;
+            compare(&format!("accuracy {what}"), &accuracy.into_iter().collect::<Vec<_>>(), &want, &tol)?;
         }
         Ok(())
     }
@@ -187,11 +165,7 @@ pub fn nll(lp: &[f32], targets: &[i32], shape: Shape, opts: &CrossEntropyOptions
     let Shape { n, classes, .. } = shape;
     let tol = tol::nll(lp, targets, shape, opts, g);
     let loss = cpu::nll_loss(lp, targets, n, classes, opts).unwrap();
-    let grad = if g.is_empty() {
-        Vec::new()
-    } else {
-        cpu::nll_loss_grad(targets, n, classes, opts, g).unwrap()
-    };
+    let grad = if g.is_empty() { Vec::new() } else { cpu::nll_loss_grad(targets, n, classes, opts, g).unwrap() };
     (Expect::new(loss, tol.loss), Expect::new(grad, tol.grad))
 }
 
@@ -228,15 +202,7 @@ impl CeCase {
             g: &g,
         }
         .expect();
-        Self {
-            shape,
-            x,
-            targets,
-            opts,
-            g,
-            expect,
-            on_every_path: true,
-        }
+        Self { shape, x, targets, opts, g, expect, on_every_path: true }
     }
 
     /// Runs on the default path only: the matrix's other paths take a subset of the
@@ -284,23 +250,20 @@ impl CeCase {
             OwnedTargets::Probs(y) => gpu.cross_entropy_probs(x, y, n, classes, o),
         }
         .unwrap();
-        self.expect
-            .check(&format!("loss only {what}"), Got::outputs(Some(&loss), None));
+        self.expect.check(&format!("loss only {what}"), Got::outputs(Some(&loss), None));
         if grad_only {
             let grad = match &self.targets {
                 OwnedTargets::Index(t) => gpu.cross_entropy_grad(x, t, n, classes, o, g),
                 OwnedTargets::Probs(y) => gpu.cross_entropy_probs_grad(x, y, n, classes, o, g),
             }
             .unwrap();
-            self.expect
-                .check(&format!("grad only {what}"), Got::outputs(None, Some(&grad)));
+            self.expect.check(&format!("grad only {what}"), Got::outputs(None, Some(&grad)));
         }
         let (loss, grad) = match &self.targets {
             OwnedTargets::Index(t) => gpu.cross_entropy_with_grad(x, t, n, classes, o, g),
             OwnedTargets::Probs(y) => gpu.cross_entropy_probs_with_grad(x, y, n, classes, o, g),
         }
         .unwrap();
-        self.expect
-            .check(&format!("fused {what}"), Got::outputs(Some(&loss), Some(&grad)));
+        self.expect.check(&format!("fused {what}"), Got::outputs(Some(&loss), Some(&grad)));
     }
 }

@@ -17,10 +17,7 @@ pub fn missing() -> Vec<String> {
     let gpus = every_gpu();
     let recordable: BTreeSet<String> = gpus.iter().flat_map(|g| g.recordable_kernels()).collect();
     let recorded: BTreeSet<String> = gpus.iter().flat_map(|g| g.recorded_kernels()).collect();
-    let mut missing: Vec<String> = recordable
-        .difference(&recorded)
-        .map(|k| format!("never recorded: {k}"))
-        .collect();
+    let mut missing: Vec<String> = recordable.difference(&recorded).map(|k| format!("never recorded: {k}")).collect();
     for path in matrix().paths() {
         let ran = path.gpu.recorded_kernels();
         let has = |part: &str| ran.iter().any(|k| k.contains(part));

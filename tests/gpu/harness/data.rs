@@ -123,9 +123,7 @@ pub fn adversarial_rows(classes: usize) -> Vec<Vec<f32>> {
         (0..c).map(|i| if i % 2 == 0 { 1e4 } else { -1e4 }).collect(),
         vec![0.0; c],
         (0..c).map(|i| if i == c / 2 { 50.0 } else { -50.0 }).collect(),
-        (0..c)
-            .map(|i| if i % 3 == 1 { ninf } else { i as f32 * 0.01 })
-            .collect(),
+        (0..c).map(|i| if i % 3 == 1 { ninf } else { i as f32 * 0.01 }).collect(),
         (0..c).map(|i| if i == 0 { 3.0 } else { ninf }).collect(),
         (0..c).map(|i| if i == c - 1 { ninf } else { 1e4 - i as f32 }).collect(),
         (0..c).map(|i| if i % 2 == 0 { 1e-40 } else { -1e-38 }).collect(),
@@ -140,16 +138,8 @@ pub fn adversarial_rows(classes: usize) -> Vec<Vec<f32>> {
 /// no finite logit at all.
 pub fn poisoned_rows(classes: usize) -> Vec<Vec<f32>> {
     let mut rows = adversarial_rows(classes);
-    rows.push(
-        (0..classes)
-            .map(|i| if i == classes / 2 { f32::NAN } else { 1.0 })
-            .collect(),
-    );
-    rows.push(
-        (0..classes)
-            .map(|i| if i == classes / 3 { f32::INFINITY } else { 1.0 })
-            .collect(),
-    );
+    rows.push((0..classes).map(|i| if i == classes / 2 { f32::NAN } else { 1.0 }).collect());
+    rows.push((0..classes).map(|i| if i == classes / 3 { f32::INFINITY } else { 1.0 }).collect());
     rows.push(vec![f32::NEG_INFINITY; classes]);
     rows
 }
@@ -157,10 +147,7 @@ pub fn poisoned_rows(classes: usize) -> Vec<Vec<f32>> {
 /// `targets` as valid for `opts`: rows marked -100 stay ignored under the default
 /// `ignore_index` and become class 0 when another `ignore_index` is in force.
 pub fn targets_for(opts: &CrossEntropyOptions, targets: &[i32]) -> Vec<i32> {
-    targets
-        .iter()
-        .map(|&t| if t == -100 && opts.ignore_index != -100 { 0 } else { t })
-        .collect()
+    targets.iter().map(|&t| if t == -100 && opts.ignore_index != -100 { 0 } else { t }).collect()
 }
 
 /// A probability row for each row: random non-negative masses, some rows normalised, some
@@ -211,6 +198,5 @@ pub fn upload<T: bytemuck::Pod>(gpu: &Gpu, data: &[T]) -> wgpu::Buffer {
 
 /// Reads `len` f32 values at byte `offset` of `buffer` (after all submitted work).
 pub fn download(gpu: &Gpu, buffer: &wgpu::Buffer, offset: u64, len: usize) -> Vec<f32> {
-    gpu.read_buffer(buffer.slice(offset..offset + len as u64 * 4))
-        .expect("read back")
+    gpu.read_buffer(buffer.slice(offset..offset + len as u64 * 4)).expect("read back")
 }

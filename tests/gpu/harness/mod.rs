@@ -35,10 +35,7 @@ fn trial(name: String, test: impl FnOnce() + Send + 'static) -> Trial {
 
 /// One trial of `test` per path of the matrix, named `name::path`.
 pub fn per_path(name: &str, test: fn(&'static Path)) -> Vec<Trial> {
-    matrix()
-        .paths()
-        .map(|path| trial(format!("{name}::{}", path.name), move || test(path)))
-        .collect()
+    matrix().paths().map(|path| trial(format!("{name}::{}", path.name), move || test(path))).collect()
 }
 
 /// One trial of `test`.
@@ -78,15 +75,8 @@ pub fn tests() -> Vec<Trial> {
                 let reason = reason.clone();
                 trial(format!("paths::{name}"), move || {
                     let info = gpu().adapter_info();
-                    assert_ne!(
-                        info.backend,
-                        wgpu::Backend::Vulkan,
-                        "subgroups absent on Vulkan: {reason}"
-                    );
-                    assert!(
-                        !gpu().uses_subgroups(),
-                        "absent, yet the default path uses subgroups: {reason}"
-                    );
+                    assert_ne!(info.backend, wgpu::Backend::Vulkan, "subgroups absent on Vulkan: {reason}");
+                    assert!(!gpu().uses_subgroups(), "absent, yet the default path uses subgroups: {reason}");
                     eprintln!("absent on this adapter: {reason}");
                 })
             }

@@ -86,11 +86,7 @@ impl Path {
             "{} ({} per row, {})",
             self.name,
             self.gpu.row_workgroup_size(),
-            if self.gpu.uses_subgroups() {
-                "subgroups"
-            } else {
-                "workgroup memory"
-            }
+            if self.gpu.uses_subgroups() { "subgroups" } else { "workgroup memory" }
         )
     }
 
@@ -100,11 +96,7 @@ impl Path {
         match self.claim {
             Claim::Row { subgroups, per_row } => {
                 assert_eq!(gpu.uses_subgroups(), subgroups, "{}: subgroups", self.label());
-                let want = if subgroups {
-                    per_row.max(subgroup_size(gpu))
-                } else {
-                    per_row
-                };
+                let want = if subgroups { per_row.max(subgroup_size(gpu)) } else { per_row };
                 assert_eq!(gpu.row_workgroup_size(), want, "{}: invocations per row", self.label());
             }
             Claim::Default => {}
@@ -112,12 +104,7 @@ impl Path {
                 // The other entries keep the default row shape and change one thing each,
                 // which the coverage check sees in the kernels they record.
                 assert_eq!(gpu.uses_subgroups(), default.uses_subgroups(), "{}", self.label());
-                assert_eq!(
-                    gpu.row_workgroup_size(),
-                    default.row_workgroup_size(),
-                    "{}",
-                    self.label()
-                );
+                assert_eq!(gpu.row_workgroup_size(), default.row_workgroup_size(), "{}", self.label());
             }
         }
     }
@@ -126,11 +113,7 @@ impl Path {
 /// The adapter's fixed subgroup size (0 without one).
 fn subgroup_size(gpu: &Gpu) -> u32 {
     let info = gpu.adapter_info();
-    if info.subgroup_min_size == info.subgroup_max_size {
-        info.subgroup_min_size
-    } else {
-        0
-    }
+    if info.subgroup_min_size == info.subgroup_max_size { info.subgroup_min_size } else { 0 }
 }
 
 /// One entry of the matrix.
@@ -157,76 +140,16 @@ pub struct Matrix {
 /// Every entry, in order: name and claim.
 const DECLARED: [(&str, Claim); 15] = [
     ("default", Claim::Default),
-    (
-        "sg8",
-        Claim::Row {
-            subgroups: true,
-            per_row: 8,
-        },
-    ),
-    (
-        "sg16",
-        Claim::Row {
-            subgroups: true,
-            per_row: 16,
-        },
-    ),
-    (
-        "sg32",
-        Claim::Row {
-            subgroups: true,
-            per_row: 32,
-        },
-    ),
-    (
-        "sg64",
-        Claim::Row {
-            subgroups: true,
-            per_row: 64,
-        },
-    ),
-    (
-        "sg256",
-        Claim::Row {
-            subgroups: true,
-            per_row: 256,
-        },
-    ),
-    (
-        "wg8",
-        Claim::Row {
-            subgroups: false,
-            per_row: 8,
-        },
-    ),
-    (
-        "wg16",
-        Claim::Row {
-            subgroups: false,
-            per_row: 16,
-        },
-    ),
-    (
-        "wg32",
-        Claim::Row {
-            subgroups: false,
-            per_row: 32,
-        },
-    ),
-    (
-        "wg64",
-        Claim::Row {
-            subgroups: false,
-            per_row: 64,
-        },
-    ),
-    (
-        "wg256",
-        Claim::Row {
-            subgroups: false,
-            per_row: 256,
-        },
-    ),
+    ("sg8", Claim::Row { subgroups: true, per_row: 8 }),
+    ("sg16", Claim::Row { subgroups: true, per_row: 16 }),
+    ("sg32", Claim::Row { subgroups: true, per_row: 32 }),
+    ("sg64", Claim::Row { subgroups: true, per_row: 64 }),
+    ("sg256", Claim::Row { subgroups: true, per_row: 256 }),
+    ("wg8", Claim::Row { subgroups: false, per_row: 8 }),
+    ("wg16", Claim::Row { subgroups: false, per_row: 16 }),
+    ("wg32", Claim::Row { subgroups: false, per_row: 32 }),
+    ("wg64", Claim::Row { subgroups: false, per_row: 64 }),
+    ("wg256", Claim::Row { subgroups: false, per_row: 256 }),
     ("resident-off", Claim::ResidentOff),
     ("split", Claim::Split),
     ("chunked", Claim::Chunked),
@@ -240,11 +163,8 @@ impl Matrix {
         let info = default.adapter_info().clone();
         let has_subgroups =
             device.features().contains(wgpu::Features::SUBGROUP) && info.subgroup_min_size == info.subgroup_max_size;
-        let mut entries = vec![Entry::Present(Box::new(Path {
-            name: DECLARED[0].0,
-            claim: DECLARED[0].1,
-            gpu: default,
-        }))];
+        let mut entries =
+            vec![Entry::Present(Box::new(Path { name: DECLARED[0].0, claim: DECLARED[0].1, gpu: default }))];
         for &(name, claim) in &DECLARED[1..] {
             // Subgroup paths are absent only where the adapter has none and is not Vulkan
             // (lavapipe has them: losing them there is a failure of the `paths::` trial).
@@ -317,15 +237,9 @@ static EXTRA: Mutex<Vec<&'static Gpu>> = Mutex::new(Vec::new());
 pub fn gpu_with(edit: impl FnOnce(&mut GpuOptions)) -> &'static Gpu {
     let mut opts = GpuOptions::default();
     edit(&mut opts);
-    let gpu: &'static Gpu = Box::leak(Box::new(Gpu::from_device_with_options(
-        gpu().device().clone(),
-        gpu().queue().clone(),
-        opts,
-    )));
-    EXTRA
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .push(gpu);
+    let gpu: &'static Gpu =
+        Box::leak(Box::new(Gpu::from_device_with_options(gpu().device().clone(), gpu().queue().clone(), opts)));
+    EXTRA.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(gpu);
     gpu
 }
 

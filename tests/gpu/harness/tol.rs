@@ -105,20 +105,12 @@ pub struct RowStats {
 impl RowStats {
     pub fn of(x: &[f64]) -> Self {
         let finite = x.iter().all(|v| !v.is_nan() && *v != f64::INFINITY) && x.iter().any(|v| v.is_finite());
-        let max = x
-            .iter()
-            .filter(|v| v.is_finite())
-            .fold(f64::NEG_INFINITY, |m, &v| m.max(v));
+        let max = x.iter().filter(|v| v.is_finite()).fold(f64::NEG_INFINITY, |m, &v| m.max(v));
         let max = if max.is_finite() { max } else { 0.0 };
         let log_sum = x.iter().map(|v| (v - max).exp()).sum::<f64>().ln();
         let c = x.len();
         let scale = max.abs() + log_sum.abs() + 2.0 * (c as f64).ln() + growth(c) + 4.0;
-        Self {
-            max,
-            log_sum,
-            finite,
-            scale,
-        }
+        Self { max, log_sum, finite, scale }
     }
 
     pub fn lse(&self) -> f64 {
@@ -164,14 +156,7 @@ pub fn softmax(x: &[f32], shape: Shape) -> Vec<f64> {
         for (c, &v) in row.iter().enumerate() {
             let lp = v - st.lse();
             let p = lp.exp();
-            set(
-                c,
-                if p > 0.0 {
-                    p * st.prob_rel_tol(v, lp) + FLUSH
-                } else {
-                    FLUSH
-                },
-            );
+            set(c, if p > 0.0 { p * st.prob_rel_tol(v, lp) + FLUSH } else { FLUSH });
         }
     })
 }
@@ -197,11 +182,8 @@ pub fn log_softmax_backward(y: &[f32], dy: &[f32], shape: Shape) -> Vec<f64> {
         let sum_err = growth(shape.classes) * partial_sum_reach(dy.iter().copied());
         for c in 0..shape.classes {
             let p = y[c].exp();
-            let (rounded, summed) = if p > 0.0 {
-                (p * sum.abs() * (3.0 + 2.0 * y[c].abs()), p * sum_err)
-            } else {
-                (0.0, 0.0)
-            };
+            let (rounded, summed) =
+                if p > 0.0 { (p * sum.abs() * (3.0 + 2.0 * y[c].abs()), p * sum_err) } else { (0.0, 0.0) };
             set(c, K * EPS * (dy[c].abs() + rounded) + SUM_K * EPS * summed + FLUSH);
         }
     })
@@ -215,10 +197,7 @@ pub fn softmax_backward(p: &[f32], dy: &[f32], shape: Shape) -> Vec<f64> {
         let dot: f64 = p.iter().zip(&dy).map(|(p, d)| p * d).sum();
         let dot_err = growth(shape.classes) * partial_sum_reach(p.iter().zip(&dy).map(|(p, d)| p * d));
         for c in 0..shape.classes {
-            set(
-                c,
-                EPS * p[c].abs() * (K * (dy[c].abs() + dot.abs()) + SUM_K * dot_err) + FLUSH,
-            );
+            set(c, EPS * p[c].abs() * (K * (dy[c].abs() + dot.abs()) + SUM_K * dot_err) + FLUSH);
         }
     })
 }
@@ -307,23 +286,13 @@ fn capped(row: Vec<f64>, cap: f64) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
 /// The mean's divisor adds `growth(rows)` ulps to every gradient element.
 pub fn cross_entropy(x: &[f32], targets: Targets<'_>, shape: Shape, opts: &CrossEntropyOptions, g: &[f32]) -> LossTol {
     let (classes, rows) = (shape.classes, shape.loss_rows());
-    let (eps, z, cap) = (
-        f64::from(opts.label_smoothing),
-        f64::from(opts.z_loss_scale),
-        f64::from(opts.logit_softcap),
-    );
+    let (eps, z, cap) = (f64::from(opts.label_smoothing), f64::from(opts.z_loss_scale), f64::from(opts.logit_softcap));
     let ignored = |r: usize| matches!(targets, Targets::Index(t) if t[r] == opts.ignore_index);
     let divisor = match targets {
-        Targets::Index(t) => (0..rows)
-            .filter(|&r| !ignored(r))
-            .map(|r| weight(opts, t[r] as usize))
-            .sum(),
+        Targets::Index(t) => (0..rows).filter(|&r| !ignored(r)).map(|r| weight(opts, t[r] as usize)).sum(),
         Targets::Probs(_) => rows as f64,
     };
-    let mut out = LossTol {
-        grad: vec![0.0; if g.is_empty() { 0 } else { shape.len() }],
-        ..Default::default()
-    };
+    let mut out = LossTol { grad: vec![0.0; if g.is_empty() { 0 } else { shape.len() }], ..Default::default() };
     let (mut row_tol, mut row_mag) = (Vec::with_capacity(rows), Vec::with_capacity(rows));
     for r in 0..rows {
         let (seen, cap_err, slope_err) = capped(shape.row(x, r), cap);
@@ -349,9 +318,7 @@ pub fn cross_entropy(x: &[f32], targets: Targets<'_>, shape: Shape, opts: &Cross
             }
             Targets::Probs(y) => {
                 let y = shape.row(y, r);
-                (0..classes)
-                    .map(|c| weight(opts, c) * ((1.0 - eps) * y[c] + eps / classes as f64))
-                    .collect()
+                (0..classes).map(|c| weight(opts, c) * ((1.0 - eps) * y[c] + eps / classes as f64)).collect()
             }
         };
         let lse = st.lse();
@@ -370,20 +337,12 @@ pub fn cross_entropy(x: &[f32], targets: Targets<'_>, shape: Shape, opts: &Cross
             let s: f64 = q.iter().sum::<f64>() + 2.0 * z * lse;
             let s_abs = q.iter().sum::<f64>() + 2.0 * z * lse.abs();
             let g_row = upstream(opts, g, r, divisor).abs();
-            let mean = if opts.reduction == Reduction::Mean {
-                growth(rows)
-            } else {
-                0.0
-            };
+            let mean = if opts.reduction == Reduction::Mean { growth(rows) } else { 0.0 };
             for c in 0..classes {
                 let lp = seen[c] - lse;
                 let p = lp.exp();
                 let terms = p * s_abs + q[c];
-                let rel_p = if p > 0.0 {
-                    log_prob_tol(c) + K * EPS * (3.0 + 2.0 * lp.abs())
-                } else {
-                    0.0
-                };
+                let rel_p = if p > 0.0 { log_prob_tol(c) + K * EPS * (3.0 + 2.0 * lp.abs()) } else { 0.0 };
                 let tol = p * s.abs() * rel_p + K * EPS * terms * (1.0 + mean) + K * terms * slope_err[c];
                 out.grad[shape.at(r, c)] = g_row * tol + FLUSH;
             }
@@ -399,10 +358,7 @@ pub fn cross_entropy(x: &[f32], targets: Targets<'_>, shape: Shape, opts: &Cross
 pub fn nll(lp: &[f32], targets: &[i32], shape: Shape, opts: &CrossEntropyOptions, g: &[f32]) -> LossTol {
     let rows = shape.loss_rows();
     let kept = |r: usize| targets[r] != opts.ignore_index;
-    let divisor: f64 = (0..rows)
-        .filter(|&r| kept(r))
-        .map(|r| weight(opts, targets[r] as usize))
-        .sum();
+    let divisor: f64 = (0..rows).filter(|&r| kept(r)).map(|r| weight(opts, targets[r] as usize)).sum();
     let mag: Vec<f64> = (0..rows)
         .map(|r| {
             if kept(r) {
@@ -412,29 +368,18 @@ pub fn nll(lp: &[f32], targets: &[i32], shape: Shape, opts: &CrossEntropyOptions
             }
         })
         .collect();
-    let row_tol: Vec<f64> = mag
-        .iter()
-        .map(|m| if m.is_finite() { K * EPS * m } else { 0.0 })
-        .collect();
+    let row_tol: Vec<f64> = mag.iter().map(|m| if m.is_finite() { K * EPS * m } else { 0.0 }).collect();
     let finite: Vec<f64> = mag.iter().map(|m| if m.is_finite() { *m } else { 0.0 }).collect();
     let mut grad = vec![0.0; if g.is_empty() { 0 } else { shape.len() }];
     if !grad.is_empty() {
-        let mean = if opts.reduction == Reduction::Mean {
-            growth(rows)
-        } else {
-            1.0
-        };
+        let mean = if opts.reduction == Reduction::Mean { growth(rows) } else { 1.0 };
         for r in (0..rows).filter(|&r| kept(r)) {
             let t = targets[r] as usize;
             let value = (weight(opts, t) * upstream(opts, g, r, divisor)).abs();
             grad[shape.at(r, t)] = K * EPS * mean * value + FLUSH;
         }
     }
-    LossTol {
-        loss: reduce(opts, row_tol, &finite, divisor),
-        grad,
-        lse: Vec::new(),
-    }
+    LossTol { loss: reduce(opts, row_tol, &finite, divisor), grad, lse: Vec::new() }
 }
 
 /// The worst `|got − want| / tol` seen per family over the run (`what` up to its first
@@ -450,12 +395,7 @@ pub fn worst_ratios() -> BTreeMap<String, (f64, String)> {
 /// `Err` names how many elements failed and the worst of them.
 pub fn compare(what: &str, got: &[f32], want: &[f32], tol: &[f64]) -> Result<(), String> {
     if got.len() != want.len() || tol.len() != want.len() {
-        return Err(format!(
-            "{what}: {} values, expected {} (tolerances for {})",
-            got.len(),
-            want.len(),
-            tol.len()
-        ));
+        return Err(format!("{what}: {} values, expected {} (tolerances for {})", got.len(), want.len(), tol.len()));
     }
     let (mut failed, mut worst, mut worst_ratio) = (0usize, None, 0.0f64);
     for (i, ((&g, &w), &t)) in got.iter().zip(want).zip(tol).enumerate() {
