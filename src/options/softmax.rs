@@ -3,7 +3,7 @@
 use crate::error::Result;
 
 /// The ops of the softmax family, for the `(N, C, d1, …)` entry points
-/// ([`Gpu::softmax_spatial`], [`Gpu::encode_softmax_spatial`], [`cpu::softmax_spatial`](crate::cpu::softmax_spatial)).
+/// ([`Gpu::softmax_spatial`](crate::Gpu::softmax_spatial), [`Gpu::encode_softmax_spatial`](crate::Gpu::encode_softmax_spatial), [`cpu::softmax_spatial`](crate::cpu::softmax_spatial)).
 ///
 /// ```
 /// use wgpu_loss::{cpu, SoftmaxOp};

@@ -5,7 +5,7 @@ use crate::options::Precision;
 /// The caller's buffers for recording an NLL or cross-entropy op with the encode API.
 ///
 /// `targets` holds one `i32` class index per row. Ask for the loss, the gradient, or both:
-/// `loss` receives `rows` values for [`Reduction::None`] and one value otherwise; `grad`
+/// `loss` receives `rows` values for [`Reduction::None`](crate::Reduction::None) and one value otherwise; `grad`
 /// receives `rows × classes` values; `grad_output` (one value per row for `None`, else
 /// one) is the upstream gradient, 1.0 when absent. Every buffer needs `STORAGE` usage
 /// and a 4-byte-aligned offset.
