@@ -18,7 +18,7 @@ pub fn tests() -> Vec<libtest_mimic::Trial> {
         softmax_at_every_slot_boundary_matches_cpu,
         cross_entropy_at_every_slot_boundary_matches_cpu,
         gradient_in_place_from_the_registers,
-    ])
+    ], once: [rows_past_one_dispatch_dimension])
 }
 
 /// The most quads one invocation holds.
@@ -166,4 +166,23 @@ fn gradient_in_place_from_the_registers(path: &'static Path) {
         let outputs = Got::outputs(Some(&got_loss), Some(&after[64..64 + n * classes]));
         loss_case.expect.check(&what, outputs);
     }
+}
+
+/// 65600 rows of 36 classes (held in registers): more workgroups than one dispatch
+/// dimension takes (65535), so the rows past it come from the dispatch's y. Per-row losses,
+/// the gradient and log-softmax of every row, on the default path.
+fn rows_past_one_dispatch_dimension() {
+    let (rows, classes) = (65_600, 36);
+    let mut rng = Rng::new(65_600);
+    let x = rng.logits(rows * classes, 8.0);
+    let targets = rng.targets(rows, classes);
+    let mut opts = CrossEntropyOptions::default();
+    opts.reduction = Reduction::None;
+    let g = harness::grad_output(&mut rng, rows, &opts);
+    let case = CeCase::index(Shape::rows(rows, classes), x.clone(), targets, opts, g);
+    case.check_on(harness::matrix().default());
+    let gpu = harness::gpu();
+    assert!(gpu.recorded_kernels().iter().any(|k| k.starts_with("cross_entropy_forward_resident[")));
+    harness::checks::log_softmax(&x, Shape::rows(rows, classes))
+        .check("log_softmax 65600 rows", &gpu.log_softmax(&x, rows, classes).unwrap());
 }
