@@ -52,9 +52,10 @@ pub mod cpu;
 pub use error::{Error, Result};
 pub use gpu::{Gpu, GpuOptions, Workspace};
 pub use ops::{
-    ClassShard, ElementwiseBuffers, LossBuffers, RowPartial, cross_entropy_from_partials, merge_row_partials,
+    ClassShard, ElementwiseBuffers, LinearBuffers, LossBuffers, RowPartial, cross_entropy_from_partials,
+    merge_row_partials,
 };
 pub use options::{
     BceOptions, ClassTargets, CrossEntropyOptions, CrossEntropyOutputs, EmptyPolicy, Extras, HalfLogits, KlDivOptions,
-    KlDivReduction, Precision, Reduction, SoftmaxOp,
+    KlDivReduction, LinearCrossEntropyGrads, LinearCrossEntropyOutputs, Precision, Reduction, SoftmaxOp, WeightLayout,
 };

@@ -4,6 +4,11 @@ use std::time::Duration;
 
 use wgpu_loss::{CrossEntropyOptions, Error, Gpu, GpuOptions};
 
+/// The GPU tests' per-element tolerances (tests/gpu/harness/tol.rs).
+#[path = "gpu/harness/tol.rs"]
+#[allow(dead_code)]
+mod tol;
+
 /// A destroyed device: every op returns `Err` (no panic, no hang).
 #[test]
 fn lost_device_gives_err() {
@@ -59,4 +64,39 @@ fn batch_beyond_the_device_buffer_limit_is_an_error() {
     assert!(matches!(gpu.log_softmax(&x, rows, classes), Err(Error::TooLarge { .. })));
     let small = gpu.cross_entropy(&x[..20 * classes], &[1; 20], 20, classes, &CrossEntropyOptions::default()).unwrap();
     assert!((small[0] - (classes as f32).ln()).abs() < 1e-5);
+}
+
+/// On a device whose largest buffer (1 MiB) cannot hold the `tokens × vocab` logits (512
+/// × 1024 f32, 2 MiB), the fused linear + cross-entropy op runs — its scratch holds a
+/// chunk of tokens at a time — and matches its CPU twin.
+#[test]
+fn fused_linear_cross_entropy_runs_where_the_logits_would_not_fit() {
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    let adapter = pollster::block_on(instance.request_adapter(&Default::default())).expect("an adapter");
+    let mut limits = adapter.limits();
+    limits.max_buffer_size = 1 << 20;
+    limits.max_storage_buffer_binding_size = limits.max_storage_buffer_binding_size.min(1 << 20);
+    let (device, queue) = pollster::block_on(
+        adapter.request_device(&wgpu::DeviceDescriptor { required_limits: limits, ..Default::default() }),
+    )
+    .unwrap();
+    let gpu = Gpu::from_device(device, queue);
+    let (tokens, hidden, vocab) = (512, 16, 1024);
+    assert!(4 * tokens * vocab > 1 << 20);
+    let h: Vec<f32> = (0..tokens * hidden).map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0).collect();
+    let w: Vec<f32> = (0..vocab * hidden).map(|i| ((i * 53 % 97) as f32 / 200.0) - 0.25).collect();
+    let targets: Vec<i32> = (0..tokens).map(|t| (t * 7 % vocab) as i32).collect();
+    let opts = CrossEntropyOptions::default();
+    let got = gpu.linear_cross_entropy_with_grad(&h, &w, None, &targets, tokens, hidden, vocab, &opts, &[1.0]).unwrap();
+    let want =
+        wgpu_loss::cpu::linear_cross_entropy_with_grad(&h, &w, None, &targets, tokens, hidden, vocab, &opts, &[1.0])
+            .unwrap();
+    let tol = tol::linear_cross_entropy(&h, &w, None, &targets, (tokens, hidden, vocab), &opts, &[1.0]);
+    for (name, got, want, tol) in [
+        ("loss", &got.loss, &want.loss, &tol.loss),
+        ("grad_hidden", &got.grad_hidden, &want.grad_hidden, &tol.grad_hidden),
+        ("grad_weight", &got.grad_weight, &want.grad_weight, &tol.grad_weight),
+    ] {
+        tol::compare(&format!("lowered limits {name}"), got, want, tol).unwrap();
+    }
 }

@@ -313,12 +313,38 @@ pub fn cross_entropy_with_extras(
     extras: Extras, grad_output: Option<&[f32]>,
 ) -> Result<CrossEntropyOutputs> {
     let targets = &*targets.to_i32(classes)?;
-    let (loss, grad) = match grad_output {
-        Some(g) => cross_entropy_with_grad(logits, targets, rows, classes, opts, g)?,
-        None => (cross_entropy(logits, targets, rows, classes, opts)?, Vec::new()),
-    };
-    let x = to_rows(logits, classes, opts.spatial);
-    let (seen, _) = seen_logits(&to_f64(&x), opts);
+    check_class_index_loss(("logits", logits.len()), targets, rows, classes, opts, grad_output)?;
+    let x = to_f64(&to_rows(logits, classes, opts.spatial));
+    let g = grad_output.map(to_f64);
+    let out = outputs_f64(&x, targets, classes, &row_options(opts), extras, g.as_deref());
+    Ok(CrossEntropyOutputs {
+        loss: to_f32(&out.loss),
+        grad: from_rows(to_f32(&out.grad), classes, opts.spatial),
+        lse: out.lse,
+        argmax: out.argmax,
+        accuracy: out.accuracy,
+    })
+}
+
+/// What [`outputs_f64`] computes: the loss and gradient in f64, the extras as returned.
+pub(super) struct OutputsF64 {
+    pub loss: Vec<f64>,
+    /// Empty without an upstream gradient.
+    pub grad: Vec<f64>,
+    pub lse: Vec<f32>,
+    pub argmax: Vec<i32>,
+    pub accuracy: Option<f32>,
+}
+
+/// Class-index cross-entropy of checked f64 logit rows (`spatial` 1): the loss, the
+/// gradient when `grad_output` is given, and the extras asked for.
+pub(super) fn outputs_f64(
+    x: &[f64], targets: &[i32], classes: usize, opts: &CrossEntropyOptions, extras: Extras, grad_output: Option<&[f64]>,
+) -> OutputsF64 {
+    let targets = Targets { targets, opts };
+    let loss = cross_entropy_f64(x, &targets, classes);
+    let grad = grad_output.map_or_else(Vec::new, |g| cross_entropy_grad_f64(x, &targets, classes, g));
+    let (seen, _) = seen_logits(x, opts);
     let lse = |row: &[f64]| {
         if row.iter().any(|v| v.is_nan()) {
             f64::NAN
@@ -330,28 +356,33 @@ pub fn cross_entropy_with_extras(
             row_lse(row)
         }
     };
-    let argmax = |row: &[f32]| {
-        let rank = |v: f32| if v.is_nan() { f64::INFINITY } else { f64::from(v) };
+    let argmax = |row: &[f64]| {
+        let rank = |v: f64| if v.is_nan() { f64::INFINITY } else { v };
         let first_nan = row.iter().position(|v| v.is_nan());
         first_nan
             .unwrap_or_else(|| (0..row.len()).fold(0, |best, c| if rank(row[c]) > rank(row[best]) { c } else { best }))
             as i32
     };
     let argmaxes: Vec<i32> = x.chunks_exact(classes).map(argmax).collect();
-    let counted: Vec<(i32, i32)> =
-        targets.iter().zip(&argmaxes).filter(|(t, _)| **t != opts.ignore_index).map(|(&t, &a)| (t, a)).collect();
+    let counted: Vec<(i32, i32)> = targets
+        .targets
+        .iter()
+        .zip(&argmaxes)
+        .filter(|(t, _)| **t != opts.ignore_index)
+        .map(|(&t, &a)| (t, a))
+        .collect();
     let correct = counted.iter().filter(|(t, a)| t == a).count();
     let accuracy = match counted.len() {
         0 if opts.empty == EmptyPolicy::Zero => 0.0,
         n => (correct as f64 / n as f64) as f32,
     };
-    Ok(CrossEntropyOutputs {
+    OutputsF64 {
         loss,
         grad,
         lse: if extras.lse { seen.chunks_exact(classes).map(|r| lse(r) as f32).collect() } else { Vec::new() },
         argmax: if extras.argmax { argmaxes } else { Vec::new() },
         accuracy: extras.accuracy.then_some(accuracy),
-    })
+    }
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@
 
 mod cross_entropy;
 mod elementwise;
+mod linear_cross_entropy;
 mod nll;
 mod softmax;
 
@@ -33,6 +34,9 @@ pub use elementwise::{
     huber_loss_with_grad, kl_div, kl_div_grad, kl_div_with_grad, l1_loss, l1_loss_grad, l1_loss_with_grad, mse_loss,
     mse_loss_grad, mse_loss_with_grad, rmse_loss, rmse_loss_grad, rmse_loss_with_grad, smooth_l1_loss,
     smooth_l1_loss_grad, smooth_l1_loss_with_grad,
+};
+pub use linear_cross_entropy::{
+    linear_cross_entropy, linear_cross_entropy_with_extras, linear_cross_entropy_with_grad,
 };
 pub use nll::{nll_loss, nll_loss_grad};
 pub use softmax::{log_softmax, log_softmax_backward, softmax, softmax_backward, softmax_spatial};

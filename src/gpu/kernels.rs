@@ -9,9 +9,9 @@ use std::sync::{Mutex, PoisonError};
 use super::shaders::{Format, RowReduce, compose};
 use crate::Precision;
 
-/// The two bind-group layouts: one for the row-wise softmax family, one shared by every
+/// The bind-group layouts: one for the row-wise softmax family, one shared by every
 /// class-index kernel (nll, cross-entropy, reductions) and the elementwise losses, so one
-/// bind group serves all the dispatches of an op.
+/// bind group serves all the dispatches of an op, and one for the linear layer's products.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Layout {
     /// 0 params, 1 input (read), 4 grad_output (read), 5 partials, 7 output (read-write).
@@ -19,12 +19,21 @@ pub(crate) enum Layout {
     /// 0 params, 1 input, 2 targets, 4 grad_output (read), 3 aux (weights and extra outputs),
     /// 5 batch state, 6 row_loss, 7 grad, 8 loss_out (read-write).
     ClassIndex,
+    /// 0 matmul params, 1 hidden, 2 weight, 3 bias, 4 the logits' gradient (read),
+    /// 5 output (read-write).
+    Linear,
 }
 
 impl Layout {
+    const ALL: [Layout; 3] = [Layout::Row, Layout::ClassIndex, Layout::Linear];
+
     /// The argument a caller's buffer at `binding` stands for, for error messages.
     pub(crate) fn argument(self, binding: u32) -> &'static str {
         match (self, binding) {
+            (Layout::Linear, 1) => "hidden",
+            (Layout::Linear, 2) => "weight",
+            (Layout::Linear, 3) => "bias",
+            (Layout::Linear, 5) => "output",
             (_, 1) => "input",
             (Layout::ClassIndex, 2) => "targets",
             (_, 4) => "grad_output",
@@ -42,6 +51,7 @@ impl Layout {
             Layout::ClassIndex => {
                 &[(1, true), (2, true), (3, false), (4, true), (5, false), (6, false), (7, false), (8, false)]
             }
+            Layout::Linear => &[(1, true), (2, true), (3, true), (4, true), (5, false)],
         }
     }
 }
@@ -53,6 +63,8 @@ enum Logits {
     ByPrecision,
     /// f32 viewed as vec4.
     Vec4,
+    /// Each precision's own, chosen by the pipeline's `HALF` override (no `format` import).
+    Override,
 }
 
 /// How a family's kernels are unrolled: not at all, or once per slot count of a row held
@@ -135,6 +147,7 @@ families! {
     Nll:                  "nll/nll",                              ClassIndex, row_wise: false, half: false, ByPrecision, None;
     Reduce:               "reduce/reduce",                        ClassIndex, row_wise: false, half: false, ByPrecision, None;
     Elementwise:          "elementwise/elementwise",              ClassIndex, row_wise: false, half: false, ByPrecision, None;
+    Linear:               "linear_cross_entropy/linear",          Linear,     row_wise: false, half: true,  Override,    None;
 }
 
 impl Family {
@@ -150,8 +163,11 @@ impl Family {
         self.decl().slots
     }
 
-    /// The precisions the family is built for (f16 where the device has `SHADER_F16`).
+    /// The precisions the family is built for (f16 where the device has `SHADER_F16` or the
+    /// family decodes halves itself).
     fn precisions(self, f16: bool) -> &'static [Precision] {
+        // Families reading halves from their bits need no SHADER_F16.
+        let f16 = f16 || self.decl().logits == Logits::Override;
         match (self.decl().half, f16) {
             (false, _) => &[Precision::F32],
             (true, false) => &[Precision::F32, Precision::Bf16],
@@ -170,7 +186,7 @@ impl Family {
     pub(crate) fn source(self, reduce: RowReduce, precision: Precision, slots: u32) -> String {
         let format = match self.decl().logits {
             Logits::Vec4 => Format::F32x4,
-            Logits::ByPrecision => match self.built_for(precision) {
+            Logits::ByPrecision | Logits::Override => match self.built_for(precision) {
                 Precision::F32 => Format::F32,
                 Precision::F16 => Format::F16,
                 Precision::Bf16 => Format::Bf16,
@@ -278,6 +294,11 @@ kernels! {
     ElementwiseForwardBackward:           Elementwise,          "elementwise_forward_backward";
     ElementwiseBackward:                  Elementwise,          "elementwise_backward";
     ElementwiseReduce:                    Elementwise,          "elementwise_reduce";
+    LinearLogits:                         Linear,               "linear_logits";
+    LinearGradHidden:                     Linear,               "linear_grad_hidden";
+    LinearGradWeight:                     Linear,               "linear_grad_weight";
+    LinearGradWeightT:                    Linear,               "linear_grad_weight_t";
+    LinearGradBias:                       Linear,               "linear_grad_bias";
 }
 
 impl Kernel {
@@ -367,10 +388,7 @@ pub(crate) struct Kernels {
 
 impl Kernels {
     pub(crate) fn new(device: &wgpu::Device, row: RowShape) -> Self {
-        let layouts = [Layout::Row, Layout::ClassIndex]
-            .into_iter()
-            .map(|layout| (layout, create_layout(device, layout)))
-            .collect();
+        let layouts = Layout::ALL.into_iter().map(|layout| (layout, create_layout(device, layout))).collect();
         let kernels =
             Self { device: device.clone(), row, layouts, pipelines: Default::default(), recorded: Default::default() };
         let mut modules: HashMap<Family, wgpu::ShaderModule> = HashMap::new();
@@ -379,7 +397,7 @@ impl Kernels {
             let family = kernel.family();
             let module = modules.entry(family).or_insert_with(|| kernels.module(family, Precision::F32, 0));
             let variant = Variant::of(kernel, 0, Precision::F32);
-            built.insert(variant, kernels.create_pipeline(kernel, module));
+            built.insert(variant, kernels.create_pipeline(variant, module));
         }
         *kernels.pipelines.lock().unwrap_or_else(PoisonError::into_inner) = built;
         kernels
@@ -392,9 +410,17 @@ impl Kernels {
         })
     }
 
-    fn create_pipeline(&self, kernel: Kernel, module: &wgpu::ShaderModule) -> wgpu::ComputePipeline {
-        let row = self.row;
+    fn create_pipeline(&self, variant: Variant, module: &wgpu::ShaderModule) -> wgpu::ComputePipeline {
+        let (row, kernel) = (self.row, variant.kernel);
         let mut constants: Vec<(&str, f64)> = kernel.flags().iter().map(|f| (f.constant(), 1.0)).collect();
+        if kernel.family().decl().logits == Logits::Override {
+            let half = match variant.precision {
+                Precision::F32 => 0.0,
+                Precision::F16 => 1.0,
+                Precision::Bf16 => 2.0,
+            };
+            constants.push(("HALF", half));
+        }
         if kernel.family().is_row_wise() {
             constants.push(("WG", f64::from(row.workgroup_size)));
             if row.reduce == RowReduce::Subgroup {
@@ -435,7 +461,7 @@ impl Kernels {
             .entry(variant)
             .or_insert_with(|| {
                 let module = self.module(kernel.family(), variant.precision, slots);
-                self.create_pipeline(kernel, &module)
+                self.create_pipeline(variant, &module)
             })
             .clone()
     }

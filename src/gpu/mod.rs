@@ -55,6 +55,12 @@ pub struct GpuOptions {
     /// classes are a multiple of 4 at 16-byte-aligned offsets, more than 32 and at most
     /// 128 × the invocations per row. `false` takes the two-read kernels everywhere.
     pub resident_rows: bool,
+    /// The most bytes of scratch the fused linear + cross-entropy op allocates beyond its
+    /// inputs and outputs (default 64 MiB). It computes the logits of a tenth of the
+    /// tokens at a time (under a sixteenth of the logits and their gradient), fewer where
+    /// that would not fit this budget, in chunks of a multiple of 16 tokens. Results do not
+    /// depend on it.
+    pub linear_scratch_bytes: u64,
 }
 
 impl Default for GpuOptions {
@@ -66,6 +72,7 @@ impl Default for GpuOptions {
             segment_classes: 16384,
             row_workgroup_size: None,
             resident_rows: true,
+            linear_scratch_bytes: 64 << 20,
         }
     }
 }
@@ -96,6 +103,7 @@ pub struct Gpu {
     max_binding_size: u64,
     segment_classes: u32,
     resident_rows: bool,
+    linear_scratch_bytes: u64,
     slice_pool: Mutex<Vec<SliceScratch>>,
     /// [`Gpu::read_buffer`]'s staging buffer, kept between calls.
     readback_staging: Mutex<Option<wgpu::Buffer>>,
@@ -204,6 +212,7 @@ impl Gpu {
             max_binding_size: options.max_binding_size.unwrap_or(u64::MAX),
             segment_classes: options.segment_classes.max(1),
             resident_rows: options.resident_rows,
+            linear_scratch_bytes: options.linear_scratch_bytes,
             slice_pool: Mutex::new(Vec::new()),
             readback_staging: Mutex::new(None),
         }
@@ -326,6 +335,11 @@ impl Gpu {
     /// The most bytes one row chunk of a `rows × classes` matrix may bind.
     pub(crate) fn max_binding_size(&self) -> u64 {
         self.max_binding_size.min(self.device.limits().max_storage_buffer_binding_size)
+    }
+
+    /// [`GpuOptions::linear_scratch_bytes`].
+    pub(crate) fn linear_scratch_bytes(&self) -> u64 {
+        self.linear_scratch_bytes
     }
 
     pub(crate) fn placeholder(&self) -> &wgpu::Buffer {

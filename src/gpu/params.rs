@@ -47,6 +47,36 @@ pub(crate) const BATCH_STATE_BYTES: u64 = 16;
 /// Bytes of one row partial (two vec4, see shaders/shared/row_stats.wgsl).
 pub(crate) const PARTIAL_BYTES: u64 = 32;
 
+// The linear products (shaders/linear_cross_entropy/linear.wgsl): MatmulParams.flags,
+// the output tile (TM × TN), the k block (TK, also the token block over which ∂W and ∂b
+// are summed) and the invocations per workgroup.
+pub(crate) const MM_ACCUMULATE: u32 = 1;
+pub(crate) const MM_BIAS: u32 = 2;
+pub(crate) const TM: u32 = 32;
+pub(crate) const TN: u32 = 32;
+pub(crate) const TK: u32 = 16;
+pub(crate) const LINEAR_WG: u32 = 64;
+
+/// Mirrors `MatmulParams` in shaders/linear_cross_entropy/linear.wgsl (a test compares
+/// them): `C[m, n] (+)= Σ_k A[m, k]·B[k, n] (+ bias[n])` with element offsets and strides.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Pod, Zeroable)]
+pub(crate) struct MatmulParams {
+    pub m: u32,
+    pub n: u32,
+    pub k: u32,
+    pub flags: u32,
+    pub a_off: u32,
+    pub a_sm: u32,
+    pub a_sk: u32,
+    pub b_off: u32,
+    pub b_sk: u32,
+    pub b_sn: u32,
+    pub c_off: u32,
+    pub c_sm: u32,
+    pub bias_off: u32,
+}
+
 /// Mirrors `Params` in shaders/shared/common.wgsl field for field (a test compares them).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Pod, Zeroable)]
@@ -120,11 +150,17 @@ mod tests {
         ("NEG_INF_W_POS", NEG_INF_W_POS),
         ("NEG_INF_W_NEG", NEG_INF_W_NEG),
         ("NEG_INF_W_ZERO", NEG_INF_W_ZERO),
+        ("MM_ACCUMULATE", MM_ACCUMULATE),
+        ("MM_BIAS", MM_BIAS),
+        ("TM", TM),
+        ("TN", TN),
+        ("TK", TK),
+        ("LINEAR_WG", LINEAR_WG),
     ];
 
     /// Every module that declares the shared constants and structs.
     fn modules() -> Vec<naga::Module> {
-        ["cross_entropy/cross_entropy", "nll/nll", "elementwise/elementwise"]
+        ["cross_entropy/cross_entropy", "nll/nll", "elementwise/elementwise", "linear_cross_entropy/linear"]
             .into_iter()
             .map(|root| naga::front::wgsl::parse_str(&compose(root, Format::F32, RowReduce::Workgroup, 0)).unwrap())
             .collect()
@@ -205,13 +241,27 @@ mod tests {
             accuracy_off,
             batch_len
         );
-        for module in modules() {
-            let (wgsl, size) = layout_of(&module, "Params");
+        for module in &modules()[..3] {
+            let (wgsl, size) = layout_of(module, "Params");
             assert_eq!(wgsl, host, "Params and LossParams");
             assert_eq!(size as usize, std::mem::size_of::<LossParams>(), "size of Params");
         }
         let module = &modules()[0];
         let (batch, _) = layout_of(module, "BatchState");
         assert_eq!(batch.last(), Some(&("partials".to_string(), BATCH_STATE_BYTES as u32)));
+    }
+
+    /// `MatmulParams` has the WGSL struct's layout, field for field.
+    #[test]
+    fn matmul_params_mirror_the_wgsl_struct() {
+        macro_rules! fields {
+            ($($field:ident),*) => {
+                vec![$((stringify!($field).to_string(), std::mem::offset_of!(MatmulParams, $field) as u32)),*]
+            };
+        }
+        let host = fields!(m, n, k, flags, a_off, a_sm, a_sk, b_off, b_sk, b_sn, c_off, c_sm, bias_off);
+        let (wgsl, size) = layout_of(&modules()[3], "MatmulParams");
+        assert_eq!(wgsl, host, "MatmulParams");
+        assert_eq!(size as usize, std::mem::size_of::<MatmulParams>(), "size of MatmulParams");
     }
 }

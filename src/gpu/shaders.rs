@@ -39,6 +39,7 @@ const SOURCES: &[(&str, &str)] = sources![
     "nll/nll",
     "reduce/reduce",
     "elementwise/elementwise",
+    "linear_cross_entropy/linear",
 ];
 
 /// The import lines' prefix.

@@ -4,6 +4,7 @@
 
 use super::{BATCH_STATE_BYTES, Gpu, Kernel, Layout, LossParams, PARTIAL_BYTES};
 use crate::error::{Error, Result};
+use crate::options::Precision;
 
 const F32: u64 = 4;
 
@@ -36,9 +37,11 @@ const PARAMS_SLOT: u64 = 256;
 /// ```
 #[derive(Debug)]
 pub struct Workspace {
-    /// One slot of [`LossParams`] per dispatch group (the batch, then each row chunk).
+    /// One parameter slot per dispatch group (the batch, then each row chunk; then the
+    /// linear products), `PARAMS_SLOT` bytes each.
     params: wgpu::Buffer,
-    written: Vec<LossParams>,
+    /// The slots' bytes as last written.
+    written: Vec<u8>,
     /// The batch state of the last class-index op: mean's divisor and the first
     /// out-of-range target (`BatchState` in shaders/shared/class_index.wgsl).
     batch: wgpu::Buffer,
@@ -53,6 +56,8 @@ pub struct Workspace {
     /// Bound to read-write slots an op leaves unused.
     spare_grad: wgpu::Buffer,
     spare_loss: wgpu::Buffer,
+    /// The fused linear + cross-entropy op's logits of one row chunk (then their gradient).
+    logits: Option<wgpu::Buffer>,
     bind_groups: Vec<(BindKey, wgpu::BindGroup)>,
 }
 
@@ -106,6 +111,7 @@ impl Workspace {
             aux_weight: Vec::new(),
             spare_grad: storage_buffer(device, "wgpu-loss spare", 16, none),
             spare_loss: storage_buffer(device, "wgpu-loss spare", 16, none),
+            logits: None,
             bind_groups: Vec::new(),
         }
     }
@@ -162,29 +168,37 @@ impl Workspace {
     /// Writes one parameter slot per dispatch group, unless the slots already hold exactly
     /// these values (a training loop recording the same op writes nothing).
     pub(crate) fn set_params(&mut self, gpu: &Gpu, params: &[LossParams]) {
-        if self.written == params {
-            return;
-        }
-        if self.params.size() < params.len() as u64 * PARAMS_SLOT {
-            self.params = params_buffer(gpu.device(), params.len());
-            self.bind_groups.clear();
-        }
-        let mut bytes = vec![0u8; params.len() * PARAMS_SLOT as usize];
-        for (slot, p) in bytes.chunks_mut(PARAMS_SLOT as usize).zip(params) {
-            slot[..std::mem::size_of::<LossParams>()].copy_from_slice(bytemuck::bytes_of(p));
-        }
-        gpu.queue().write_buffer(&self.params, 0, &bytes);
-        self.written = params.to_vec();
+        let slots: Vec<&[u8]> = params.iter().map(bytemuck::bytes_of).collect();
+        self.set_param_slots(gpu, &slots);
     }
 
-    /// The binding of parameter slot `slot` (binding 0 of every layout).
-    pub(crate) fn params(&self, slot: usize) -> Binding {
-        Binding {
-            buffer: self.params.clone(),
-            offset: slot as u64 * PARAMS_SLOT,
-            size: std::mem::size_of::<LossParams>() as u64,
-            element_offset: 0,
+    /// [`Workspace::set_params`] for slots of any parameter block (the class-index ops'
+    /// and the linear products' in one op): each slot's bytes at the start of its slot.
+    pub(crate) fn set_param_slots(&mut self, gpu: &Gpu, slots: &[&[u8]]) {
+        let mut bytes = vec![0u8; slots.len() * PARAMS_SLOT as usize];
+        for (slot, p) in bytes.chunks_mut(PARAMS_SLOT as usize).zip(slots) {
+            slot[..p.len()].copy_from_slice(p);
         }
+        if self.written == bytes {
+            return;
+        }
+        if self.params.size() < bytes.len() as u64 {
+            self.params = params_buffer(gpu.device(), slots.len());
+            self.bind_groups.clear();
+        }
+        gpu.queue().write_buffer(&self.params, 0, &bytes);
+        self.written = bytes;
+    }
+
+    /// The binding of parameter slot `slot` (binding 0 of every layout) holding a
+    /// [`LossParams`].
+    pub(crate) fn params(&self, slot: usize) -> Binding {
+        self.param_slot(slot, std::mem::size_of::<LossParams>() as u64)
+    }
+
+    /// The binding of parameter slot `slot` holding a block of `bytes` bytes.
+    pub(crate) fn param_slot(&self, slot: usize, bytes: u64) -> Binding {
+        Binding { buffer: self.params.clone(), offset: slot as u64 * PARAMS_SLOT, size: bytes, element_offset: 0 }
     }
 
     pub(crate) fn batch(&self) -> Binding {
@@ -249,7 +263,8 @@ impl Workspace {
         encoder.copy_buffer_to_buffer(&self.batch, 0, &staging, 0, BATCH_STATE_BYTES);
         let submission = gpu.queue().submit([encoder.finish()]);
         let state = gpu.read_back(&staging, BATCH_STATE_BYTES, submission).await?;
-        let classes = self.written.first().map_or(0, |p| p.classes as usize);
+        let first = self.written.get(..std::mem::size_of::<LossParams>());
+        let classes = first.map_or(0, |p| bytemuck::pod_read_unaligned::<LossParams>(p).classes as usize);
         status_to_result(&state, classes)
     }
 
@@ -259,6 +274,36 @@ impl Workspace {
 
     pub(crate) fn spare_grad(&self) -> Binding {
         Binding::whole(&self.spare_grad)
+    }
+
+    /// A buffer of at least `bytes` for a row chunk's logits, kept for the next call (grown
+    /// to exactly what is asked, so the op's scratch stays within its budget).
+    pub(crate) fn logits_scratch(&mut self, gpu: &Gpu, bytes: u64) -> wgpu::Buffer {
+        match &self.logits {
+            Some(b) if b.size() >= bytes => b.clone(),
+            _ => {
+                let buffer = storage_buffer(gpu.device(), "wgpu-loss logits", bytes, wgpu::BufferUsages::empty());
+                self.bind_groups.clear();
+                self.logits = Some(buffer.clone());
+                buffer
+            }
+        }
+    }
+
+    /// Bytes of every buffer this workspace holds (what an op recorded with it allocated
+    /// beyond its inputs and outputs).
+    ///
+    /// ```
+    /// let gpu = wgpu_loss::Gpu::new().unwrap();
+    /// let ws = wgpu_loss::Workspace::new(&gpu);
+    /// assert!(ws.allocated_bytes() < 4096);
+    /// ```
+    pub fn allocated_bytes(&self) -> u64 {
+        [&self.params, &self.batch, &self.row_losses, &self.aux, &self.spare_grad, &self.spare_loss]
+            .into_iter()
+            .chain(&self.logits)
+            .map(wgpu::Buffer::size)
+            .sum()
     }
 
     pub(crate) fn spare_loss(&self) -> Binding {
@@ -294,7 +339,7 @@ impl Workspace {
             layout: gpu.kernels().layout(layout),
             entries: &wgpu_entries,
         });
-        if self.bind_groups.len() >= BIND_GROUP_CACHE + self.written.len() {
+        if self.bind_groups.len() >= BIND_GROUP_CACHE + self.written.len() / PARAMS_SLOT as usize {
             self.bind_groups.remove(0);
         }
         self.bind_groups.push((key, group.clone()));
@@ -435,17 +480,24 @@ pub(crate) struct Dispatch {
     pub slots: u32,
     pub workgroups: u64,
     pub group: usize,
+    /// The precision of the data the kernel reads (its variant is built for it).
+    pub precision: Precision,
 }
 
 impl Dispatch {
-    /// `workgroups` of `kernel` (not unrolled) with bind group `group`.
+    /// `workgroups` of `kernel` (not unrolled) with bind group `group`, on f32 data.
     pub(crate) fn new(kernel: Kernel, workgroups: u64, group: usize) -> Self {
-        Self { kernel, slots: 0, workgroups, group }
+        Self { kernel, slots: 0, workgroups, group, precision: Precision::F32 }
     }
 
     /// `workgroups` of `kernel` unrolled for `slots` quads, with bind group `group`.
     pub(crate) fn unrolled((kernel, slots): (Kernel, u32), workgroups: u64, group: usize) -> Self {
-        Self { kernel, slots, workgroups, group }
+        Self { kernel, slots, workgroups, group, precision: Precision::F32 }
+    }
+
+    /// The same dispatch on `precision`'s data.
+    pub(crate) fn on(self, precision: Precision) -> Self {
+        Self { precision, ..self }
     }
 }
 
@@ -467,14 +519,6 @@ impl Gpu {
     pub(crate) fn record(
         &self, encoder: &mut wgpu::CommandEncoder, groups: &[wgpu::BindGroup], dispatches: &[Dispatch],
     ) {
-        self.record_for(encoder, groups, dispatches, crate::Precision::F32);
-    }
-
-    /// [`Gpu::record`] with the kernels built for `precision`'s logits.
-    pub(crate) fn record_for(
-        &self, encoder: &mut wgpu::CommandEncoder, groups: &[wgpu::BindGroup], dispatches: &[Dispatch],
-        precision: crate::Precision,
-    ) {
         let max = u64::from(self.device().limits().max_compute_workgroups_per_dimension);
         let mut pass = encoder
             .begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("wgpu-loss"), timestamp_writes: None });
@@ -482,7 +526,7 @@ impl Gpu {
             let x = d.workgroups.clamp(1, max);
             let y = d.workgroups.div_ceil(x);
             pass.set_bind_group(0, &groups[d.group], &[]);
-            pass.set_pipeline(&self.kernels().pipeline(d.kernel, d.slots, precision));
+            pass.set_pipeline(&self.kernels().pipeline(d.kernel, d.slots, d.precision));
             pass.dispatch_workgroups(x as u32, y as u32, 1);
         }
     }

@@ -4,7 +4,9 @@
 
 mod class_index;
 mod elementwise;
+mod linear_cross_entropy;
 mod softmax;
 
 pub use class_index::{ClassShard, LossBuffers, RowPartial, cross_entropy_from_partials, merge_row_partials};
 pub use elementwise::ElementwiseBuffers;
+pub use linear_cross_entropy::LinearBuffers;

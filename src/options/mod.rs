@@ -2,10 +2,13 @@
 //! ops and their CPU twins both run, so both refuse the same inputs with the same `Err`.
 
 mod elementwise;
+mod linear;
 mod softmax;
 
 pub use elementwise::{BceOptions, KlDivOptions, KlDivReduction};
 pub(crate) use elementwise::{Combine, Elementwise, Pointwise};
+pub(crate) use linear::LinearShape;
+pub use linear::{LinearCrossEntropyGrads, LinearCrossEntropyOutputs, WeightLayout};
 pub use softmax::SoftmaxOp;
 
 use crate::error::{Error, Result};

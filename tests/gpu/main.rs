@@ -17,6 +17,7 @@ mod elementwise;
 mod encode_api;
 mod errors;
 mod half;
+mod linear_cross_entropy;
 mod load;
 mod nll;
 mod partials;
@@ -55,6 +56,7 @@ fn main() -> ExitCode {
         elementwise::tests(),
         properties::tests(),
         partials::tests(),
+        linear_cross_entropy::tests(),
         torch_reference::tests(),
         load::tests(),
     ]

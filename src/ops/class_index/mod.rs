@@ -17,8 +17,11 @@ mod validate;
 
 pub use buffers::LossBuffers;
 pub use partials::{ClassShard, RowPartial, cross_entropy_from_partials, merge_row_partials};
+pub(crate) use plan::{Chunk, Plan};
+pub(crate) use record::{bind_groups, copy_extras};
+pub(crate) use select::dispatches;
 pub(crate) use slice::Wanted;
-pub(crate) use validate::Problem;
+pub(crate) use validate::{Bound, Problem, check_copy_target};
 
 use crate::error::Result;
 use crate::gpu::{Gpu, Workspace};

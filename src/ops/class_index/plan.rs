@@ -43,9 +43,20 @@ pub(crate) struct Plan {
 
 impl Plan {
     pub(crate) fn new(gpu: &Gpu, ws: &mut Workspace, problem: &Problem<'_>, bound: &Bound<'_>) -> Result<Self> {
-        let (rows, classes) = (problem.loss_rows, problem.classes as u64);
         // Chunks hold whole samples (spatial loss rows each), counted in loss rows.
-        let row_chunks = gpu.row_chunks(rows, classes, problem.opts.spatial as u64)?;
+        let row_chunks = gpu.row_chunks(problem.loss_rows, problem.classes as u64, problem.opts.spatial as u64)?;
+        Self::with_chunks(gpu, ws, problem, bound, &row_chunks, |first, n, targets| {
+            Chunk::bind(gpu, problem, bound, first, n, targets)
+        })
+    }
+
+    /// The layout of `row_chunks` `(first row, rows)`, each bound by `bind(first, rows,
+    /// targets)` (`targets`: the batch's class indices, `None` for probability targets).
+    pub(crate) fn with_chunks(
+        gpu: &Gpu, ws: &mut Workspace, problem: &Problem<'_>, bound: &Bound<'_>, row_chunks: &[(u64, u64)],
+        bind: impl Fn(u64, u64, Option<Binding>) -> Result<Chunk>,
+    ) -> Result<Self> {
+        let (rows, classes) = (problem.loss_rows, problem.classes as u64);
         let largest = row_chunks.iter().map(|c| c.1).max().unwrap_or(0);
         gpu.check_workgroups("rows", largest)?;
         gpu.check_workgroups("rows × classes", (largest * classes).div_ceil(u64::from(NLL_WG)))?;
@@ -95,8 +106,8 @@ impl Plan {
         };
         let mut params = vec![batch];
         let mut chunks = Vec::with_capacity(row_chunks.len());
-        for (first, n) in row_chunks {
-            let chunk = Chunk::bind(gpu, problem, bound, first, n, targets.clone())?;
+        for &(first, n) in row_chunks {
+            let chunk = bind(first, n, targets.clone())?;
             params.push(chunk.params(problem, &batch, first));
             chunks.push(chunk);
         }

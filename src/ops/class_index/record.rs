@@ -12,9 +12,19 @@ pub(crate) fn record(
     dispatches: &[Dispatch],
 ) -> Result<()> {
     ws.set_params(gpu, &plan.params);
+    let groups = bind_groups(gpu, ws, plan)?;
+    ws.clear_batch(encoder);
+    let dispatches: Vec<Dispatch> = dispatches.iter().map(|d| d.on(bound.precision)).collect();
+    gpu.record(encoder, &groups, &dispatches);
+    copy_extras(encoder, ws, bound, plan);
+    Ok(())
+}
+
+/// The op's bind groups, parameter slot `k` in group `k`: the batch's (group 0, which binds
+/// the first chunk's matrices), then one per row chunk.
+pub(crate) fn bind_groups(gpu: &Gpu, ws: &mut Workspace, plan: &Plan) -> Result<Vec<wgpu::BindGroup>> {
     let placeholder = Binding::placeholder(gpu);
-    // Group 0 (the batch-wide kernels) binds the first chunk's matrices.
-    let groups: Vec<wgpu::BindGroup> = std::iter::once(&plan.chunks[0])
+    std::iter::once(&plan.chunks[0])
         .chain(&plan.chunks)
         .enumerate()
         .map(|(slot, chunk)| {
@@ -32,10 +42,12 @@ pub(crate) fn record(
             ];
             ws.bind_group(gpu, Layout::ClassIndex, &entries)
         })
-        .collect::<Result<_>>()?;
-    ws.clear_batch(encoder);
-    gpu.record_for(encoder, &groups, dispatches, bound.precision);
-    let rows = plan.params[0].rows as u64;
+        .collect()
+}
+
+/// Records the copies of the extra outputs from the workspace to the caller's buffers.
+pub(crate) fn copy_extras(encoder: &mut wgpu::CommandEncoder, ws: &Workspace, bound: &Bound<'_>, plan: &Plan) {
+    let rows = u64::from(plan.params[0].rows);
     for (slice, at, words) in [
         (&bound.lse, plan.lse_off, rows),
         (&bound.argmax, plan.argmax_off, rows),
@@ -45,5 +57,4 @@ pub(crate) fn record(
             encoder.copy_buffer_to_buffer(ws.aux_buffer(), at * 4, slice.buffer(), slice.offset(), words * 4);
         }
     }
-    Ok(())
 }

@@ -180,7 +180,7 @@ fn check_precision(gpu: &Gpu, op: ClassIndexOp, buffers: &LossBuffers<'_>) -> Re
 }
 
 /// Checks a caller's buffer for an extra output, copied into with `copy_buffer_to_buffer`.
-fn check_copy_target(argument: &'static str, slice: &wgpu::BufferSlice<'_>, elements: u64) -> Result<()> {
+pub(crate) fn check_copy_target(argument: &'static str, slice: &wgpu::BufferSlice<'_>, elements: u64) -> Result<()> {
     Binding::check(argument, slice, elements)?;
     let usage = slice.buffer().usage();
     if !usage.contains(wgpu::BufferUsages::COPY_DST) {

@@ -442,3 +442,125 @@ pub fn assert_within(what: &str, got: &[f32], want: &[f32], tol: &[f64]) {
         panic!("{e}");
     }
 }
+
+/// Tolerances of the fused linear + cross-entropy op's outputs.
+#[derive(Debug, Clone, Default)]
+pub struct LinearTol {
+    pub loss: Vec<f64>,
+    pub grad_hidden: Vec<f64>,
+    pub grad_weight: Vec<f64>,
+    pub grad_bias: Vec<f64>,
+    pub lse: Vec<f64>,
+    /// `Σ |terms|` of each ∂h, ∂W and ∂b element (what a near-cancellation hides).
+    pub terms: [Vec<f64>; 3],
+}
+
+/// The fused op on `tokens × hidden` states `h`, a `vocab × hidden` weight `w` and `bias`.
+///
+/// Each logit `z = Σ_k h_k·w_k + b` is summed in f32 in blocks: good to `growth(H)` ulps
+/// of `S = Σ_k |h_k·w_k| + |b|`, call it `δz` (a −inf bias entry gives −inf exactly).
+/// The cross-entropy of the f32 logits has [`cross_entropy`]'s tolerances; a logit error
+/// `δz` moves the loss by at most `(2·Σq + 2z·|lse|)·max δz` (the lse and the target
+/// terms each move by at most `max δz`) and each gradient entry `g·(p·s − q)` by
+/// `|g|·p·s_abs·2·max δz` (its probability's relative error). The products then add, for
+/// `∂h = G·W`, `∂W = Gᵀ·h` and `∂b = Σ_t G`: the propagated gradient errors
+/// `Σ δG·|factor|`, and `growth(n)` ulps of their terms' magnitudes `Σ |G·factor|` for
+/// the `n`-term sums (V for ∂h, the tokens for ∂W and ∂b).
+pub fn linear_cross_entropy(
+    h: &[f32], w: &[f32], bias: Option<&[f32]>, targets: &[i32], (n, hd, v): (usize, usize, usize),
+    opts: &CrossEntropyOptions, g: &[f32],
+) -> LinearTol {
+    let (mut z, mut dz) = (vec![0.0f64; n * v], vec![0.0f64; n * v]);
+    for t in 0..n {
+        for c in 0..v {
+            let b = bias.map_or(0.0, |b| f64::from(b[c]));
+            let (mut sum, mut mag) = (b, b.abs());
+            for k in 0..hd {
+                let term = f64::from(h[t * hd + k]) * f64::from(w[c * hd + k]);
+                sum += term;
+                mag += term.abs();
+            }
+            z[t * v + c] = sum;
+            dz[t * v + c] = if sum.is_finite() { K * EPS * growth(hd) * mag } else { 0.0 };
+        }
+    }
+    let x32: Vec<f32> = z.iter().map(|&x| x as f32).collect();
+    let shape = Shape::rows(n, v);
+    let ce = cross_entropy(&x32, Targets::Index(targets), shape, opts, g);
+    let dz_max: Vec<f64> = dz.chunks(v).map(|r| r.iter().fold(0.0f64, |m, &e| m.max(e))).collect();
+    let eps = f64::from(opts.label_smoothing);
+    let zl = f64::from(opts.z_loss_scale);
+    let ignored = |t: usize| targets[t] == opts.ignore_index;
+    let divisor: f64 = (0..n).filter(|&t| !ignored(t)).map(|t| weight(opts, targets[t] as usize)).sum();
+    let weight_sum: f64 = (0..v).map(|c| weight(opts, c)).sum();
+    let mut row_extra = vec![0.0; n];
+    let mut grad = vec![0.0; if g.is_empty() { 0 } else { n * v }];
+    let mut grad_abs = vec![0.0; grad.len()];
+    for t in (0..n).filter(|&t| !ignored(t)) {
+        let (seen, _, _) = capped(shape.row(&x32, t), f64::from(opts.logit_softcap));
+        let st = RowStats::of(&seen);
+        if !st.finite {
+            continue;
+        }
+        let q_t = (1.0 - eps) * weight(opts, targets[t] as usize);
+        let q_sum = q_t + eps / v as f64 * weight_sum;
+        let s_abs = q_sum + 2.0 * zl * st.lse().abs();
+        row_extra[t] = 2.0 * s_abs * dz_max[t];
+        if grad.is_empty() {
+            continue;
+        }
+        let g_row = upstream(opts, g, t, divisor).abs();
+        for c in 0..v {
+            let p = (seen[c] - st.lse()).exp();
+            let q = if c == targets[t] as usize { q_t } else { 0.0 } + eps / v as f64 * weight(opts, c);
+            grad[t * v + c] = ce.grad[t * v + c] + g_row * p * s_abs * 2.0 * dz_max[t];
+            grad_abs[t * v + c] = g_row * (p * s_abs + q);
+        }
+    }
+    let loss_extra: Vec<f64> = match opts.reduction {
+        Reduction::None => row_extra,
+        Reduction::Sum => vec![row_extra.iter().sum()],
+        Reduction::Mean => vec![row_extra.iter().sum::<f64>() / divisor],
+    };
+    let mut out = LinearTol {
+        loss: ce.loss.iter().zip(&loss_extra).map(|(a, b)| a + b).collect(),
+        lse: ce.lse.iter().zip(&dz_max).map(|(a, b)| a + b).collect(),
+        ..Default::default()
+    };
+    if grad.is_empty() {
+        return out;
+    }
+    let product = |n_terms: usize, pairs: &mut dyn Iterator<Item = (f64, f64, f64)>| {
+        let (mut err, mut mag) = (0.0, 0.0);
+        for (d_g, g_abs, factor) in pairs {
+            err += d_g * factor.abs();
+            mag += g_abs * factor.abs();
+        }
+        (err + SUM_K * EPS * growth(n_terms) * mag + FLUSH, mag)
+    };
+    let (mut dh, mut dh_terms) = (Vec::with_capacity(n * hd), Vec::with_capacity(n * hd));
+    for t in 0..n {
+        for k in 0..hd {
+            let (tol, mag) =
+                product(v, &mut (0..v).map(|c| (grad[t * v + c], grad_abs[t * v + c], f64::from(w[c * hd + k]))));
+            dh.push(tol);
+            dh_terms.push(mag);
+        }
+    }
+    let (mut dw, mut dw_terms) = (Vec::with_capacity(v * hd), Vec::with_capacity(v * hd));
+    for c in 0..v {
+        for k in 0..hd {
+            let (tol, mag) =
+                product(n, &mut (0..n).map(|t| (grad[t * v + c], grad_abs[t * v + c], f64::from(h[t * hd + k]))));
+            dw.push(tol);
+            dw_terms.push(mag);
+        }
+    }
+    let (db, db_terms): (Vec<f64>, Vec<f64>) =
+        (0..v).map(|c| product(n, &mut (0..n).map(|t| (grad[t * v + c], grad_abs[t * v + c], 1.0)))).unzip();
+    out.grad_hidden = dh;
+    out.grad_weight = dw;
+    out.grad_bias = db;
+    out.terms = [dh_terms, dw_terms, db_terms];
+    out
+}
