@@ -81,28 +81,9 @@ const GRID_MIN_VEC4S: u64 = 8;
 const F32: u64 = 4;
 const VEC4: u64 = 4 * F32;
 
-/// A deterministic generator (SplitMix64), so every run benchmarks the same data.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [-10, 10].
-    fn logit(&mut self) -> f32 {
-        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32 * 20.0 - 10.0
-    }
-
-    /// Uniform in `0..classes`.
-    fn class(&mut self, classes: usize) -> i32 {
-        (self.next_u64() % classes as u64) as i32
-    }
-}
+#[path = "shared/split_mix.rs"]
+mod split_mix;
+use split_mix::SplitMix64;
 
 /// One shape's data, on the host (for the CPU twin and the checks) and in device buffers.
 /// Outputs can be cleared (`COPY_DST`) and read back (`COPY_SRC`) by the checks.
@@ -129,7 +110,7 @@ const OUTPUT_USAGE: wgpu::BufferUsages =
 impl ShapeData {
     fn new(gpu: &Gpu, rows: usize, classes: usize) -> Self {
         let mut rng = SplitMix64((rows * classes) as u64);
-        let logits: Vec<f32> = (0..rows * classes).map(|_| rng.logit()).collect();
+        let logits: Vec<f32> = (0..rows * classes).map(|_| rng.uniform(-10.0, 10.0)).collect();
         let targets: Vec<i32> = (0..rows).map(|_| rng.class(classes)).collect();
         let device = gpu.device();
         let init = |label, contents: &[u8]| {

@@ -48,22 +48,9 @@ fn shapes(gpu: &Gpu) -> Vec<Shape> {
     }
 }
 
-/// A deterministic generator (SplitMix64).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> f32 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 24) as f32
-    }
-
-    fn vec(&mut self, n: usize, scale: f32) -> Vec<f32> {
-        (0..n).map(|_| (2.0 * self.next() - 1.0) * scale).collect()
-    }
-}
+#[path = "shared/split_mix.rs"]
+mod split_mix;
+use split_mix::SplitMix64;
 
 const USAGE: wgpu::BufferUsages =
     wgpu::BufferUsages::STORAGE.union(wgpu::BufferUsages::COPY_SRC).union(wgpu::BufferUsages::COPY_DST);
@@ -98,10 +85,11 @@ struct Problem {
 
 impl Problem {
     fn new(gpu: &Gpu, (n, h, v): Shape, seed: u64) -> Self {
-        let mut rng = Rng(seed);
-        let hidden = rng.vec(n * h, 1.0);
-        let weight = rng.vec(v * h, 3.0 / (h as f32).sqrt());
-        let targets: Vec<i32> = (0..n).map(|_| (rng.next() * v as f32) as i32 % v as i32).collect();
+        let mut rng = SplitMix64(seed);
+        let scale = 3.0 / (h as f32).sqrt();
+        let hidden: Vec<f32> = (0..n * h).map(|_| rng.uniform(-1.0, 1.0)).collect();
+        let weight: Vec<f32> = (0..v * h).map(|_| rng.uniform(-scale, scale)).collect();
+        let targets: Vec<i32> = (0..n).map(|_| rng.class(v)).collect();
         Self {
             dims: (n, h, v),
             hidden: upload(gpu, &hidden),
@@ -297,23 +285,20 @@ fn main() {
         let fused = median(fused);
         let flops = 2.0 * (n * h * v) as f64;
         let id = format!("{n}×{h}×{v}");
-        lines.push(format!(
-            "| {id} | fused | {:.2} s | {} | {} | {:.1} |",
-            fused.as_secs_f64(),
-            gib(ws.allocated_bytes()),
-            gib(p.io_bytes() + ws.allocated_bytes()),
-            3.0 * flops / fused.as_secs_f64() / 1e9
-        ));
+        let line = |op: &str, time: Duration, scratch: u64| {
+            let (secs, peak) = (time.as_secs_f64(), p.io_bytes() + scratch);
+            format!(
+                "| {id} | {op} | {secs:.2} s | {} | {} | {:.1} |",
+                gib(scratch),
+                gib(peak),
+                3.0 * flops / secs / 1e9
+            )
+        };
+        lines.push(line("fused", fused, ws.allocated_bytes()));
         match Unfused::new(&gpu, dims) {
             Some(mut u) => {
                 let unfused = median((0..runs).map(|_| time(&gpu, |e| u.record(&gpu, &p, e))).collect());
-                lines.push(format!(
-                    "| {id} | unfused | {:.2} s | {} | {} | {:.1} |",
-                    unfused.as_secs_f64(),
-                    gib(u.scratch_bytes()),
-                    gib(p.io_bytes() + u.scratch_bytes()),
-                    3.0 * flops / unfused.as_secs_f64() / 1e9
-                ));
+                lines.push(line("unfused", unfused, u.scratch_bytes()));
                 let ratio = fused.as_secs_f64() / unfused.as_secs_f64();
                 let scratch = ws.allocated_bytes() as f64 / u.scratch_bytes() as f64;
                 lines.push(format!("| {id} | fused ÷ unfused | {ratio:.2}× time | {scratch:.3}× scratch | | |"));

@@ -59,7 +59,7 @@ const TN: u32 = 32u;
 const TK: u32 = 16u;
 const LINEAR_WG: u32 = 64u;
 
-// Where an operand comes from (a constant argument: each load is from one binding).
+// Where an operand comes from (a constant for each pipeline: each load is from one binding).
 const SRC_HIDDEN: u32 = 0u;
 const SRC_WEIGHT: u32 = 1u;
 const SRC_GRAD: u32 = 2u;
@@ -123,31 +123,35 @@ fn load(src: u32, i: u32) -> f32 {
 var<workgroup> a_tile: array<f32, 512>;
 var<workgroup> b_tile: array<f32, 512>;
 
-// Loads the workgroup's A and B tiles of k block [k0, k0 + TK): element e of each tile per
-// pass, along whichever dimension the operand is contiguous in (so neighbouring
-// invocations read neighbouring addresses); 0 outside the matrices.
+// Element e of an operand's tile (TK × width, k-major) for k block [k0, k0 + TK): its place
+// in the tile and its value, 0 outside the matrix. Elements run along whichever dimension
+// the operand is contiguous in (s_k == 1: along k), so neighbouring invocations read
+// neighbouring addresses. The operand's (i, k) is at off + i·s_i + k·s_k, i < extent.
+struct TileElement {
+    at: u32,
+    value: f32,
+}
+
+fn tile_element(src: u32, e: u32, width: u32, origin: u32, extent: u32, k0: u32, off: u32, s_i: u32, s_k: u32) -> TileElement {
+    let by_k = s_k == 1u;
+    let kk = select(e / width, e % TK, by_k);
+    let ii = select(e % width, e / TK, by_k);
+    let i = origin + ii;
+    let k = k0 + kk;
+    var value = 0.0;
+    if i < extent && k < mp.k {
+        value = load(src, off + i * s_i + k * s_k);
+    }
+    return TileElement(kk * width + ii, value);
+}
+
+// Loads the workgroup's A and B tiles of k block [k0, k0 + TK).
 fn load_tiles(src_a: u32, src_b: u32, m0: u32, n0: u32, k0: u32, lid: u32) {
-    let a_by_k = mp.a_sk == 1u;
-    let b_by_k = mp.b_sk == 1u;
     for (var e = lid; e < TK * TM; e += LINEAR_WG) {
-        let kk = select(e / TM, e % TK, a_by_k);
-        let mm = select(e % TM, e / TK, a_by_k);
-        let m = m0 + mm;
-        let k = k0 + kk;
-        var a = 0.0;
-        if m < mp.m && k < mp.k {
-            a = load(src_a, mp.a_off + m * mp.a_sm + k * mp.a_sk);
-        }
-        a_tile[kk * TM + mm] = a;
-        let kb = select(e / TN, e % TK, b_by_k);
-        let nn = select(e % TN, e / TK, b_by_k);
-        let n = n0 + nn;
-        let kn = k0 + kb;
-        var b = 0.0;
-        if n < mp.n && kn < mp.k {
-            b = load(src_b, mp.b_off + kn * mp.b_sk + n * mp.b_sn);
-        }
-        b_tile[kb * TN + nn] = b;
+        let a = tile_element(src_a, e, TM, m0, mp.m, k0, mp.a_off, mp.a_sm, mp.a_sk);
+        a_tile[a.at] = a.value;
+        let b = tile_element(src_b, e, TN, n0, mp.n, k0, mp.b_off, mp.b_sn, mp.b_sk);
+        b_tile[b.at] = b.value;
     }
 }
 
@@ -204,28 +208,19 @@ fn matmul(src_a: u32, src_b: u32, wid: vec3<u32>, nwg: vec3<u32>, lid: u32) {
     }
 }
 
-// The chunk's logits: A = hidden (tokens × H), B[k, v] = W[v, k], plus the bias.
-@compute @workgroup_size(LINEAR_WG)
-fn linear_logits(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    matmul(SRC_HIDDEN, SRC_WEIGHT, wid, nwg, lid);
-}
+// Where a product's operands come from, set per pipeline by the kernel table. The logits:
+// A = hidden (tokens × H), B[k, v] = W[v, k] (plus the bias). ∂h (A_GRAD): A = G (tokens ×
+// V), B[v, k] = W[v, k]. ∂W of a V × H weight (A_GRAD, B_HIDDEN): A[v, t] = G[t, v],
+// B = hidden. ∂W of an H × V weight (B_GRAD): A[k, t] = hidden[t, k], B = G.
+override A_GRAD: bool = false;
+override B_HIDDEN: bool = false;
+override B_GRAD: bool = false;
 
-// ∂h of the chunk's tokens: A = G (tokens × V), B[v, k] = W[v, k].
 @compute @workgroup_size(LINEAR_WG)
-fn linear_grad_hidden(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    matmul(SRC_GRAD, SRC_WEIGHT, wid, nwg, lid);
-}
-
-// ∂W of a V × H weight: A[v, t] = G[t, v], B = hidden; summed over the chunk's tokens.
-@compute @workgroup_size(LINEAR_WG)
-fn linear_grad_weight(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    matmul(SRC_GRAD, SRC_HIDDEN, wid, nwg, lid);
-}
-
-// ∂W of an H × V weight: A[k, t] = hidden[t, k], B = G.
-@compute @workgroup_size(LINEAR_WG)
-fn linear_grad_weight_t(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    matmul(SRC_HIDDEN, SRC_GRAD, wid, nwg, lid);
+fn linear_product(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let src_a = select(SRC_HIDDEN, SRC_GRAD, A_GRAD);
+    let src_b = select(select(SRC_WEIGHT, SRC_HIDDEN, B_HIDDEN), SRC_GRAD, B_GRAD);
+    matmul(src_a, src_b, wid, nwg, lid);
 }
 
 // ∂b[v] = Σ_t G[t, v] over the chunk's tokens (m = tokens, n = V, G at a_off with row

@@ -31,18 +31,8 @@ pub fn linear_cross_entropy(
     hidden: &[f32], weight: &[f32], bias: Option<&[f32]>, targets: &(impl ClassTargets + ?Sized), tokens: usize,
     hidden_size: usize, vocab: usize, opts: &CrossEntropyOptions,
 ) -> Result<Vec<f32>> {
-    let out = linear_cross_entropy_with_extras(
-        hidden,
-        weight,
-        bias,
-        targets,
-        tokens,
-        hidden_size,
-        vocab,
-        opts,
-        Extras::default(),
-        None,
-    )?;
+    let dims = (tokens, hidden_size, vocab);
+    let out = outputs(hidden, weight, bias, targets, dims, opts, Extras::default(), None)?;
     Ok(out.grads.loss)
 }
 
@@ -67,18 +57,8 @@ pub fn linear_cross_entropy_with_grad(
     hidden: &[f32], weight: &[f32], bias: Option<&[f32]>, targets: &(impl ClassTargets + ?Sized), tokens: usize,
     hidden_size: usize, vocab: usize, opts: &CrossEntropyOptions, grad_output: &[f32],
 ) -> Result<LinearCrossEntropyGrads> {
-    let out = linear_cross_entropy_with_extras(
-        hidden,
-        weight,
-        bias,
-        targets,
-        tokens,
-        hidden_size,
-        vocab,
-        opts,
-        Extras::default(),
-        Some(grad_output),
-    )?;
+    let dims = (tokens, hidden_size, vocab);
+    let out = outputs(hidden, weight, bias, targets, dims, opts, Extras::default(), Some(grad_output))?;
     Ok(out.grads)
 }
 
@@ -97,6 +77,17 @@ pub fn linear_cross_entropy_with_grad(
 pub fn linear_cross_entropy_with_extras(
     hidden: &[f32], weight: &[f32], bias: Option<&[f32]>, targets: &(impl ClassTargets + ?Sized), tokens: usize,
     hidden_size: usize, vocab: usize, opts: &CrossEntropyOptions, extras: Extras, grad_output: Option<&[f32]>,
+) -> Result<LinearCrossEntropyOutputs> {
+    outputs(hidden, weight, bias, targets, (tokens, hidden_size, vocab), opts, extras, grad_output)
+}
+
+/// Every twin's arguments checked, then the logits in f64, the cross-entropy's outputs and
+/// the products of its gradient.
+#[allow(clippy::too_many_arguments)]
+fn outputs(
+    hidden: &[f32], weight: &[f32], bias: Option<&[f32]>, targets: &(impl ClassTargets + ?Sized),
+    (tokens, hidden_size, vocab): (usize, usize, usize), opts: &CrossEntropyOptions, extras: Extras,
+    grad_output: Option<&[f32]>,
 ) -> Result<LinearCrossEntropyOutputs> {
     let shape = LinearShape::new(tokens, hidden_size, vocab, opts)?;
     let targets = &*targets.to_i32(vocab)?;

@@ -222,7 +222,7 @@ macro_rules! kernels {
 }
 
 /// An override constant of the WGSL that a kernel's pipeline sets to `true` (the shaders
-/// default it to `false`), so one entry point serves two or three kernels.
+/// default it to `false`), so one entry point serves several kernels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[allow(non_camel_case_types)]
 enum Flag {
@@ -232,6 +232,12 @@ enum Flag {
     backward,
     /// The gradient overwrites the logits, bound as `grad` (f32 only).
     in_place,
+    /// A linear product's A is the logits' gradient, not the hidden states.
+    a_grad,
+    /// A linear product's B is the hidden states, not the weight.
+    b_hidden,
+    /// A linear product's B is the logits' gradient.
+    b_grad,
 }
 
 impl Flag {
@@ -241,6 +247,9 @@ impl Flag {
             Flag::log_space => "LOG_SPACE",
             Flag::backward => "BACKWARD",
             Flag::in_place => "IN_PLACE",
+            Flag::a_grad => "A_GRAD",
+            Flag::b_hidden => "B_HIDDEN",
+            Flag::b_grad => "B_GRAD",
         }
     }
 }
@@ -294,10 +303,10 @@ kernels! {
     ElementwiseForwardBackward:           Elementwise,          "elementwise_forward_backward";
     ElementwiseBackward:                  Elementwise,          "elementwise_backward";
     ElementwiseReduce:                    Elementwise,          "elementwise_reduce";
-    LinearLogits:                         Linear,               "linear_logits";
-    LinearGradHidden:                     Linear,               "linear_grad_hidden";
-    LinearGradWeight:                     Linear,               "linear_grad_weight";
-    LinearGradWeightT:                    Linear,               "linear_grad_weight_t";
+    LinearLogits:                         Linear,               "linear_product";
+    LinearGradHidden:                     Linear,               "linear_product" + a_grad;
+    LinearGradWeight:                     Linear,               "linear_product" + a_grad + b_hidden;
+    LinearGradWeightT:                    Linear,               "linear_product" + b_grad;
     LinearGradBias:                       Linear,               "linear_grad_bias";
 }
 

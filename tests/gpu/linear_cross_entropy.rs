@@ -37,6 +37,9 @@ const CANCEL: f64 = 6.0;
 /// The sizes each dimension takes while the other two stay small.
 const SIZES: [usize; 7] = [1, 3, 7, 33, 257, 1000, 4097];
 
+/// A case's hidden states, weight, bias and targets.
+type Inputs<'a> = (&'a [f32], &'a [f32], Option<&'a [f32]>, &'a [i32]);
+
 /// One problem: data, options and upstream gradient.
 pub struct Case {
     pub dims: (usize, usize, usize),
@@ -74,47 +77,22 @@ impl Case {
 
     /// The twin's outputs (with every extra and the gradients) and their tolerances.
     pub fn expect(&self) -> (LinearCrossEntropyOutputs, LinearTol) {
-        let (n, hd, v) = self.dims;
-        let want = cpu::linear_cross_entropy_with_extras(
-            &self.h,
-            &self.w,
-            self.bias.as_deref(),
-            &self.targets,
-            n,
-            hd,
-            v,
-            &self.opts,
-            Extras::all(),
-            Some(&self.g),
-        )
-        .unwrap();
-        let tol = tol::linear_cross_entropy(
-            &self.h,
-            &self.w,
-            self.bias.as_deref(),
-            &self.targets,
-            self.dims,
-            &self.opts,
-            &self.g,
-        );
-        (want, tol)
+        let ((n, hd, v), (h, w, b, t)) = (self.dims, self.inputs());
+        let want =
+            cpu::linear_cross_entropy_with_extras(h, w, b, t, n, hd, v, &self.opts, Extras::all(), Some(&self.g))
+                .unwrap();
+        (want, tol::linear_cross_entropy(h, w, b, t, self.dims, &self.opts, &self.g))
     }
 
     /// The slice API's outputs on `gpu`.
     pub fn run(&self, gpu: &Gpu) -> wgpu_loss::Result<LinearCrossEntropyOutputs> {
-        let (n, hd, v) = self.dims;
-        gpu.linear_cross_entropy_with_extras(
-            &self.h,
-            &self.w,
-            self.bias.as_deref(),
-            &self.targets,
-            n,
-            hd,
-            v,
-            &self.opts,
-            Extras::all(),
-            Some(&self.g),
-        )
+        let ((n, hd, v), (h, w, b, t)) = (self.dims, self.inputs());
+        gpu.linear_cross_entropy_with_extras(h, w, b, t, n, hd, v, &self.opts, Extras::all(), Some(&self.g))
+    }
+
+    /// Hidden states, weight, bias and targets.
+    fn inputs(&self) -> Inputs<'_> {
+        (&self.h, &self.w, self.bias.as_deref(), &self.targets)
     }
 
     /// The logit of `(t, c)` in f64.

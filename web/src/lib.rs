@@ -51,6 +51,25 @@ impl From<(Vec<f32>, Vec<f32>)> for LossAndGrad {
     }
 }
 
+/// The loss and gradients of the fused linear + cross-entropy op, for JavaScript.
+#[wasm_bindgen(getter_with_clone)]
+pub struct LinearGrads {
+    /// `tokens` values for reduction `"none"`, else one.
+    pub loss: Vec<f32>,
+    /// `tokens × hidden_size`.
+    #[wasm_bindgen(js_name = gradHidden)]
+    pub grad_hidden: Vec<f32>,
+    /// `vocab × hidden_size`, as the weight.
+    #[wasm_bindgen(js_name = gradWeight)]
+    pub grad_weight: Vec<f32>,
+}
+
+impl From<wgpu_loss::LinearCrossEntropyGrads> for LinearGrads {
+    fn from(g: wgpu_loss::LinearCrossEntropyGrads) -> Self {
+        Self { loss: g.loss, grad_hidden: g.grad_hidden, grad_weight: g.grad_weight }
+    }
+}
+
 /// [`CrossEntropyOptions`] for JavaScript: `new LossOptions()` gives PyTorch's defaults
 /// (mean, no weight, ignore_index -100, no label smoothing); set the properties to change them.
 #[wasm_bindgen]
@@ -162,6 +181,29 @@ impl Demo {
             .map_err(js_error)
     }
 
+    /// Fused linear + cross-entropy on the GPU: the loss of `hidden·weightᵀ` (`tokens ×
+    /// hidden_size` states, a `vocab × hidden_size` weight) and its gradients with respect
+    /// to both, without storing the logits.
+    #[wasm_bindgen(js_name = linearCrossEntropyWithGrad)]
+    #[allow(clippy::too_many_arguments)]
+    pub async fn linear_cross_entropy_with_grad(
+        &self, hidden: Vec<f32>, weight: Vec<f32>, targets: Vec<i32>, tokens: usize, hidden_size: usize, vocab: usize,
+        options: &LossOptions, grad_output: Vec<f32>,
+    ) -> Result<LinearGrads, js_sys::Error> {
+        let g = self.gpu.linear_cross_entropy_with_grad_async(
+            &hidden,
+            &weight,
+            None,
+            &targets,
+            tokens,
+            hidden_size,
+            vocab,
+            &options.0,
+            &grad_output,
+        );
+        g.await.map(LinearGrads::from).map_err(js_error)
+    }
+
     /// A softmax-regression trainer on this GPU for the text of `digits.csv` (see [`Trainer`]).
     #[wasm_bindgen(js_name = digitsTrainer)]
     pub async fn digits_trainer(&self, csv: String, learning_rate: f32) -> Result<Trainer, js_sys::Error> {
@@ -195,4 +237,26 @@ pub fn cpu_cross_entropy_with_grad(
     cpu::cross_entropy_with_grad(logits, targets, rows, classes, &options.0, grad_output)
         .map(LossAndGrad::from)
         .map_err(js_error)
+}
+
+/// The CPU twin of [`Demo::linear_cross_entropy_with_grad`].
+#[wasm_bindgen(js_name = cpuLinearCrossEntropyWithGrad)]
+#[allow(clippy::too_many_arguments)]
+pub fn cpu_linear_cross_entropy_with_grad(
+    hidden: &[f32], weight: &[f32], targets: &[i32], tokens: usize, hidden_size: usize, vocab: usize,
+    options: &LossOptions, grad_output: &[f32],
+) -> Result<LinearGrads, js_sys::Error> {
+    cpu::linear_cross_entropy_with_grad(
+        hidden,
+        weight,
+        None,
+        targets,
+        tokens,
+        hidden_size,
+        vocab,
+        &options.0,
+        grad_output,
+    )
+    .map(LinearGrads::from)
+    .map_err(js_error)
 }

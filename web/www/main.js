@@ -8,6 +8,7 @@ import init, {
   LossOptions,
   cpuCrossEntropy,
   cpuCrossEntropyWithGrad,
+  cpuLinearCrossEntropyWithGrad,
   cpuLogSoftmax,
 } from './pkg/wgpu_loss_web.js';
 
@@ -158,6 +159,23 @@ async function runChecks(demo) {
     () => demo.crossEntropyWithGrad(logits, targets, ROWS, CLASSES, perRow, upstream),
     () => cpuCrossEntropyWithGrad(logits, targets, ROWS, CLASSES, perRow, upstream),
     (g, c) => [['loss', lossRule(g.loss, c.loss, logits, ROWS, null, false)], ['grad', gradient(g.grad, c.grad)]]);
+
+  // Fused linear + cross-entropy: 256 tokens of hidden size 64, a vocabulary of 1000; the
+  // logits are never stored on the GPU, the CPU twin computes them whole in f64.
+  const [TOKENS, HIDDEN, VOCAB] = [256, 64, 1000];
+  const r = random(7);
+  const hidden = Float32Array.from({ length: TOKENS * HIDDEN }, () => 2 * r() - 1);
+  const lin = Float32Array.from({ length: VOCAB * HIDDEN }, () => (2 * r() - 1) * 0.375);
+  const tokenTargets = Int32Array.from({ length: TOKENS }, (_, t) => (t % 9 === 4 ? -100 : Math.floor(r() * VOCAB)));
+  const mean = options({ reduction: 'mean', labelSmoothing: 0.1 });
+  await check('linear_cross_entropy_with_grad (fused, mean, ε=0.1)', `${TOKENS} × ${HIDDEN} × ${VOCAB}`,
+    () => demo.linearCrossEntropyWithGrad(hidden, lin, tokenTargets, TOKENS, HIDDEN, VOCAB, mean, one),
+    () => cpuLinearCrossEntropyWithGrad(hidden, lin, tokenTargets, TOKENS, HIDDEN, VOCAB, mean, one),
+    (g, c) => [
+      ['loss', worstRatio(g.loss, c.loss, 2e-5 * Math.sqrt(HIDDEN), 1e-4)],
+      ['grad_hidden', gradient(g.gradHidden, c.gradHidden)],
+      ['grad_weight', gradient(g.gradWeight, c.gradWeight)],
+    ]);
 }
 
 // Calls that must throw; the GPU export and the CPU twin must throw the same message.

@@ -538,24 +538,17 @@ pub fn linear_cross_entropy(
         }
         (err + SUM_K * EPS * growth(n_terms) * mag + FLUSH, mag)
     };
-    let (mut dh, mut dh_terms) = (Vec::with_capacity(n * hd), Vec::with_capacity(n * hd));
-    for t in 0..n {
-        for k in 0..hd {
-            let (tol, mag) =
-                product(v, &mut (0..v).map(|c| (grad[t * v + c], grad_abs[t * v + c], f64::from(w[c * hd + k]))));
-            dh.push(tol);
-            dh_terms.push(mag);
-        }
-    }
-    let (mut dw, mut dw_terms) = (Vec::with_capacity(v * hd), Vec::with_capacity(v * hd));
-    for c in 0..v {
-        for k in 0..hd {
-            let (tol, mag) =
-                product(n, &mut (0..n).map(|t| (grad[t * v + c], grad_abs[t * v + c], f64::from(h[t * hd + k]))));
-            dw.push(tol);
-            dw_terms.push(mag);
-        }
-    }
+    // Each product element's terms: (row of G, class) pairs and the other factor.
+    let dh = (0..n * hd).map(|i| {
+        let (t, k) = (i / hd, i % hd);
+        product(v, &mut (0..v).map(|c| (grad[t * v + c], grad_abs[t * v + c], f64::from(w[c * hd + k]))))
+    });
+    let (dh, dh_terms): (Vec<f64>, Vec<f64>) = dh.unzip();
+    let dw = (0..v * hd).map(|i| {
+        let (c, k) = (i / hd, i % hd);
+        product(n, &mut (0..n).map(|t| (grad[t * v + c], grad_abs[t * v + c], f64::from(h[t * hd + k]))))
+    });
+    let (dw, dw_terms): (Vec<f64>, Vec<f64>) = dw.unzip();
     let (db, db_terms): (Vec<f64>, Vec<f64>) =
         (0..v).map(|c| product(n, &mut (0..n).map(|t| (grad[t * v + c], grad_abs[t * v + c], 1.0)))).unzip();
     out.grad_hidden = dh;
