@@ -26,7 +26,10 @@ fn lost_device_gives_err() {
 /// A readback that cannot finish within the caller's timeout returns `Err(Readback)`, and
 /// the device stays usable: the next call on it succeeds. The batch (16384 × 4096, 256 MiB
 /// in and out) takes far longer than the 1 ms allowed on any adapter: ~0.1 s of kernel on
-/// lavapipe, and more than 1 ms of transfer alone on a discrete GPU.
+/// lavapipe, and more than 1 ms of transfer alone on a discrete GPU. On GL, wgpu runs a
+/// submission's commands inside `queue.submit` (about 0.25 s here on llvmpipe, against
+/// 0.1 ms on Vulkan), so the results are ready before the readback waits at all: there the
+/// timeout cannot fire, and the call must return the right values instead.
 #[test]
 fn readback_timeout_gives_err_and_the_device_stays_usable() {
     let patient = Gpu::new().unwrap();
@@ -35,13 +38,17 @@ fn readback_timeout_gives_err_and_the_device_stays_usable() {
     let impatient = Gpu::from_device_with_options(patient.device().clone(), patient.queue().clone(), opts);
     let (rows, classes) = (16384, 4096);
     let x = vec![0.25f32; rows * classes];
-    let err = impatient.log_softmax(&x, rows, classes).unwrap_err();
-    assert!(matches!(err, Error::Readback(_)), "{err:?}");
-    eprintln!("impatient readback: {err}");
+    let want = -(classes as f32).ln();
+    let close = |lp: &[f32]| lp.iter().all(|&v| (v - want).abs() <= 4.0 * f32::EPSILON * want.abs());
+    match (impatient.log_softmax(&x, rows, classes), patient.adapter_info().backend) {
+        (Err(Error::Readback(e)), backend) if backend != wgpu::Backend::Gl => eprintln!("impatient readback: {e}"),
+        (Ok(lp), wgpu::Backend::Gl) => assert!(lp.len() == x.len() && close(&lp), "GL: wrong values"),
+        (Ok(lp), backend) => panic!("{backend:?}: a 1 ms readback returned {} values instead of Err", lp.len()),
+        (Err(e), backend) => panic!("{backend:?}: {e:?}"),
+    }
     assert_eq!(patient.softmax(&[1.0, 1.0], 1, 2).unwrap(), vec![0.5, 0.5]);
     let lp = patient.log_softmax(&x[..3 * classes], 3, classes).unwrap();
-    let want = -(classes as f32).ln();
-    assert!(lp.iter().all(|&v| (v - want).abs() <= 4.0 * f32::EPSILON * want.abs()), "{:?}", &lp[..4]);
+    assert!(close(&lp), "{:?}", &lp[..4]);
 }
 
 /// A batch larger than the device's largest buffer is refused with `Err(TooLarge)` before

@@ -36,7 +36,8 @@ pub struct GpuOptions {
     pub subgroups: bool,
     /// How long a slice-API call waits for its results before returning
     /// [`Error::Readback`] (default 120 s). Native only: in a browser the device is polled
-    /// by the browser and awaiting a readback never blocks.
+    /// by the browser and awaiting a readback never blocks. On GL, wgpu runs a submission's
+    /// commands inside `queue.submit`, so the timeout bounds only the wait after that.
     pub readback_timeout: Duration,
     /// Caps the bytes of one `rows × classes` storage binding below the device's
     /// `max_storage_buffer_binding_size` (default `None`: the device's limit). Larger
