@@ -110,43 +110,23 @@ impl Products<'_> {
     /// each part's columns of the logits; H × V: each part's share of the sum, added).
     pub fn logits(&self, c: &ChunkBindings) -> Vec<Product> {
         let (_, hidden, vocab) = self.problem.dims();
-        let (h, v) = (hidden as u32, vocab as u32);
-        let bias_off = self.bias.as_ref().map_or(0, |b| b.element_offset);
+        let (h, v, n) = (hidden as u32, vocab as u32, c.tokens as u32);
+        let bias = self.bias.as_ref().map_or(0, |b| b.element_offset);
+        let with_bias = if self.bias.is_some() { MM_BIAS } else { 0 };
+        let x = c.hidden.element_offset;
         self.parts
             .iter()
             .enumerate()
             .map(|(i, part)| {
-                let (first, rows) = (part.first as u32, part.rows as u32);
-                let base = MatmulParams {
-                    m: c.tokens as u32,
-                    a_off: c.hidden.element_offset,
-                    a_sm: h,
-                    a_sk: 1,
-                    b_off: part.weight.element_offset,
-                    c_sm: v,
-                    flags: if self.bias.is_some() { MM_BIAS } else { 0 },
-                    bias_off,
-                    ..Default::default()
-                };
+                let (first, rows, w) = (part.first as u32, part.rows as u32, part.weight.element_offset);
                 let params = match self.problem.layout {
-                    WeightLayout::VocabByHidden => MatmulParams {
-                        n: rows,
-                        k: h,
-                        b_sk: 1,
-                        b_sn: h,
-                        c_off: first,
-                        bias_off: bias_off + first,
-                        ..base
-                    },
-                    WeightLayout::HiddenByVocab => MatmulParams {
-                        n: v,
-                        k: rows,
-                        a_off: base.a_off + first,
-                        b_sk: v,
-                        b_sn: 1,
-                        flags: if i == 0 { base.flags } else { MM_ACCUMULATE },
-                        ..base
-                    },
+                    WeightLayout::VocabByHidden => {
+                        mm((n, rows, h), with_bias, (x, h, 1), (w, 1, h), (first, v), bias + first)
+                    }
+                    WeightLayout::HiddenByVocab => {
+                        let flags = if i == 0 { with_bias } else { MM_ACCUMULATE };
+                        mm((n, v, rows), flags, (x + first, h, 1), (w, v, 1), (0, v), bias)
+                    }
                 };
                 Product {
                     hidden: Some(c.hidden.clone()),
@@ -158,105 +138,66 @@ impl Products<'_> {
             .collect()
     }
 
-    /// The chunk's gradients from G in the scratch: `∂h = G·W` (per part: V × H parts add
-    /// into it, H × V parts write their columns), `∂W += Gᵀ·h` per part and `∂b += Σ_t G`.
-    /// The first chunk overwrites ∂W and ∂b unless the caller accumulates.
+    /// The chunk's gradients from G in the scratch: `∂h = G·W`, `∂W += Gᵀ·h` per part and
+    /// `∂b += Σ_t G`. The first chunk overwrites ∂W and ∂b unless the caller accumulates.
     pub fn backward(&self, c: &ChunkBindings) -> Vec<Product> {
-        let (_, hidden, vocab) = self.problem.dims();
-        let (h, v, n) = (hidden as u32, vocab as u32, c.tokens as u32);
         let accumulate = if self.accumulate || c.first > 0 { MM_ACCUMULATE } else { 0 };
-        let mut products = Vec::new();
         let with_grad = |p: Product| Product { grad: Some(c.scratch.clone()), ..p };
+        let mut products = Vec::new();
         for (i, part) in self.parts.iter().enumerate() {
-            let (first, rows) = (part.first as u32, part.rows as u32);
-            let vocab_rows = self.problem.layout == WeightLayout::VocabByHidden;
             if let Some(dh) = &c.grad_hidden {
-                let params = if vocab_rows {
-                    let flags = if i == 0 { 0 } else { MM_ACCUMULATE };
-                    let (a_off, b_off, c_off) = (first, part.weight.element_offset, dh.element_offset);
-                    MatmulParams {
-                        m: n,
-                        n: h,
-                        k: rows,
-                        flags,
-                        a_off,
-                        a_sm: v,
-                        a_sk: 1,
-                        b_off,
-                        b_sk: h,
-                        b_sn: 1,
-                        c_off,
-                        c_sm: h,
-                        bias_off: 0,
-                    }
-                } else {
-                    let (b_off, c_off) = (part.weight.element_offset, dh.element_offset + first);
-                    MatmulParams {
-                        m: n,
-                        n: rows,
-                        k: v,
-                        flags: 0,
-                        a_off: 0,
-                        a_sm: v,
-                        a_sk: 1,
-                        b_off,
-                        b_sk: 1,
-                        b_sn: v,
-                        c_off,
-                        c_sm: h,
-                        bias_off: 0,
-                    }
-                };
-                let p =
-                    Product { weight: Some(part.weight.clone()), ..self.product(Kernel::LinearGradHidden, params, dh) };
-                products.push(with_grad(p));
+                products.push(with_grad(self.grad_hidden(c, part, i, dh)));
             }
             if let Some(dw) = &part.grad_weight {
-                let (hidden_off, c_off) = (c.hidden.element_offset, dw.element_offset);
-                let (kernel, params) = if vocab_rows {
-                    let params = MatmulParams {
-                        m: rows,
-                        n: h,
-                        k: n,
-                        flags: accumulate,
-                        a_off: first,
-                        a_sm: 1,
-                        a_sk: v,
-                        b_off: hidden_off,
-                        b_sk: h,
-                        b_sn: 1,
-                        c_off,
-                        c_sm: h,
-                        bias_off: 0,
-                    };
-                    (Kernel::LinearGradWeight, params)
-                } else {
-                    let params = MatmulParams {
-                        m: rows,
-                        n: v,
-                        k: n,
-                        flags: accumulate,
-                        a_off: hidden_off + first,
-                        a_sm: 1,
-                        a_sk: h,
-                        b_off: 0,
-                        b_sk: v,
-                        b_sn: 1,
-                        c_off,
-                        c_sm: v,
-                        bias_off: 0,
-                    };
-                    (Kernel::LinearGradWeightT, params)
-                };
-                let p = Product { hidden: Some(c.hidden.clone()), ..self.product(kernel, params, dw) };
-                products.push(with_grad(p));
+                products.push(with_grad(self.grad_weight(c, part, accumulate, dw)));
             }
         }
         if let Some(db) = &self.grad_bias {
-            let params =
-                MatmulParams { m: n, n: v, flags: accumulate, a_sm: v, c_off: db.element_offset, ..Default::default() };
+            let (v, n) = (self.problem.dims().2 as u32, c.tokens as u32);
+            let params = mm((n, v, 0), accumulate, (0, v, 0), (0, 0, 0), (db.element_offset, 0), 0);
             products.push(with_grad(self.product(Kernel::LinearGradBias, params, db)));
         }
         products
     }
+
+    /// `∂h = G·W` for part `i`: V × H parts each add their vocabulary's share (the first
+    /// overwrites), H × V parts write their columns of ∂h.
+    fn grad_hidden(&self, c: &ChunkBindings, part: &PartBindings, i: usize, dh: &Binding) -> Product {
+        let (_, hidden, vocab) = self.problem.dims();
+        let (h, v, n) = (hidden as u32, vocab as u32, c.tokens as u32);
+        let (first, rows, w) = (part.first as u32, part.rows as u32, part.weight.element_offset);
+        let params = match self.problem.layout {
+            WeightLayout::VocabByHidden => {
+                let flags = if i == 0 { 0 } else { MM_ACCUMULATE };
+                mm((n, h, rows), flags, (first, v, 1), (w, h, 1), (dh.element_offset, h), 0)
+            }
+            WeightLayout::HiddenByVocab => mm((n, rows, v), 0, (0, v, 1), (w, 1, v), (dh.element_offset + first, h), 0),
+        };
+        Product { weight: Some(part.weight.clone()), ..self.product(Kernel::LinearGradHidden, params, dh) }
+    }
+
+    /// `∂W (+)= Gᵀ·h` for a part's rows of the weight, over the chunk's tokens.
+    fn grad_weight(&self, c: &ChunkBindings, part: &PartBindings, accumulate: u32, dw: &Binding) -> Product {
+        let (_, hidden, vocab) = self.problem.dims();
+        let (h, v, n) = (hidden as u32, vocab as u32, c.tokens as u32);
+        let (first, rows, x, out) = (part.first as u32, part.rows as u32, c.hidden.element_offset, dw.element_offset);
+        let (kernel, params) = match self.problem.layout {
+            WeightLayout::VocabByHidden => {
+                (Kernel::LinearGradWeight, mm((rows, h, n), accumulate, (first, 1, v), (x, h, 1), (out, h), 0))
+            }
+            WeightLayout::HiddenByVocab => {
+                (Kernel::LinearGradWeightT, mm((rows, v, n), accumulate, (x + first, 1, h), (0, v, 1), (out, v), 0))
+            }
+        };
+        Product { hidden: Some(c.hidden.clone()), ..self.product(kernel, params, dw) }
+    }
+}
+
+/// A product's parameters: `(m, n, k)`, flags, `A[m, k]` at `(offset, m stride, k stride)`,
+/// `B[k, n]` at `(offset, k stride, n stride)`, `C` at `(offset, m stride)`, the bias offset.
+fn mm(
+    (m, n, k): (u32, u32, u32), flags: u32, (a_off, a_sm, a_sk): (u32, u32, u32), (b_off, b_sk, b_sn): (u32, u32, u32),
+    (c_off, c_sm): (u32, u32), bias_off: u32,
+) -> MatmulParams {
+    MatmulParams { m, n, k, flags, a_off, a_sm, a_sk, b_off, b_sk, b_sn, c_off, c_sm, bias_off }
 }
