@@ -9,6 +9,10 @@
 //! step: each step writes its loss into its own slot of a device buffer, and the losses and
 //! the counts of correct predictions are read back once per epoch.
 //!
+//! `--hidden N` adds a layer of N ReLU units, and `--head fused` takes the output layer and
+//! its loss through `encode_linear_cross_entropy`, which never holds the logits (class-index
+//! data sets only; see `examples/train/mlp.rs`, where every product is wgpu-loss's).
+//!
 //! Data sets (`--dataset`):
 //! * `digits` (default): the UCI handwritten digits, 1797 8×8 images of 10 classes
 //!   (`data/digits.csv.gz`, CC BY 4.0, see `data/LICENSE-digits.md`), 80 % train, 20 % test.
@@ -19,6 +23,7 @@
 //! ```text
 //! cargo run --release --example train
 //! cargo run --release --example train -- --dataset bmi --plot bmi.svg
+//! cargo run --release --example train -- --hidden 64 --head fused  # logits never stored
 //! WGPU_BACKEND=gl cargo run --release --example train     # llvmpipe through OpenGL
 //! ```
 
@@ -32,8 +37,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 use wgpu::util::DeviceExt;
 use wgpu_loss::{BceOptions, CrossEntropyOptions, ElementwiseBuffers, Gpu, LossBuffers, Workspace, cpu};
 
+#[path = "train/mlp.rs"]
+mod mlp;
+use mlp::Head;
+
 const USAGE: &str = "usage: train [--dataset digits|bmi|diet] [--epochs N] [--lr RATE] [--batch ROWS] \
-                     [--plot LOSS.svg] [--quiet]";
+                     [--hidden UNITS] [--head plain|fused] [--plot LOSS.svg] [--quiet]";
 /// The seed of everything random: the split, the BMI people, the initial weights and the
 /// order of the training rows in each epoch.
 const SEED: u64 = 2024;
@@ -67,11 +76,16 @@ fn main() -> Result<(), Box<dyn Error>> {
     );
 
     let mut rng = Rng::new(SEED);
-    // Small random weights and biases, uniform in [-0.05, 0.05).
-    let weights: Vec<f32> =
-        (0..data.task.outputs() * (data.features + 1)).map(|_| 0.1 * (rng.uniform() as f32 - 0.5)).collect();
-    let mut trainer = Trainer::new(gpu, &data, args.batch, learning_rate, &weights);
-    trainer.check_step(&data, &weights)?;
+    let mut model = if args.hidden == 0 && args.head == Head::Plain {
+        // Small random weights and biases, uniform in [-0.05, 0.05).
+        let weights: Vec<f32> =
+            (0..data.task.outputs() * (data.features + 1)).map(|_| 0.1 * (rng.uniform() as f32 - 0.5)).collect();
+        Model::Linear(Box::new(Trainer::new(gpu, &data, args.batch, learning_rate, &weights)), weights)
+    } else {
+        println!("model: {} hidden ReLU units, {:?} output layer", args.hidden, args.head);
+        Model::Mlp(Box::new(mlp::Mlp::new(gpu, &data, (args.hidden, args.head), args.batch, learning_rate, &mut rng)?))
+    };
+    model.check_step(&data)?;
 
     let bar = if args.quiet { ProgressBar::hidden() } else { ProgressBar::new(epochs as u64) };
     bar.set_style(
@@ -83,8 +97,8 @@ fn main() -> Result<(), Box<dyn Error>> {
     for epoch in 1..=epochs {
         let mut order: Vec<usize> = (0..data.train.rows()).collect();
         rng.shuffle(&mut order);
-        trainer.upload_train_rows(&data, &order);
-        let stats = trainer.train_epoch()?;
+        model.upload_train_rows(&data, &order);
+        let stats = model.train_epoch()?;
         if !args.quiet {
             bar.suspend(|| {
                 println!(
@@ -102,7 +116,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     }
     bar.finish_and_clear();
     let elapsed = start.elapsed();
-    trainer.check_targets()?;
+    model.check_targets()?;
 
     let last = history.last().expect("--epochs is at least 1");
     println!(
@@ -111,7 +125,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         last.test_correct,
         data.test.rows(),
         last.test_loss,
-        epochs * trainer.batches.len(),
+        epochs * model.steps(),
         elapsed.as_secs_f32()
     );
     if let Some(path) = &args.plot {
@@ -332,12 +346,7 @@ impl Trainer {
     /// Writes the training rows in `order` over the device's copy, ahead of the next
     /// submission: the only upload after setup.
     fn upload_train_rows(&self, data: &Dataset, order: &[usize]) {
-        let f = self.features;
-        let x: Vec<f32> = order.iter().flat_map(|&r| &data.train.x[r * f..][..f]).copied().collect();
-        let labels: Vec<u32> = order.iter().map(|&r| data.train.labels[r]).collect();
-        let queue = self.gpu.queue();
-        queue.write_buffer(&self.train.x, 0, bytemuck::cast_slice(&x));
-        queue.write_buffer(&self.train.targets, 0, bytemuck::cast_slice(&self.task.targets(&labels)));
+        upload_rows(&self.gpu, &self.train, data, order);
     }
 
     /// Records the first mini-batch's forward pass, loss and gradients (no update), reads
@@ -390,6 +399,60 @@ impl Trainer {
             }
         }
         Ok(())
+    }
+}
+
+/// Writes the training rows of `data` in `order` over the device's copy `split`, ahead of
+/// the next submission: the only upload after setup.
+fn upload_rows(gpu: &Gpu, split: &DeviceSplit, data: &Dataset, order: &[usize]) {
+    let f = data.features;
+    let x: Vec<f32> = order.iter().flat_map(|&r| &data.train.x[r * f..][..f]).copied().collect();
+    let labels: Vec<u32> = order.iter().map(|&r| data.train.labels[r]).collect();
+    gpu.queue().write_buffer(&split.x, 0, bytemuck::cast_slice(&x));
+    gpu.queue().write_buffer(&split.targets, 0, bytemuck::cast_slice(&data.task.targets(&labels)));
+}
+
+/// The model being trained: the linear one with this example's kernels, or the two-layer
+/// one through wgpu-loss's products (`--hidden`, `--head fused`).
+enum Model {
+    Linear(Box<Trainer>, Vec<f32>),
+    Mlp(Box<mlp::Mlp>),
+}
+
+impl Model {
+    fn check_step(&mut self, data: &Dataset) -> Result<(), Box<dyn Error>> {
+        match self {
+            Model::Linear(t, weights) => t.check_step(data, weights),
+            Model::Mlp(m) => m.check_step(data),
+        }
+    }
+
+    fn upload_train_rows(&self, data: &Dataset, order: &[usize]) {
+        match self {
+            Model::Linear(t, _) => t.upload_train_rows(data, order),
+            Model::Mlp(m) => m.upload_train_rows(data, order),
+        }
+    }
+
+    fn train_epoch(&mut self) -> Result<EpochStats, Box<dyn Error>> {
+        match self {
+            Model::Linear(t, _) => t.train_epoch(),
+            Model::Mlp(m) => m.train_epoch(),
+        }
+    }
+
+    fn check_targets(&mut self) -> wgpu_loss::Result<()> {
+        match self {
+            Model::Linear(t, _) => t.check_targets(),
+            Model::Mlp(m) => m.check_targets(),
+        }
+    }
+
+    fn steps(&self) -> usize {
+        match self {
+            Model::Linear(t, _) => t.batches.len(),
+            Model::Mlp(m) => m.steps(),
+        }
     }
 }
 
@@ -710,6 +773,9 @@ struct Args {
     epochs: Option<usize>,
     learning_rate: Option<f32>,
     batch: usize,
+    /// ReLU units of a hidden layer (0: none).
+    hidden: usize,
+    head: Head,
     plot: Option<PathBuf>,
     quiet: bool,
 }
@@ -720,8 +786,16 @@ impl Args {
             let text = text.ok_or(format!("{flag} needs a value (try --help)"))?;
             text.parse().map_err(|_| format!("{flag}: {text:?} is not a valid value"))
         }
-        let mut args =
-            Self { dataset: "digits".into(), epochs: None, learning_rate: None, batch: 64, plot: None, quiet: false };
+        let mut args = Self {
+            dataset: "digits".into(),
+            epochs: None,
+            learning_rate: None,
+            batch: 64,
+            hidden: 0,
+            head: Head::Plain,
+            plot: None,
+            quiet: false,
+        };
         let mut words = std::env::args().skip(1);
         while let Some(flag) = words.next() {
             match flag.as_str() {
@@ -729,6 +803,14 @@ impl Args {
                 "--epochs" => args.epochs = Some(value(&flag, words.next())?),
                 "--lr" => args.learning_rate = Some(value(&flag, words.next())?),
                 "--batch" => args.batch = value(&flag, words.next())?,
+                "--hidden" => args.hidden = value(&flag, words.next())?,
+                "--head" => {
+                    args.head = match value::<String>(&flag, words.next())?.as_str() {
+                        "plain" => Head::Plain,
+                        "fused" => Head::Fused,
+                        other => return Err(format!("--head: {other:?} is neither plain nor fused")),
+                    }
+                }
                 "--plot" => args.plot = Some(value(&flag, words.next())?),
                 "--quiet" => args.quiet = true,
                 "-h" | "--help" => {
