@@ -6,6 +6,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, PoisonError};
 
+use super::params::{LINEAR_SLOTS_DIRECT, LINEAR_SLOTS_STAGED};
 use super::shaders::{Format, RowReduce, compose};
 use crate::Precision;
 
@@ -76,6 +77,10 @@ pub(crate) enum Slots {
     PerRow,
     /// A short row per invocation, holding 1 to `SOLO_CLASSES / 4` quads.
     Short,
+    /// A block of C per invocation of slots × slots quads (`$r` rows, `$j` columns): 1 in
+    /// the GPU form of the linear products, 2 in the CPU-adapter form (see
+    /// [`crate::Gpu::stages_linear_tiles`]).
+    Tile,
 }
 
 /// The most quads one invocation of a resident kernel holds.
@@ -92,6 +97,7 @@ impl Slots {
             Slots::None => vec![0],
             Slots::PerRow => (0..=MAX_RESIDENT_SLOTS.ilog2()).map(|p| 1 << p).collect(),
             Slots::Short => (1..=SOLO_CLASSES.div_ceil(4) as u32).collect(),
+            Slots::Tile => vec![LINEAR_SLOTS_STAGED, LINEAR_SLOTS_DIRECT],
         }
     }
 }
@@ -147,7 +153,9 @@ families! {
     Nll:                  "nll/nll",                              ClassIndex, row_wise: false, half: false, ByPrecision, None;
     Reduce:               "reduce/reduce",                        ClassIndex, row_wise: false, half: false, ByPrecision, None;
     Elementwise:          "elementwise/elementwise",              ClassIndex, row_wise: false, half: false, ByPrecision, None;
-    Linear:               "linear_cross_entropy/linear",          Linear,     row_wise: false, half: true,  Override,    None;
+    Linear:               "linear_cross_entropy/linear",          Linear,     row_wise: false, half: true,  Override,    Tile;
+    LinearVec4:           "linear_cross_entropy/linear",          Linear,     row_wise: false, half: false, Vec4,        Tile;
+    LinearBias:           "linear_cross_entropy/grad_bias",       Linear,     row_wise: false, half: false, ByPrecision, None;
 }
 
 impl Family {
@@ -238,6 +246,8 @@ enum Flag {
     b_hidden,
     /// A linear product's B is the logits' gradient.
     b_grad,
+    /// The logits or ∂h of an `H × V` weight.
+    h_by_v,
 }
 
 impl Flag {
@@ -250,6 +260,7 @@ impl Flag {
             Flag::a_grad => "A_GRAD",
             Flag::b_hidden => "B_HIDDEN",
             Flag::b_grad => "B_GRAD",
+            Flag::h_by_v => "H_BY_V",
         }
     }
 }
@@ -304,10 +315,18 @@ kernels! {
     ElementwiseBackward:                  Elementwise,          "elementwise_backward";
     ElementwiseReduce:                    Elementwise,          "elementwise_reduce";
     LinearLogits:                         Linear,               "linear_product";
+    LinearLogitsT:                        Linear,               "linear_product" + h_by_v;
     LinearGradHidden:                     Linear,               "linear_product" + a_grad;
+    LinearGradHiddenT:                    Linear,               "linear_product" + a_grad + h_by_v;
     LinearGradWeight:                     Linear,               "linear_product" + a_grad + b_hidden;
     LinearGradWeightT:                    Linear,               "linear_product" + b_grad;
-    LinearGradBias:                       Linear,               "linear_grad_bias";
+    LinearLogitsVec4:                     LinearVec4,           "linear_product";
+    LinearLogitsTVec4:                    LinearVec4,           "linear_product" + h_by_v;
+    LinearGradHiddenVec4:                 LinearVec4,           "linear_product" + a_grad;
+    LinearGradHiddenTVec4:                LinearVec4,           "linear_product" + a_grad + h_by_v;
+    LinearGradWeightVec4:                 LinearVec4,           "linear_product" + a_grad + b_hidden;
+    LinearGradWeightTVec4:                LinearVec4,           "linear_product" + b_grad;
+    LinearGradBias:                       LinearBias,           "linear_grad_bias";
 }
 
 impl Kernel {
@@ -356,9 +375,10 @@ impl Variant {
     fn name(self, reduce: RowReduce) -> String {
         let slots = match self.kernel.family().slots() {
             Slots::None => String::new(),
-            Slots::PerRow | Slots::Short => format!("[{}]", self.slots),
+            Slots::PerRow | Slots::Short | Slots::Tile => format!("[{}]", self.slots),
         };
         let precision = match self.precision {
+            Precision::F32 if self.kernel.family().decl().logits == Logits::Vec4 => "f32x4",
             Precision::F32 => "f32",
             Precision::F16 => "f16",
             Precision::Bf16 => "bf16",

@@ -62,6 +62,14 @@ pub struct GpuOptions {
     /// that would not fit this budget, in chunks of a multiple of 16 tokens. Results do not
     /// depend on it.
     pub linear_scratch_bytes: u64,
+    /// How the fused linear op's products are tiled (default `None`: by adapter). `true`:
+    /// the GPU form — 256 invocations per 64 × 64 tile of the product, 4 × 4 values each,
+    /// both operands passing through workgroup memory 16 values of k at a time. `false`:
+    /// the CPU-adapter form — 64 invocations per tile, 8 × 8 values each, the operands
+    /// read straight from their buffers (on a CPU, workgroup memory is ordinary memory and
+    /// a barrier switches coroutines). The adapter's default: `false` on CPU adapters,
+    /// `true` elsewhere. Results are the same bit for bit but the sign of a zero.
+    pub linear_staged: Option<bool>,
 }
 
 impl Default for GpuOptions {
@@ -74,6 +82,7 @@ impl Default for GpuOptions {
             row_workgroup_size: None,
             resident_rows: true,
             linear_scratch_bytes: 64 << 20,
+            linear_staged: None,
         }
     }
 }
@@ -105,6 +114,7 @@ pub struct Gpu {
     segment_classes: u32,
     resident_rows: bool,
     linear_scratch_bytes: u64,
+    linear_staged: bool,
     slice_pool: Mutex<Vec<SliceScratch>>,
     /// [`Gpu::read_buffer`]'s staging buffer, kept between calls.
     readback_staging: Mutex<Option<wgpu::Buffer>>,
@@ -195,6 +205,7 @@ impl Gpu {
     pub fn from_device_with_options(device: wgpu::Device, queue: wgpu::Queue, options: GpuOptions) -> Self {
         let info = device.adapter_info();
         let row = choose_row_shape(&device, &info, &options);
+        let linear_staged = options.linear_staged.unwrap_or(info.device_type != wgpu::DeviceType::Cpu);
         let kernels = Kernels::new(&device, row);
         let placeholder = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("wgpu-loss placeholder"),
@@ -214,6 +225,7 @@ impl Gpu {
             segment_classes: options.segment_classes.max(1),
             resident_rows: options.resident_rows,
             linear_scratch_bytes: options.linear_scratch_bytes,
+            linear_staged,
             slice_pool: Mutex::new(Vec::new()),
             readback_staging: Mutex::new(None),
         }
@@ -272,6 +284,19 @@ impl Gpu {
     /// ```
     pub fn row_workgroup_size(&self) -> u32 {
         self.row.workgroup_size
+    }
+
+    /// Whether the fused linear op's products stage their operands through workgroup
+    /// memory on this device (the GPU form; see [`GpuOptions::linear_staged`]).
+    ///
+    /// ```
+    /// let mut opts = wgpu_loss::GpuOptions::default();
+    /// opts.linear_staged = Some(false);
+    /// let gpu = wgpu_loss::Gpu::with_options(opts).unwrap();
+    /// assert!(!gpu.stages_linear_tiles());
+    /// ```
+    pub fn stages_linear_tiles(&self) -> bool {
+        self.linear_staged
     }
 
     /// The kernels this `Gpu` has recorded so far (slice and encode API alike), sorted: each
@@ -341,6 +366,11 @@ impl Gpu {
     /// [`GpuOptions::linear_scratch_bytes`].
     pub(crate) fn linear_scratch_bytes(&self) -> u64 {
         self.linear_scratch_bytes
+    }
+
+    /// The slot count of the linear products' form on this device.
+    pub(crate) fn linear_slots(&self) -> u32 {
+        if self.linear_staged { LINEAR_SLOTS_STAGED } else { LINEAR_SLOTS_DIRECT }
     }
 
     pub(crate) fn placeholder(&self) -> &wgpu::Buffer {

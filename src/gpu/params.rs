@@ -47,17 +47,20 @@ pub(crate) const BATCH_STATE_BYTES: u64 = 16;
 /// Bytes of one row partial (two vec4, see shaders/shared/row_stats.wgsl).
 pub(crate) const PARTIAL_BYTES: u64 = 32;
 
-// The linear products (shaders/linear_cross_entropy/linear.wgsl): MatmulParams.flags,
-// the output tile (TM × TN), the k block (TK, also the token block over which ∂W and ∂b
-// are summed) and the invocations per workgroup.
+// The linear products (shaders/linear_cross_entropy/): MatmulParams.flags, the k block
+// (TK, also the token block of the chunks), the invocations per workgroup of ∂b, the
+// output tile of a workgroup (TILE × TILE), and the slots (quads per side of an
+// invocation's block) of the GPU form, which stages k blocks through workgroup memory, and
+// of the CPU-adapter form, which does not.
 pub(crate) const MM_ACCUMULATE: u32 = 1;
 pub(crate) const MM_BIAS: u32 = 2;
-pub(crate) const TM: u32 = 32;
-pub(crate) const TN: u32 = 32;
 pub(crate) const TK: u32 = 16;
 pub(crate) const LINEAR_WG: u32 = 64;
+pub(crate) const TILE: u32 = 64;
+pub(crate) const LINEAR_SLOTS_STAGED: u32 = 1;
+pub(crate) const LINEAR_SLOTS_DIRECT: u32 = 2;
 
-/// Mirrors `MatmulParams` in shaders/linear_cross_entropy/linear.wgsl (a test compares
+/// Mirrors `MatmulParams` in shaders/linear_cross_entropy/params.wgsl (a test compares
 /// them): `C[m, n] (+)= Σ_k A[m, k]·B[k, n] (+ bias[n])` with element offsets and strides.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Pod, Zeroable)]
@@ -152,9 +155,8 @@ mod tests {
         ("NEG_INF_W_ZERO", NEG_INF_W_ZERO),
         ("MM_ACCUMULATE", MM_ACCUMULATE),
         ("MM_BIAS", MM_BIAS),
-        ("TM", TM),
-        ("TN", TN),
         ("TK", TK),
+        ("TILE", TILE),
         ("LINEAR_WG", LINEAR_WG),
     ];
 
@@ -162,7 +164,7 @@ mod tests {
     fn modules() -> Vec<naga::Module> {
         ["cross_entropy/cross_entropy", "nll/nll", "elementwise/elementwise", "linear_cross_entropy/linear"]
             .into_iter()
-            .map(|root| naga::front::wgsl::parse_str(&compose(root, Format::F32, RowReduce::Workgroup, 0)).unwrap())
+            .map(|root| naga::front::wgsl::parse_str(&compose(root, Format::F32, RowReduce::Workgroup, 1)).unwrap())
             .collect()
     }
 

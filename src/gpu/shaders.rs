@@ -1,9 +1,11 @@
 //! The WGSL sources and how a module is put together from them. Each file names what it
 //! uses in `//! import <name>` lines at its top: another file (`shared/row_stats`), or a
 //! role chosen per variant — `format` (how the logits are read: `shared/format/f32`, `f16`,
-//! `bf16` or `f32x4`) and `row_reduce` (`shared/row_reduce/subgroup` or `workgroup`). A module
-//! is its root file after everything it imports, each file once, `enable f16;` first where
-//! the f16 format is in; then the slot lines are unrolled.
+//! `bf16` or `f32x4`), `linear_format` (how the linear products read their operands:
+//! `linear_cross_entropy/quads` for f32x4, else `linear_cross_entropy/words`) and
+//! `row_reduce` (`shared/row_reduce/subgroup` or `workgroup`). A module is its root file
+//! after everything it imports, each file once, `enable f16;` first where the f16 format is
+//! in; then the slot lines are unrolled.
 
 use std::collections::HashSet;
 
@@ -39,7 +41,12 @@ const SOURCES: &[(&str, &str)] = sources![
     "nll/nll",
     "reduce/reduce",
     "elementwise/elementwise",
+    "linear_cross_entropy/params",
+    "linear_cross_entropy/halves",
+    "linear_cross_entropy/words",
+    "linear_cross_entropy/quads",
     "linear_cross_entropy/linear",
+    "linear_cross_entropy/grad_bias",
 ];
 
 /// The import lines' prefix.
@@ -73,6 +80,10 @@ fn resolve(import: &str, format: Format, reduce: RowReduce) -> &str {
             Format::F16 => "shared/format/f16",
             Format::Bf16 => "shared/format/bf16",
             Format::F32x4 => "shared/format/f32x4",
+        },
+        "linear_format" => match format {
+            Format::F32x4 => "linear_cross_entropy/quads",
+            _ => "linear_cross_entropy/words",
         },
         "row_reduce" => match reduce {
             RowReduce::Workgroup => "shared/row_reduce/workgroup",
@@ -129,20 +140,34 @@ fn visit(name: &str, format: Format, reduce: RowReduce, path: &mut Vec<String>, 
 
 /// Repeats each line that contains `$s` once per slot, `$s` replaced by 0, 1, …,
 /// `slots - 1` (WGSL has no loop unrolling of its own, and a loop over an array of slots
-/// would keep them in memory rather than in registers). Lines without `$s` are kept as
-/// they are.
+/// would keep them in memory rather than in registers); each run of consecutive lines that
+/// contain `$r` as a block once per slot (so a slot's values are loaded just before their
+/// uses); and then each line that contains `$j` once per slot likewise (with `$s` or `$r`
+/// as well: a tile of slots × slots, rows outer). `$n` becomes the slot count. Other lines
+/// are kept as they are.
 pub(crate) fn unroll_slots(source: &str, slots: u32) -> String {
+    let count = slots.to_string();
+    let lines: Vec<String> = source.lines().map(|line| line.replace("$n", &count)).collect();
     let mut out = String::with_capacity(source.len());
-    for line in source.lines() {
-        if line.contains("$s") {
-            for s in 0..slots {
-                out.push_str(&line.replace("$s", &s.to_string()));
-                out.push('\n');
+    let mut rest = &lines[..];
+    while let Some(first) = rest.first() {
+        let run = if first.contains("$r") { rest.iter().take_while(|l| l.contains("$r")).count() } else { 1 };
+        let copies = if first.contains("$r") { slots } else { 1 };
+        for r in 0..copies {
+            for line in &rest[..run] {
+                let line = line.replace("$r", &r.to_string());
+                let rows = if line.contains("$s") { slots } else { 1 };
+                for s in 0..rows {
+                    let row = line.replace("$s", &s.to_string());
+                    let columns = if row.contains("$j") { slots } else { 1 };
+                    for j in 0..columns {
+                        out.push_str(&row.replace("$j", &j.to_string()));
+                        out.push('\n');
+                    }
+                }
             }
-        } else {
-            out.push_str(line);
-            out.push('\n');
         }
+        rest = &rest[run..];
     }
     out
 }
@@ -174,6 +199,7 @@ mod tests {
                 Slots::None => vec![0],
                 Slots::PerRow => vec![1, 2, 4, 8, 16, 32],
                 Slots::Short => (1..=8).collect(),
+                Slots::Tile => vec![1, 4],
             };
             for reduce in [RowReduce::Workgroup, RowReduce::Subgroup] {
                 for precision in [Precision::F32, Precision::F16, Precision::Bf16] {
@@ -236,5 +262,15 @@ mod tests {
             "let a = 1;\nlet x0 = load(0u);\nlet x1 = load(1u);\nsum += x0;\nsum += x1;\nreturn sum;\n"
         );
         assert_eq!(unroll_slots(source, 0), "let a = 1;\nreturn sum;\n");
+        let tile = "const N = $n;\nc$s_$j = a$s * b$j;\nd$j = 0;";
+        assert_eq!(
+            unroll_slots(tile, 2),
+            "const N = 2;\nc0_0 = a0 * b0;\nc0_1 = a0 * b1;\nc1_0 = a1 * b0;\nc1_1 = a1 * b1;\nd0 = 0;\nd1 = 0;\n"
+        );
+        let rows = "let a$r = f($r);\nc$r_$j += a$r * b$j;\nend;";
+        assert_eq!(
+            unroll_slots(rows, 2),
+            "let a0 = f(0);\nc0_0 += a0 * b0;\nc0_1 += a0 * b1;\nlet a1 = f(1);\nc1_0 += a1 * b0;\nc1_1 += a1 * b1;\nend;\n"
+        );
     }
 }

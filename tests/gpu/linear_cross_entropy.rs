@@ -10,6 +10,7 @@ use wgpu_loss::{
     Reduction, WeightLayout, Workspace, cpu,
 };
 
+use crate::harness::paths::Claim;
 use crate::harness::tol::{self, LinearTol};
 use crate::harness::{Arena, Expect, Path, Rng, download, gpu, gpu_with, trials, upload};
 
@@ -18,6 +19,7 @@ pub fn tests() -> Vec<libtest_mimic::Trial> {
         per_path: [matches_cpu_across_vocab_sizes, matches_cpu_with_every_option],
         once: [
             matches_cpu_on_every_shape,
+            tile_boundaries,
             layouts_and_precisions,
             masked_vocabulary,
             equals_the_unfused_op,
@@ -201,6 +203,20 @@ fn matches_cpu_on_every_shape() {
     }
 }
 
+/// Each dimension one below, at and one above a tile of the products (64) or a k block (16,
+/// and its quads of 4), in both forms of the products, with a bias: tokens are ∂W's k,
+/// the hidden size the logits' k and the vocabulary ∂h's.
+fn tile_boundaries() {
+    let shapes = [(63, 16, 65), (64, 17, 64), (65, 15, 63), (17, 64, 128), (15, 4, 1), (16, 1, 129)];
+    for gpu in both_forms() {
+        for (i, &dims) in shapes.iter().enumerate() {
+            let case = Case::new(5000 + i as u64, dims, true, CrossEntropyOptions::default());
+            let form = if gpu.stages_linear_tiles() { "staged" } else { "direct" };
+            case.check(&format!("tiles {form} {}", case.what("default")), &case.run(gpu).unwrap(), &case.expect());
+        }
+    }
+}
+
 /// The weight `vocab × hidden` as given, or transposed for [`WeightLayout::HiddenByVocab`].
 fn laid_out<T: Copy>(w: &[T], (_, hd, v): (usize, usize, usize), layout: WeightLayout) -> Vec<T> {
     match layout {
@@ -256,18 +272,33 @@ fn encode_run(gpu: &Gpu, case: &Case, layout: WeightLayout, precision: Precision
     got
 }
 
+/// The default path's `Gpu` and the matrix's one in the other form of the linear products.
+fn both_forms() -> [&'static Gpu; 2] {
+    let other = crate::harness::matrix()
+        .paths()
+        .find(|p| matches!(p.claim, Claim::Linear { .. }))
+        .expect("one linear entry differs from the default");
+    [gpu(), &other.gpu]
+}
+
 /// Both weight layouts in f32, f16 and bf16 (inputs rounded to the precision, the twin
-/// run on the rounded values), with a bias: every product kernel in every precision.
+/// run on the rounded values), with a bias, in both forms of the products, on sizes of
+/// whole quads (f32: the vec4 kernels) and not: every product kernel in every precision.
 fn layouts_and_precisions() {
     for (i, precision) in [Precision::F32, Precision::F16, Precision::Bf16].into_iter().enumerate() {
-        for layout in [WeightLayout::VocabByHidden, WeightLayout::HiddenByVocab] {
-            let mut case = Case::new(3000 + i as u64, (45, 37, 70), true, CrossEntropyOptions::default());
+        for (layout, gpu, dims) in [WeightLayout::VocabByHidden, WeightLayout::HiddenByVocab]
+            .into_iter()
+            .flat_map(|l| both_forms().map(|g| (l, g)))
+            .flat_map(|(l, g)| [(45, 37, 70), (45, 36, 72)].map(|d| (l, g, d)))
+        {
+            let mut case = Case::new(3000 + i as u64, dims, true, CrossEntropyOptions::default());
             case.h = rounded(&case.h, precision).0;
             case.w = rounded(&case.w, precision).0;
             case.bias = case.bias.map(|b| rounded(&b, precision).0);
             let (want, tol) = case.expect();
-            let got = encode_run(gpu(), &case, layout, precision);
-            let what = format!("{precision:?} {layout:?}");
+            let got = encode_run(gpu, &case, layout, precision);
+            let form = if gpu.stages_linear_tiles() { "staged" } else { "direct" };
+            let what = format!("{precision:?} {layout:?} {dims:?} {form}");
             Expect::new(want.grads.loss.clone(), tol.loss.clone()).check(&format!("linear_ce loss {what}"), &got[0]);
             Expect::new(want.grads.grad_hidden.clone(), tol.grad_hidden.clone())
                 .check(&format!("linear_ce grad_hidden {what}"), &got[1]);
@@ -348,18 +379,36 @@ fn equals_the_unfused_op() {
     }
 }
 
-/// Scratch budgets of 16, 32 and 48 tokens and the default (a tenth of 640): the same
-/// outputs bit for bit (∂W and ∂b summed token by token in the same order).
+/// The outputs over chunks of 16, 32 or 48 tokens are the bits of those over chunks of a
+/// tenth of the tokens (64), in each form of the products (∂W and ∂b add the chunks' sums in
+/// token order); and the two forms agree but for the sign of a zero.
 fn bit_identical_across_scratch_budgets() {
     let case = Case::new(6000, (640, 24, 90), true, CrossEntropyOptions::default());
-    let reference = encode_run(gpu(), &case, WeightLayout::VocabByHidden, Precision::F32);
-    for tokens in [16u64, 32, 48] {
-        let budget = 4 * tokens * 90 + 4 * 640 * 3;
-        let gpu = gpu_with(|o| o.linear_scratch_bytes = budget);
-        let got = encode_run(gpu, &case, WeightLayout::VocabByHidden, Precision::F32);
-        for (k, (a, b)) in reference.iter().zip(&got).enumerate() {
-            let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-            assert_eq!(bits(a), bits(b), "output {k}: chunks of {tokens} tokens differ from one chunk");
+    let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    let mut forms = Vec::new();
+    for staged in [false, true] {
+        let reference = encode_run(
+            gpu_with(|o| o.linear_staged = Some(staged)),
+            &case,
+            WeightLayout::VocabByHidden,
+            Precision::F32,
+        );
+        for tokens in [16u64, 32, 48] {
+            let budget = 4 * tokens * 90 + 4 * 640 * 3;
+            let gpu = gpu_with(|o| {
+                o.linear_scratch_bytes = budget;
+                o.linear_staged = Some(staged);
+            });
+            let got = encode_run(gpu, &case, WeightLayout::VocabByHidden, Precision::F32);
+            for (k, (a, b)) in reference.iter().zip(&got).enumerate() {
+                assert_eq!(bits(a), bits(b), "output {k}: chunks of {tokens} tokens differ (staged: {staged})");
+            }
+        }
+        forms.push(reference);
+    }
+    for (k, (a, b)) in forms[0].iter().zip(&forms[1]).enumerate() {
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            assert!(x == y || (x.is_nan() && y.is_nan()), "output {k}[{i}]: direct {x}, staged {y}");
         }
     }
 }

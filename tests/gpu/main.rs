@@ -31,8 +31,16 @@ mod torch_reference;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let args = libtest_mimic::Arguments::from_args();
+    let mut args = libtest_mimic::Arguments::from_args();
     let gpu = harness::gpu();
+    // wgpu's GL backend runs a submission's commands inside `queue.submit`, holding the GL
+    // context, and a GL call on another thread panics after waiting 6 s for it ("Could not
+    // lock adapter context"); a cold shader cache compiles inside the first submissions
+    // (the fused linear op's first call: about 7 s on llvmpipe). So on GL the trials run
+    // one at a time.
+    if gpu.adapter_info().backend == wgpu::Backend::Gl {
+        args.test_threads = Some(1);
+    }
     eprintln!(
         "GPU tests on {} ({:?}, {:?}): {} paths",
         gpu.adapter_info().name,

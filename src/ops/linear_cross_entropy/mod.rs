@@ -151,7 +151,7 @@ fn record(
     for (i, p) in products.iter().enumerate() {
         groups.push(product_group(gpu, ws, first_product_group + i, p)?);
     }
-    let dispatches = interleave(&ce, &products, &order, first_product_group, b.precision);
+    let dispatches = interleave(gpu, &ce, &products, &order, first_product_group, b.precision);
     ws.clear_batch(encoder);
     gpu.record(encoder, &groups, &dispatches);
     super::class_index::copy_extras(encoder, ws, &bound, &ce_plan);
@@ -196,8 +196,7 @@ fn record_products(
     ws.set_param_slots(gpu, &slots);
     let groups: Vec<wgpu::BindGroup> =
         products.iter().enumerate().map(|(i, p)| product_group(gpu, ws, i, p)).collect::<Result<_>>()?;
-    let dispatches: Vec<Dispatch> =
-        products.iter().enumerate().map(|(i, p)| Dispatch::new(p.kernel, p.workgroups(), i).on(b.precision)).collect();
+    let dispatches: Vec<Dispatch> = products.iter().enumerate().map(|(i, p)| p.dispatch(gpu, i, b.precision)).collect();
     gpu.record(encoder, &groups, &dispatches);
     Ok(())
 }
@@ -270,14 +269,15 @@ fn product_group(gpu: &Gpu, ws: &mut Workspace, slot: usize, p: &Product) -> Res
 /// gradients, then the batch kernels that come last. `order` has, per chunk, how many
 /// forward and backward products it has.
 fn interleave(
-    ce: &[Dispatch], products: &[Product], order: &[(usize, usize)], first_group: usize, precision: Precision,
+    gpu: &Gpu, ce: &[Dispatch], products: &[Product], order: &[(usize, usize)], first_group: usize,
+    precision: Precision,
 ) -> Vec<Dispatch> {
     let first_chunk = ce.iter().position(|d| d.group != 0).unwrap_or(ce.len());
     let mut out: Vec<Dispatch> = ce[..first_chunk].to_vec();
     let mut next = 0;
     let mut push_products = |out: &mut Vec<Dispatch>, count: usize| {
         for p in &products[next..next + count] {
-            out.push(Dispatch::new(p.kernel, p.workgroups(), first_group + next).on(precision));
+            out.push(p.dispatch(gpu, first_group + next, precision));
             next += 1;
         }
     };

@@ -3,8 +3,9 @@
 //! bindings and parameters.
 
 use super::LinearProblem;
+use crate::Precision;
 use crate::error::{Error, Result};
-use crate::gpu::{Binding, Gpu, Kernel, LINEAR_WG, MM_ACCUMULATE, MM_BIAS, MatmulParams, TK, TM, TN};
+use crate::gpu::{Binding, Dispatch, Gpu, Kernel, LINEAR_WG, MM_ACCUMULATE, MM_BIAS, MatmulParams, TILE, TK};
 use crate::options::WeightLayout;
 
 /// One product dispatch: its kernel and parameters, and what it binds.
@@ -21,13 +22,40 @@ pub(super) struct Product {
 }
 
 impl Product {
-    /// Workgroups: one per TM × TN tile of C, or one per LINEAR_WG classes for ∂b.
-    pub fn workgroups(&self) -> u64 {
+    /// The product's dispatch with bind group `group` on `precision`'s operands: ∂b one
+    /// workgroup per LINEAR_WG classes; the others one per TILE × TILE tile of C, in this
+    /// device's form, reading quads as vec4 where they can.
+    pub fn dispatch(&self, gpu: &Gpu, group: usize, precision: Precision) -> Dispatch {
         let p = &self.params;
-        match self.kernel {
-            Kernel::LinearGradBias => u64::from(p.n).div_ceil(u64::from(LINEAR_WG)),
-            _ => u64::from(p.m.div_ceil(TM)) * u64::from(p.n.div_ceil(TN)),
+        if self.kernel == Kernel::LinearGradBias {
+            return Dispatch::new(self.kernel, u64::from(p.n).div_ceil(u64::from(LINEAR_WG)), group);
         }
+        let kernel =
+            if precision == Precision::F32 && self.reads_whole_quads() { vec4(self.kernel) } else { self.kernel };
+        let tiles = u64::from(p.m.div_ceil(TILE)) * u64::from(p.n.div_ceil(TILE));
+        Dispatch::unrolled((kernel, gpu.linear_slots()), tiles, group).on(precision)
+    }
+
+    /// Whether both operands start at a multiple of 4 elements and are contiguous along
+    /// one dimension with a stride of whole quads along the other: then every quad read is
+    /// a 16-byte-aligned vec4 within its binding (whose rows are whole quads).
+    fn reads_whole_quads(&self) -> bool {
+        let p = &self.params;
+        let quads = |s_r: u32, s_k: u32| (s_k == 1 && s_r.is_multiple_of(4)) || (s_r == 1 && s_k.is_multiple_of(4));
+        p.a_off.is_multiple_of(4) && p.b_off.is_multiple_of(4) && quads(p.a_sm, p.a_sk) && quads(p.b_sn, p.b_sk)
+    }
+}
+
+/// The vec4 form of a product's kernel.
+fn vec4(kernel: Kernel) -> Kernel {
+    match kernel {
+        Kernel::LinearLogits => Kernel::LinearLogitsVec4,
+        Kernel::LinearLogitsT => Kernel::LinearLogitsTVec4,
+        Kernel::LinearGradHidden => Kernel::LinearGradHiddenVec4,
+        Kernel::LinearGradHiddenT => Kernel::LinearGradHiddenTVec4,
+        Kernel::LinearGradWeight => Kernel::LinearGradWeightVec4,
+        Kernel::LinearGradWeightT => Kernel::LinearGradWeightTVec4,
+        other => other,
     }
 }
 
@@ -46,15 +74,17 @@ pub(super) struct Layout {
 
 impl Layout {
     /// Chunks of a tenth of the tokens (so the scratch, with the workspace's few words per
-    /// token, stays under a sixteenth of the whole logits and their gradient), a multiple of
-    /// TK, within `budget` bytes of logits and a binding.
+    /// token, stays under a sixteenth of the whole logits and their gradient) in whole
+    /// TILE-token tiles of the products, within `budget` bytes of logits and a binding (a
+    /// multiple of TK tokens where that allows less than a tile).
     pub fn new(gpu: &Gpu, problem: &LinearProblem<'_>, budget: u64) -> Result<Self> {
         let (tokens, hidden, vocab) = problem.dims();
         let block = u64::from(TK);
         // The scratch is one buffer: within the device's largest buffer too.
         let binding = gpu.max_binding_size().min(gpu.device().limits().max_buffer_size);
         let fit = (budget.min(binding) / (4 * vocab)).min(binding / (4 * hidden)) / block * block;
-        let tenth = (tokens / 10 / block * block).max(block);
+        let tile = u64::from(TILE);
+        let tenth = (tokens / 10 / tile * tile).max(tile);
         let chunk_tokens = fit.min(tenth);
         if chunk_tokens == 0 {
             return Err(Error::TooLarge {
@@ -119,20 +149,21 @@ impl Products<'_> {
             .enumerate()
             .map(|(i, part)| {
                 let (first, rows, w) = (part.first as u32, part.rows as u32, part.weight.element_offset);
-                let params = match self.problem.layout {
-                    WeightLayout::VocabByHidden => {
-                        mm((n, rows, h), with_bias, (x, h, 1), (w, 1, h), (first, v), bias + first)
-                    }
+                let (kernel, params) = match self.problem.layout {
+                    WeightLayout::VocabByHidden => (
+                        Kernel::LinearLogits,
+                        mm((n, rows, h), with_bias, (x, h, 1), (w, 1, h), (first, v), bias + first),
+                    ),
                     WeightLayout::HiddenByVocab => {
                         let flags = if i == 0 { with_bias } else { MM_ACCUMULATE };
-                        mm((n, v, rows), flags, (x + first, h, 1), (w, v, 1), (0, v), bias)
+                        (Kernel::LinearLogitsT, mm((n, v, rows), flags, (x + first, h, 1), (w, v, 1), (0, v), bias))
                     }
                 };
                 Product {
                     hidden: Some(c.hidden.clone()),
                     weight: Some(part.weight.clone()),
                     bias: self.bias.clone(),
-                    ..self.product(Kernel::LinearLogits, params, &c.scratch)
+                    ..self.product(kernel, params, &c.scratch)
                 }
             })
             .collect()
@@ -166,14 +197,17 @@ impl Products<'_> {
         let (_, hidden, vocab) = self.problem.dims();
         let (h, v, n) = (hidden as u32, vocab as u32, c.tokens as u32);
         let (first, rows, w) = (part.first as u32, part.rows as u32, part.weight.element_offset);
-        let params = match self.problem.layout {
+        let (kernel, params) = match self.problem.layout {
             WeightLayout::VocabByHidden => {
                 let flags = if i == 0 { 0 } else { MM_ACCUMULATE };
-                mm((n, h, rows), flags, (first, v, 1), (w, h, 1), (dh.element_offset, h), 0)
+                (Kernel::LinearGradHidden, mm((n, h, rows), flags, (first, v, 1), (w, h, 1), (dh.element_offset, h), 0))
             }
-            WeightLayout::HiddenByVocab => mm((n, rows, v), 0, (0, v, 1), (w, 1, v), (dh.element_offset + first, h), 0),
+            WeightLayout::HiddenByVocab => (
+                Kernel::LinearGradHiddenT,
+                mm((n, rows, v), 0, (0, v, 1), (w, 1, v), (dh.element_offset + first, h), 0),
+            ),
         };
-        Product { weight: Some(part.weight.clone()), ..self.product(Kernel::LinearGradHidden, params, dh) }
+        Product { weight: Some(part.weight.clone()), ..self.product(kernel, params, dh) }
     }
 
     /// `∂W (+)= Gᵀ·h` for a part's rows of the weight, over the chunk's tokens.

@@ -25,6 +25,8 @@ pub fn missing() -> Vec<String> {
             Claim::Split | Claim::SplitChunked => &["softmax_partials", "cross_entropy_partials", "_merged_forward"],
             Claim::Row { .. } | Claim::Default => &["_resident[", "_short["],
             Claim::ResidentOff | Claim::Chunked => &[],
+            Claim::Linear { staged: true } => &["linear_product[1]"],
+            Claim::Linear { staged: false } => &["linear_product[2]"],
         };
         for part in wants.iter().filter(|part| !has(part)) {
             missing.push(format!("path {}: no kernel with {part:?} recorded", path.name));

@@ -1,7 +1,8 @@
 //! The one declared matrix of paths that every family's tests iterate: the adapter's
 //! default; 8, 16, 32, 64 and 256 invocations per row with subgroups and with a
 //! workgroup-memory tree; resident rows off; rows split into segments; bindings chunked; and
-//! both. Each entry states the path it claims and a trial checks that the `Gpu` built for it
+//! both; and each form of the linear products (staged through workgroup memory, or read
+//! straight from the buffers). Each entry states the path it claims and a trial checks that the `Gpu` built for it
 //! takes exactly that path. Entries the adapter cannot take are listed as absent with the
 //! reason (subgroups on GL), never replaced by another path; entries that come out the same
 //! as an earlier one (the default is one of the row shapes) are listed as such and not run
@@ -32,6 +33,9 @@ pub enum Claim {
     Chunked,
     /// Both.
     SplitChunked,
+    /// The linear products in the GPU form (`true`: staged through workgroup memory) or
+    /// the CPU-adapter form.
+    Linear { staged: bool },
 }
 
 impl Claim {
@@ -50,6 +54,7 @@ impl Claim {
                 o.segment_classes = SPLIT_SEGMENT;
                 o.max_binding_size = Some(CHUNK_BYTES);
             }
+            Claim::Linear { staged } => o.linear_staged = Some(staged),
         }
         o
     }
@@ -100,6 +105,9 @@ impl Path {
                 assert_eq!(gpu.row_workgroup_size(), want, "{}: invocations per row", self.label());
             }
             Claim::Default => {}
+            Claim::Linear { staged } => {
+                assert_eq!(gpu.stages_linear_tiles(), staged, "{}: linear form", self.label());
+            }
             _ => {
                 // The other entries keep the default row shape and change one thing each,
                 // which the coverage check sees in the kernels they record.
@@ -138,7 +146,7 @@ pub struct Matrix {
 }
 
 /// Every entry, in order: name and claim.
-const DECLARED: [(&str, Claim); 15] = [
+const DECLARED: [(&str, Claim); 17] = [
     ("default", Claim::Default),
     ("sg8", Claim::Row { subgroups: true, per_row: 8 }),
     ("sg16", Claim::Row { subgroups: true, per_row: 16 }),
@@ -154,6 +162,8 @@ const DECLARED: [(&str, Claim); 15] = [
     ("split", Claim::Split),
     ("chunked", Claim::Chunked),
     ("split-chunked", Claim::SplitChunked),
+    ("linear-staged", Claim::Linear { staged: true }),
+    ("linear-direct", Claim::Linear { staged: false }),
 ];
 
 impl Matrix {
@@ -182,6 +192,9 @@ impl Matrix {
                     == gpu.uses_subgroups()
                     && p.gpu.row_workgroup_size() == gpu.row_workgroup_size())
                 .then_some(p.name),
+                Entry::Present(p) if p.claim == Claim::Default && matches!(claim, Claim::Linear { .. }) => {
+                    (p.gpu.stages_linear_tiles() == gpu.stages_linear_tiles()).then_some(p.name)
+                }
                 _ => None,
             });
             entries.push(match same {
