@@ -480,50 +480,61 @@ struct Kernels {
 
 impl Kernels {
     fn new(device: &wgpu::Device) -> Self {
-        let buffer = |binding, ty| wgpu::BindGroupLayoutEntry {
+        let storage = |read_only| wgpu::BufferBindingType::Storage { read_only };
+        let (layout, [linear_forward, linear_weight_grad, sgd_step, count_correct]) = pipelines(
+            device,
+            "softmax regression",
+            wgpu::include_wgsl!("train/linear_model.wgsl"),
+            &[
+                wgpu::BufferBindingType::Uniform, // p: BatchParams
+                storage(true),                    // x
+                storage(true),                    // targets
+                storage(false),                   // weights
+                storage(false),                   // logits
+                storage(true),                    // logit_grad
+                storage(false),                   // weight_grad
+                storage(false),                   // correct
+            ],
+            ["linear_forward", "linear_weight_grad", "sgd_step", "count_correct"],
+        );
+        Self { layout, linear_forward, linear_weight_grad, sgd_step, count_correct }
+    }
+}
+
+/// A bind-group layout whose binding `i` is a buffer of type `bindings[i]`, and the
+/// pipelines of `entry_points` in `module` on it.
+fn pipelines<const N: usize>(
+    device: &wgpu::Device, label: &str, module: wgpu::ShaderModuleDescriptor<'_>, bindings: &[wgpu::BufferBindingType],
+    entry_points: [&str; N],
+) -> (wgpu::BindGroupLayout, [wgpu::ComputePipeline; N]) {
+    let entries: Vec<wgpu::BindGroupLayoutEntry> = (0u32..)
+        .zip(bindings)
+        .map(|(binding, &ty)| wgpu::BindGroupLayoutEntry {
             binding,
             visibility: wgpu::ShaderStages::COMPUTE,
             ty: wgpu::BindingType::Buffer { ty, has_dynamic_offset: false, min_binding_size: None },
             count: None,
-        };
-        let storage = |binding, read_only| buffer(binding, wgpu::BufferBindingType::Storage { read_only });
-        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("softmax regression"),
-            entries: &[
-                buffer(0, wgpu::BufferBindingType::Uniform), // p: BatchParams
-                storage(1, true),                            // x
-                storage(2, true),                            // targets
-                storage(3, false),                           // weights
-                storage(4, false),                           // logits
-                storage(5, true),                            // logit_grad
-                storage(6, false),                           // weight_grad
-                storage(7, false),                           // correct
-            ],
-        });
-        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label: Some("softmax regression"),
-            bind_group_layouts: &[Some(&layout)],
-            immediate_size: 0,
-        });
-        let module = device.create_shader_module(wgpu::include_wgsl!("train/linear_model.wgsl"));
-        let pipeline = |entry_point| {
-            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(entry_point),
-                layout: Some(&pipeline_layout),
-                module: &module,
-                entry_point: Some(entry_point),
-                compilation_options: Default::default(),
-                cache: None,
-            })
-        };
-        Self {
-            linear_forward: pipeline("linear_forward"),
-            linear_weight_grad: pipeline("linear_weight_grad"),
-            sgd_step: pipeline("sgd_step"),
-            count_correct: pipeline("count_correct"),
-            layout,
-        }
-    }
+        })
+        .collect();
+    let layout =
+        device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(label), entries: &entries });
+    let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+        label: Some(label),
+        bind_group_layouts: &[Some(&layout)],
+        immediate_size: 0,
+    });
+    let module = device.create_shader_module(module);
+    let pipelines = entry_points.map(|entry_point| {
+        device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(entry_point),
+            layout: Some(&pipeline_layout),
+            module: &module,
+            entry_point: Some(entry_point),
+            compilation_options: Default::default(),
+            cache: None,
+        })
+    });
+    (layout, pipelines)
 }
 
 /// Records `kernels` in order into one compute pass with `bind_group`, each over `count`

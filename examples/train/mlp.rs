@@ -11,7 +11,7 @@ use std::error::Error;
 use wgpu::util::DeviceExt;
 use wgpu_loss::{CrossEntropyOptions, Gpu, LinearBuffers, LossBuffers, Workspace, cpu};
 
-use super::{Dataset, DeviceSplit, EpochStats, F32, Rng, Task, WORKGROUP, compare, read_back, values};
+use super::{Dataset, DeviceSplit, EpochStats, F32, Rng, Task, compare, dispatch, pipelines, read_back, values};
 
 /// How the output layer meets its loss.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,7 +176,7 @@ impl Mlp {
                 let act = values(&self.act, 0, rows * hidden);
                 let buffers = LinearBuffers::new(x, first.weight.slice(..), targets).bias(first.bias.slice(..));
                 gpu.encode_linear(encoder, ws_first, &buffers, act, rows, features, hidden)?;
-                dispatch(encoder, &batch.relu, &self.kernels.relu_forward, rows * hidden);
+                dispatch(encoder, &batch.relu, &[(&self.kernels.relu_forward, rows * hidden)]);
                 act
             }
             None => x,
@@ -210,7 +210,7 @@ impl Mlp {
         }
         if let (true, Some(first)) = (backward, &self.layers.0) {
             let grad_pre = values(&self.grad_act, 0, rows * hidden);
-            dispatch(encoder, &batch.relu, &self.kernels.relu_backward, rows * hidden);
+            dispatch(encoder, &batch.relu, &[(&self.kernels.relu_backward, rows * hidden)]);
             let buffers = LinearBuffers::new(x, first.weight.slice(..), targets)
                 .bias(first.bias.slice(..))
                 .grad_weight(first.grad_weight.slice(..))
@@ -224,7 +224,7 @@ impl Mlp {
     fn record_update(&self, encoder: &mut wgpu::CommandEncoder) {
         for layer in self.layers.0.iter().chain([&self.layers.1]) {
             for (group, n) in &layer.sgd {
-                dispatch(encoder, group, &self.kernels.sgd_step, *n);
+                dispatch(encoder, group, &[(&self.kernels.sgd_step, *n)]);
             }
         }
     }
@@ -335,49 +335,17 @@ fn weight_grads(x: &[f32], g: &[f32], features: usize, outputs: usize) -> (Vec<f
     (weight, bias)
 }
 
-/// One dispatch of `pipeline` over `n` values with `group`.
-fn dispatch(encoder: &mut wgpu::CommandEncoder, group: &wgpu::BindGroup, pipeline: &wgpu::ComputePipeline, n: usize) {
-    let mut pass = encoder.begin_compute_pass(&Default::default());
-    pass.set_bind_group(0, group, &[]);
-    pass.set_pipeline(pipeline);
-    pass.dispatch_workgroups((n as u32).div_ceil(WORKGROUP).max(1), 1, 1);
-}
-
 impl Kernels {
     fn new(device: &wgpu::Device) -> Self {
-        let entry = |binding, ty| wgpu::BindGroupLayoutEntry {
-            binding,
-            visibility: wgpu::ShaderStages::COMPUTE,
-            ty: wgpu::BindingType::Buffer { ty, has_dynamic_offset: false, min_binding_size: None },
-            count: None,
-        };
         let storage = wgpu::BufferBindingType::Storage { read_only: false };
-        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("mlp"),
-            entries: &[entry(0, wgpu::BufferBindingType::Uniform), entry(1, storage), entry(2, storage)],
-        });
-        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label: Some("mlp"),
-            bind_group_layouts: &[Some(&layout)],
-            immediate_size: 0,
-        });
-        let module = device.create_shader_module(wgpu::include_wgsl!("mlp.wgsl"));
-        let pipeline = |entry_point| {
-            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(entry_point),
-                layout: Some(&pipeline_layout),
-                module: &module,
-                entry_point: Some(entry_point),
-                compilation_options: Default::default(),
-                cache: None,
-            })
-        };
-        Self {
-            relu_forward: pipeline("relu_forward"),
-            relu_backward: pipeline("relu_backward"),
-            sgd_step: pipeline("sgd_step"),
-            layout,
-        }
+        let (layout, [relu_forward, relu_backward, sgd_step]) = pipelines(
+            device,
+            "mlp",
+            wgpu::include_wgsl!("mlp.wgsl"),
+            &[wgpu::BufferBindingType::Uniform, storage, storage],
+            ["relu_forward", "relu_backward", "sgd_step"],
+        );
+        Self { relu_forward, relu_backward, sgd_step, layout }
     }
 
     /// A bind group of `params`, `values` and `grads`.
