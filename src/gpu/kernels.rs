@@ -334,6 +334,18 @@ impl Kernel {
     fn is_in_place(self) -> bool {
         self.flags().contains(&Flag::in_place)
     }
+
+    /// The linear product's twin reading its operands as vec4 quads: the `LinearVec4`
+    /// kernel with its entry point and flags (itself for any other kernel).
+    pub(crate) fn quads(self) -> Kernel {
+        let twin = |k: &&Kernel| {
+            k.family() == Family::LinearVec4 && k.entry_point() == self.entry_point() && k.flags() == self.flags()
+        };
+        match self.family() {
+            Family::Linear => *Kernel::ALL.iter().find(twin).expect("every linear product has a vec4 twin"),
+            _ => self,
+        }
+    }
 }
 
 /// One built pipeline: a kernel, the quads per invocation it is unrolled for (0 unless

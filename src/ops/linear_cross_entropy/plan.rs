@@ -31,7 +31,7 @@ impl Product {
             return Dispatch::new(self.kernel, u64::from(p.n).div_ceil(u64::from(LINEAR_WG)), group);
         }
         let kernel =
-            if precision == Precision::F32 && self.reads_whole_quads() { vec4(self.kernel) } else { self.kernel };
+            if precision == Precision::F32 && self.reads_whole_quads() { self.kernel.quads() } else { self.kernel };
         let tiles = u64::from(p.m.div_ceil(TILE)) * u64::from(p.n.div_ceil(TILE));
         Dispatch::unrolled((kernel, gpu.linear_slots()), tiles, group).on(precision)
     }
@@ -43,19 +43,6 @@ impl Product {
         let p = &self.params;
         let quads = |s_r: u32, s_k: u32| (s_k == 1 && s_r.is_multiple_of(4)) || (s_r == 1 && s_k.is_multiple_of(4));
         p.a_off.is_multiple_of(4) && p.b_off.is_multiple_of(4) && quads(p.a_sm, p.a_sk) && quads(p.b_sn, p.b_sk)
-    }
-}
-
-/// The vec4 form of a product's kernel.
-fn vec4(kernel: Kernel) -> Kernel {
-    match kernel {
-        Kernel::LinearLogits => Kernel::LinearLogitsVec4,
-        Kernel::LinearLogitsT => Kernel::LinearLogitsTVec4,
-        Kernel::LinearGradHidden => Kernel::LinearGradHiddenVec4,
-        Kernel::LinearGradHiddenT => Kernel::LinearGradHiddenTVec4,
-        Kernel::LinearGradWeight => Kernel::LinearGradWeightVec4,
-        Kernel::LinearGradWeightT => Kernel::LinearGradWeightTVec4,
-        other => other,
     }
 }
 
