@@ -10,7 +10,6 @@ use wgpu_loss::{
     Reduction, WeightLayout, Workspace, cpu,
 };
 
-use crate::harness::paths::Claim;
 use crate::harness::tol::{self, LinearTol};
 use crate::harness::{Arena, Expect, Path, Rng, download, gpu, gpu_with, trials, upload};
 
@@ -276,7 +275,7 @@ fn encode_run(gpu: &Gpu, case: &Case, layout: WeightLayout, precision: Precision
 fn both_forms() -> [&'static Gpu; 2] {
     let other = crate::harness::matrix()
         .paths()
-        .find(|p| matches!(p.claim, Claim::Linear { .. }))
+        .find(|p| p.is_linear_form())
         .expect("one linear entry differs from the default");
     [gpu(), &other.gpu]
 }

@@ -39,7 +39,7 @@ pub fn per_path(name: &str, test: fn(&'static Path)) -> Vec<Trial> {
     let linear = name.starts_with("linear_cross_entropy::");
     matrix()
         .paths()
-        .filter(|path| linear || !matches!(path.claim, paths::Claim::Linear { .. }))
+        .filter(|path| linear || !path.is_linear_form())
         .map(|path| trial(format!("{name}::{}", path.name), move || test(path)))
         .collect()
 }

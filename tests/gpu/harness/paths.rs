@@ -73,6 +73,12 @@ impl Path {
         self.claim == Claim::Default
     }
 
+    /// Whether the entry changes the fused linear op's products alone (the other families
+    /// run there as on the default path).
+    pub fn is_linear_form(&self) -> bool {
+        matches!(self.claim, Claim::Linear { .. })
+    }
+
     /// Whether a row of `classes` f32 (or an `(N, C, d)` sample of `classes × d`) fits one
     /// binding on this path (longer rows are `Err(TooLarge)` by design: the chunked paths
     /// take the shorter shapes).
