@@ -224,6 +224,21 @@ impl Workspace {
         &self.batch
     }
 
+    /// Turns the batch state copied out of [`Workspace::status_buffer`] and read back as four
+    /// words into a result: [`Error::InvalidTarget`] with the first out-of-range row and its
+    /// value (against `classes` classes), or `Ok`. For callers who copy the status into a
+    /// buffer of their own and read it back with their own work.
+    ///
+    /// ```
+    /// use wgpu_loss::{Error, Workspace};
+    /// assert!(Workspace::status_result([0; 4], 3).is_ok());
+    /// let bad = [0, u32::MAX - 5, 7, 0]; // row 5 had target 7
+    /// assert!(matches!(Workspace::status_result(bad, 3), Err(Error::InvalidTarget { row: 5, value: 7, .. })));
+    /// ```
+    pub fn status_result(state: [u32; 4], classes: usize) -> Result<()> {
+        status_to_result(&state.map(f32::from_bits), classes)
+    }
+
     /// Reads the status of the last NLL / cross-entropy op recorded with this workspace
     /// (after it was submitted) and returns [`Error::InvalidTarget`] with the first
     /// out-of-range row and its value, if any. This submits one small copy and waits for

@@ -68,6 +68,23 @@ impl<'o> Problem<'o> {
     }
 }
 
+impl CrossEntropyOptions {
+    /// Checks a cross-entropy call's shape and these options without a device — what
+    /// [`Gpu::encode_cross_entropy`] checks before it looks at buffers (`probs`: against
+    /// probability targets, as [`Gpu::encode_cross_entropy_probs`]). For layers that must
+    /// report bad arguments before they record, such as a deferred executor.
+    ///
+    /// ```
+    /// let opts = wgpu_loss::CrossEntropyOptions::default();
+    /// assert!(opts.check_cross_entropy(4, 10, false).is_ok());
+    /// assert!(opts.check_cross_entropy(0, 10, false).is_err());
+    /// ```
+    pub fn check_cross_entropy(&self, rows: usize, classes: usize, probs: bool) -> Result<()> {
+        let op = if probs { ClassIndexOp::CrossEntropyProbs } else { ClassIndexOp::CrossEntropy };
+        Problem::new(op, rows, classes, self).map(|_| ())
+    }
+}
+
 /// The caller's buffers for a [`Problem`], checked: present where needed, long enough, with
 /// the usages and alignment the op needs, in a precision the op and the device take.
 #[derive(Debug, Clone, Copy)]

@@ -43,6 +43,20 @@ impl<'o> LinearProblem<'o> {
     }
 }
 
+impl CrossEntropyOptions {
+    /// Checks a fused linear + cross-entropy call's shape and these options without a
+    /// device — what [`Gpu::encode_linear_cross_entropy`] checks before it looks at buffers.
+    ///
+    /// ```
+    /// let opts = wgpu_loss::CrossEntropyOptions::default();
+    /// assert!(opts.check_linear_cross_entropy(8, 16, 100).is_ok());
+    /// assert!(opts.check_linear_cross_entropy(8, 0, 100).is_err());
+    /// ```
+    pub fn check_linear_cross_entropy(&self, tokens: usize, hidden_size: usize, vocab: usize) -> Result<()> {
+        LinearProblem::new(tokens, hidden_size, vocab, self, WeightLayout::default()).map(|_| ())
+    }
+}
+
 /// Checks the caller's buffers against the problem: sizes, usages, something asked for, a
 /// bias behind `grad_bias`, and no gradient in a buffer the products read.
 fn check_buffers(problem: &LinearProblem<'_>, b: &LinearBuffers<'_>) -> Result<()> {
