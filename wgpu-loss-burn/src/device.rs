@@ -17,7 +17,7 @@ use wgpu_loss::{Error, Gpu, Result, Workspace};
 /// recording at a time (every recording is submitted before the next one starts): the
 /// workspace and the buffers outputs are routed through (`record.rs`).
 pub(crate) struct Shared {
-    pub gpu: Gpu,
+    pub gpu: Arc<Gpu>,
     pub scratch: Mutex<(Workspace, Vec<wgpu::Buffer>)>,
 }
 
@@ -56,21 +56,39 @@ pub fn wgpu_device(kind: DeviceKind, api: WgpuBackend) -> Result<Device> {
 /// ```
 pub fn register(device: &Device, setup: &WgpuSetup) -> Result<()> {
     let cube = cube_device(device, "device")?;
-    let gpu = Gpu::from_device(setup.device.clone(), setup.queue.clone());
+    let gpu = Arc::new(Gpu::from_device(setup.device.clone(), setup.queue.clone()));
     let scratch = Mutex::new((Workspace::new(&gpu), Vec::new()));
     registry().insert(cube, Arc::new(Shared { gpu, scratch }));
     Ok(())
 }
 
-/// The wgpu backend (`Vulkan`, `Gl`, …) of a device registered with this crate.
+/// This crate's [`Gpu`] on a registered burn device's `wgpu::Device` and queue: its adapter,
+/// and every other op of wgpu-loss (slice and encode APIs) on burn's device.
 ///
 /// ```
 /// use burn::tensor::{DeviceKind, wgpu::WgpuBackend};
 /// let device = wgpu_loss_burn::wgpu_device(DeviceKind::DefaultDevice, WgpuBackend::Auto).unwrap();
-/// assert!(wgpu_loss_burn::backend_of(&device).is_ok());
+/// let gpu = wgpu_loss_burn::gpu(&device).unwrap();
+/// println!("burn runs on {:?}", gpu.adapter_info().backend);
+/// assert_eq!(gpu.softmax(&[0.0, 0.0], 1, 2).unwrap(), vec![0.5, 0.5]);
 /// ```
-pub fn backend_of(device: &Device) -> Result<wgpu::Backend> {
-    Ok(shared_for(device, "device")?.gpu.adapter_info().backend)
+pub fn gpu(device: &Device) -> Result<Arc<Gpu>> {
+    Ok(shared_for(device, "device")?.gpu.clone())
+}
+
+/// Bytes of the buffers this crate holds on a registered device beyond burn's tensors: the
+/// workspace (parameters, batch state, the fused op's logits chunk) and the buffers outputs
+/// were routed through.
+///
+/// ```
+/// use burn::tensor::{DeviceKind, wgpu::WgpuBackend};
+/// let device = wgpu_loss_burn::wgpu_device(DeviceKind::DefaultDevice, WgpuBackend::Auto).unwrap();
+/// assert!(wgpu_loss_burn::allocated_bytes(&device).unwrap() < 4096);
+/// ```
+pub fn allocated_bytes(device: &Device) -> Result<u64> {
+    let shared = shared_for(device, "device")?;
+    let scratch = shared.scratch.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    Ok(scratch.0.allocated_bytes() + scratch.1.iter().map(wgpu::Buffer::size).sum::<u64>())
 }
 
 /// burn's cubecl device under `device` (autodiff or not).

@@ -26,7 +26,7 @@ mod record;
 
 use burn::backend::Dispatch;
 use burn::tensor::{DType, Int, Tensor};
-pub use device::{backend_of, register, wgpu_device};
+pub use device::{allocated_bytes, gpu, register, wgpu_device};
 use wgpu_loss::Workspace;
 pub use wgpu_loss::{CrossEntropyOptions, EmptyPolicy, Error, Reduction, Result};
 

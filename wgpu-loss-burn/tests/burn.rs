@@ -42,7 +42,7 @@ fn device() -> (MutexGuard<'static, ()>, Device) {
             _ => (WgpuBackend::Auto, None),
         };
         let device = wgpu_loss_burn::wgpu_device(DeviceKind::DefaultDevice, api).expect("burn's wgpu device");
-        let backend = wgpu_loss_burn::backend_of(&device).unwrap();
+        let backend = wgpu_loss_burn::gpu(&device).unwrap().adapter_info().backend;
         if let Some(expected) = expected {
             assert_eq!(backend, expected, "burn's device is not on the backend WGPU_BACKEND names");
         }
@@ -484,4 +484,44 @@ fn an_mlp_trained_with_the_fused_loss_learns_the_digits_as_well_as_with_burns() 
     eprintln!("test accuracy: fused {fused:.4}, burn's {theirs:.4}");
     assert!(fused >= theirs - 0.01, "fused {fused} against burn's {theirs}");
     assert!(fused > 0.9, "fused {fused}");
+}
+
+#[test]
+fn linear_cross_entropy_runs_where_burns_logits_do_not_fit() {
+    let (_lock, device) = device();
+    let device = device.autodiff();
+    let (tokens, hidden_size, vocab) = (2048, 16, 32000);
+    let case = LinearCase::new(tokens, hidden_size, vocab);
+    let h = floats(&case.h, [tokens, hidden_size], &device).require_grad();
+    let w = floats(&case.w, [hidden_size, vocab], &device).require_grad();
+    // burn's logits (262 MB) pass the largest storage binding of the CPU adapters (128 MiB).
+    let limit = wgpu_loss_burn::gpu(&device).unwrap().device().limits().max_storage_buffer_binding_size;
+    let logits = h.clone().matmul(w.clone());
+    let theirs = CrossEntropyLossConfig::new().init(&device).forward(logits, ints(&case.t, &device));
+    let fits = (tokens * vocab * 4) as u64 <= limit as u64;
+    assert_eq!(
+        theirs.try_into_data().is_ok(),
+        fits,
+        "burn's Linear + CrossEntropyLoss with a binding limit of {limit}"
+    );
+    let loss =
+        wgpu_loss_burn::linear_cross_entropy(h.clone(), w.clone(), None, ints(&case.t, &device), &Default::default())
+            .unwrap();
+    let grads = loss.backward();
+    let want = cpu::linear_cross_entropy(
+        &case.h,
+        &transpose(&case.w, hidden_size, vocab),
+        None,
+        &case.t,
+        tokens,
+        hidden_size,
+        vocab,
+        &Default::default(),
+    )
+    .unwrap();
+    let opts = CrossEntropyOptions::default();
+    let (z, e) = case.logits(false);
+    let (lb, _) = ce_bounds(&z, &e, &case.t, vocab, &opts, &scales(&opts, &case.t, &[1.0]));
+    assert_close("loss 2048 × 16 × 32000", &read(loss), &want, &lb);
+    assert_eq!(read(w.grad(&grads).unwrap()).len(), hidden_size * vocab);
 }
