@@ -296,29 +296,15 @@ impl LinearCase {
         let r = rows_of(&z, v);
         // |G| itself, for the γ terms.
         let g_abs: Vec<f64> = (0..n * v).map(|i| s[i / v].abs() * (r.p[i] + 1.0)).collect();
+        // G[t, v]'s bound plus γ(terms)·|G[t, v]|: one term of a sum of `terms` products.
+        let term = |t: usize, c: usize, terms: usize| gb_logits[t * v + c] + terms as f64 * EPS * g_abs[t * v + c];
         let gh = (0..n * k)
-            .map(|i| {
-                let (t, j) = (i / k, i % k);
-                (0..v)
-                    .map(|c| {
-                        (self.w[j * v + c] as f64).abs() * (gb_logits[t * v + c] + (v as f64) * EPS * g_abs[t * v + c])
-                    })
-                    .sum::<f64>()
-            })
+            .map(|i| (0..v).map(|c| (self.w[(i % k) * v + c] as f64).abs() * term(i / k, c, v)).sum::<f64>())
             .collect();
         let gw = (0..k * v)
-            .map(|i| {
-                let (j, c) = (i / v, i % v);
-                (0..n)
-                    .map(|t| {
-                        (self.h[t * k + j] as f64).abs() * (gb_logits[t * v + c] + (n as f64) * EPS * g_abs[t * v + c])
-                    })
-                    .sum::<f64>()
-            })
+            .map(|i| (0..n).map(|t| (self.h[t * k + i / v] as f64).abs() * term(t, i % v, n)).sum::<f64>())
             .collect();
-        let gbias = (0..v)
-            .map(|c| (0..n).map(|t| gb_logits[t * v + c] + (n as f64) * EPS * g_abs[t * v + c]).sum::<f64>())
-            .collect();
+        let gbias = (0..v).map(|c| (0..n).map(|t| term(t, c, n)).sum::<f64>()).collect();
         [loss, gh, gw, gbias]
     }
 }
