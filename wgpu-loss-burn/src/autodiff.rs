@@ -20,25 +20,64 @@ use wgpu_loss::Reduction;
 
 use crate::ops::{CeArgs, LinearArgs, LossOps};
 
-/// How the upstream gradient (`[1]`, or `[rows]` for `Reduction::None`) is shaped to
-/// scale a `rows × n` gradient.
-fn upstream_shape(reduction: Reduction, rows: usize) -> Shape {
-    if reduction == Reduction::None { Shape::new([rows, 1]) } else { Shape::new([1, 1]) }
+/// How a cross-entropy's gradient for an upstream gradient of 1 is scaled: viewed as
+/// `[N, C, d1·…·dk]`, times the upstream gradient viewed as `[N, 1, d1·…·dk]` (one value
+/// per row for `Reduction::None`) or `[1, 1, 1]`, then given back the logits' shape.
+#[derive(Debug, Clone)]
+struct Scaling {
+    view: Shape,
+    upstream: Shape,
+    logits: Shape,
+}
+
+impl Scaling {
+    fn of(args: &CeArgs) -> Self {
+        let (n, s) = (args.rows, args.opts.spatial);
+        let upstream = if args.opts.reduction == Reduction::None { [n, 1, s] } else { [1, 1, 1] };
+        Self {
+            view: Shape::new([n, args.classes, s]),
+            upstream: Shape::new(upstream),
+            logits: Shape::from(args.dims.clone()),
+        }
+    }
 }
 
 #[derive(Debug)]
 struct CrossEntropyBackward;
 
 impl<B: Backend> Backward<B, 1> for CrossEntropyBackward {
-    /// The gradient for an upstream gradient of 1, and the upstream gradient's shape.
-    type State = (FloatTensor<B>, Shape);
+    /// The gradient for an upstream gradient of 1, and how to scale it.
+    type State = (FloatTensor<B>, Scaling);
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [logits] = ops.parents;
         let upstream = grads.consume::<B>(&ops.node);
-        let (grad, shape) = ops.state;
+        let (grad, scaling) = ops.state;
         if let Some(node) = logits {
-            grads.register::<B>(node.id, B::float_mul(grad, B::float_reshape(upstream, shape)));
+            let scaled =
+                B::float_mul(B::float_reshape(grad, scaling.view), B::float_reshape(upstream, scaling.upstream));
+            grads.register::<B>(node.id, B::float_reshape(scaled, scaling.logits));
+        }
+    }
+}
+
+/// A cross-entropy under autodiff: with the gradient for an upstream gradient of 1 where
+/// the logits are tracked (kept for the backward), else the loss alone. `loss` and
+/// `with_grad` run the inner backend's op on the logits.
+fn tracked_cross_entropy<B: Backend, C: CheckpointStrategy>(
+    logits: FloatTensor<Autodiff<B, C>>, args: CeArgs,
+    loss: impl FnOnce(FloatTensor<B>, CeArgs) -> (FloatTensor<B>, IntTensor<B>),
+    with_grad: impl FnOnce(FloatTensor<B>, CeArgs) -> (FloatTensor<B>, FloatTensor<B>, IntTensor<B>),
+) -> (FloatTensor<Autodiff<B, C>>, IntTensor<B>) {
+    match CrossEntropyBackward.prepare::<C>([logits.node()]).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => {
+            let scaling = Scaling::of(&args);
+            let (loss, grad, status) = with_grad(logits.into_primitive(), args);
+            (prep.finish((grad, scaling), loss), status)
+        }
+        OpsKind::UnTracked(prep) => {
+            let (loss, status) = loss(logits.into_primitive(), args);
+            (prep.finish(loss), status)
         }
     }
 }
@@ -84,23 +123,40 @@ impl<B: Backend + LossOps, C: CheckpointStrategy> LossOps for Autodiff<B, C> {
     fn wgpu_loss_cross_entropy(
         logits: FloatTensor<Self>, targets: IntTensor<Self>, args: CeArgs,
     ) -> (FloatTensor<Self>, IntTensor<Self>) {
-        match CrossEntropyBackward.prepare::<C>([logits.node()]).compute_bound().stateful() {
-            OpsKind::Tracked(prep) => {
-                let shape = upstream_shape(args.opts.reduction, args.rows);
-                let (loss, grad, status) = B::wgpu_loss_cross_entropy_with_grad(logits.into_primitive(), targets, args);
-                (prep.finish((grad, shape), loss), status)
-            }
-            OpsKind::UnTracked(prep) => {
-                let (loss, status) = B::wgpu_loss_cross_entropy(logits.into_primitive(), targets, args);
-                (prep.finish(loss), status)
-            }
-        }
+        let t = targets.clone();
+        tracked_cross_entropy::<B, C>(
+            logits,
+            args,
+            |x, args| B::wgpu_loss_cross_entropy(x, t, args),
+            |x, args| B::wgpu_loss_cross_entropy_with_grad(x, targets, args),
+        )
     }
 
     fn wgpu_loss_cross_entropy_with_grad(
         logits: FloatTensor<Self>, targets: IntTensor<Self>, args: CeArgs,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, IntTensor<Self>) {
         let (loss, grad, status) = B::wgpu_loss_cross_entropy_with_grad(logits.into_primitive(), targets, args);
+        (Self::from_inner(loss), Self::from_inner(grad), status)
+    }
+
+    fn wgpu_loss_cross_entropy_probs(
+        logits: FloatTensor<Self>, targets: FloatTensor<Self>, args: CeArgs,
+    ) -> (FloatTensor<Self>, IntTensor<Self>) {
+        // The targets are not tracked (the public function refuses them otherwise).
+        let (t, targets) = (targets.clone().into_primitive(), targets.into_primitive());
+        tracked_cross_entropy::<B, C>(
+            logits,
+            args,
+            |x, args| B::wgpu_loss_cross_entropy_probs(x, t, args),
+            |x, args| B::wgpu_loss_cross_entropy_probs_with_grad(x, targets, args),
+        )
+    }
+
+    fn wgpu_loss_cross_entropy_probs_with_grad(
+        logits: FloatTensor<Self>, targets: FloatTensor<Self>, args: CeArgs,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, IntTensor<Self>) {
+        let (loss, grad, status) =
+            B::wgpu_loss_cross_entropy_probs_with_grad(logits.into_primitive(), targets.into_primitive(), args);
         (Self::from_inner(loss), Self::from_inner(grad), status)
     }
 

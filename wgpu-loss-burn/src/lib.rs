@@ -35,10 +35,11 @@ use crate::ops::{CeArgs, LinearArgs, LossOps};
 
 /// Cross-entropy of `rows × classes` logits against class-index targets, as
 /// [`Gpu::cross_entropy`](wgpu_loss::Gpu::cross_entropy) with every option of
-/// [`CrossEntropyOptions`] (`spatial` must be 1): `rows` values for `Reduction::None`,
-/// else one. Under autodiff the gradient is computed in the forward pass (reading the
-/// logits once) and scaled by the upstream gradient in the backward; nothing of
-/// `rows × classes` is kept but that gradient. Targets may be any of burn's integer types.
+/// [`CrossEntropyOptions`]: `rows` values for `Reduction::None`, else one. Under autodiff
+/// the gradient is computed in the forward pass (reading the logits once) and scaled by
+/// the upstream gradient in the backward; nothing of `rows × classes` is kept but that
+/// gradient. Targets may be any of burn's integer types. [`cross_entropy_spatial`] takes
+/// `(N, C, d…)` logits, [`cross_entropy_probs`] probability targets.
 ///
 /// ```
 /// use burn::tensor::{DeviceKind, Int, Tensor, wgpu::WgpuBackend};
@@ -50,13 +51,74 @@ use crate::ops::{CeArgs, LinearArgs, LossOps};
 /// assert!((value - 2f32.ln()).abs() < 1e-6);
 /// ```
 pub fn cross_entropy(logits: Tensor<2>, targets: Tensor<1, Int>, opts: &CrossEntropyOptions) -> Result<Tensor<1>> {
-    let [rows, classes] = logits.dims();
-    check_len("targets", targets.dims()[0], rows)?;
-    opts.check_cross_entropy(rows, classes, false)?;
+    cross_entropy_spatial(logits, targets, opts)
+}
+
+/// Cross-entropy of `(N, C, d1, …, dk)` logits (classes on dimension 1, as burn's and
+/// PyTorch's convolutions lay out segmentation maps) against `(N, d1, …, dk)` class
+/// indices, as [`cross_entropy`] (which is the case `k = 0`). `opts.spatial` comes from
+/// the shape (`d1·…·dk`; leave it at 1). `Reduction::None` gives `N·d1·…·dk` values in the
+/// targets' order, flat: `.reshape(targets_dims)` restores their shape.
+///
+/// ```
+/// use burn::tensor::{DeviceKind, Int, Tensor, wgpu::WgpuBackend};
+/// let device = wgpu_loss_burn::wgpu_device(DeviceKind::DefaultDevice, WgpuBackend::Auto).unwrap();
+/// // One sample, 2 classes, a 1 × 2 map: position 0 favours class 0, position 1 class 1.
+/// let logits = Tensor::<4>::from_floats([[[[5.0, 0.0]], [[0.0, 5.0]]]], &device);
+/// let targets = Tensor::<3, Int>::from_ints([[[0, 1]]], &device);
+/// let mut opts = wgpu_loss_burn::CrossEntropyOptions::default();
+/// opts.reduction = wgpu_loss_burn::Reduction::None;
+/// let loss = wgpu_loss_burn::cross_entropy_spatial(logits, targets, &opts).unwrap();
+/// assert_eq!(loss.dims(), [2]);
+/// assert!(loss.into_data().to_vec::<f32>().unwrap().iter().all(|&l| l < 0.01));
+/// ```
+pub fn cross_entropy_spatial<const D: usize, const T: usize>(
+    logits: Tensor<D>, targets: Tensor<T, Int>, opts: &CrossEntropyOptions,
+) -> Result<Tensor<1>> {
+    let args = CeArgs::of(&logits.dims(), opts)?;
+    let dims = logits.dims();
+    let expected: Vec<usize> = dims.iter().enumerate().filter(|&(d, _)| d != 1).map(|(_, &n)| n).collect();
+    check_shape("targets", &targets.dims(), &expected)?;
+    args.opts.check_cross_entropy(args.rows, args.classes, false)?;
     check_f32("logits", logits.dtype())?;
     shared_for(&logits.device(), "logits")?;
-    let args = CeArgs { rows, classes, opts: opts.clone() };
+    let classes = args.classes;
     let (loss, status) = Dispatch::wgpu_loss_cross_entropy(logits.into_dispatch(), targets.into_dispatch(), args);
+    check_status(Tensor::from_dispatch(status), classes)?;
+    Ok(Tensor::from_dispatch(loss))
+}
+
+/// Cross-entropy against probability targets of the logits' shape (`(N, C)` or
+/// `(N, C, d…)`, classes on dimension 1), as
+/// [`Gpu::cross_entropy_probs`](wgpu_loss::Gpu::cross_entropy_probs): for distillation and
+/// soft labels. `ignore_index` is unused and `Reduction::Mean` divides by the rows
+/// (`N·d1·…·dk`), as PyTorch. Under autodiff the logits get their gradient as in
+/// [`cross_entropy`]; the targets get none, so a tracked targets tensor is an `Err` (pass
+/// `targets.detach()`).
+///
+/// ```
+/// use burn::tensor::{DeviceKind, Tensor, wgpu::WgpuBackend};
+/// let device = wgpu_loss_burn::wgpu_device(DeviceKind::DefaultDevice, WgpuBackend::Auto).unwrap();
+/// let logits = Tensor::<2>::from_floats([[0.0, 0.0]], &device);
+/// let probs = Tensor::<2>::from_floats([[0.25, 0.75]], &device);
+/// let loss = wgpu_loss_burn::cross_entropy_probs(logits, probs, &Default::default()).unwrap();
+/// assert!((loss.into_scalar::<f32>() - 2f32.ln()).abs() < 1e-6);
+/// ```
+pub fn cross_entropy_probs<const D: usize>(
+    logits: Tensor<D>, targets: Tensor<D>, opts: &CrossEntropyOptions,
+) -> Result<Tensor<1>> {
+    let args = CeArgs::of(&logits.dims(), opts)?;
+    check_shape("targets", &targets.dims(), &logits.dims())?;
+    args.opts.check_cross_entropy(args.rows, args.classes, true)?;
+    check_f32("logits", logits.dtype())?;
+    check_f32("targets", targets.dtype())?;
+    if targets.is_tracked() {
+        let message = "are tracked by autodiff, but only the logits get a gradient here: pass `targets.detach()`";
+        return Err(Error::InvalidArgument { argument: "targets", message: message.into() });
+    }
+    shared_for(&logits.device(), "logits")?;
+    let classes = args.classes;
+    let (loss, status) = Dispatch::wgpu_loss_cross_entropy_probs(logits.into_dispatch(), targets.into_dispatch(), args);
     check_status(Tensor::from_dispatch(status), classes)?;
     Ok(Tensor::from_dispatch(loss))
 }
@@ -111,6 +173,16 @@ pub fn linear_cross_entropy(
 
 fn check_len(argument: &'static str, actual: usize, expected: usize) -> Result<()> {
     if actual == expected { Ok(()) } else { Err(Error::LengthMismatch { argument, expected, actual }) }
+}
+
+/// `actual` against the `expected` shape: a rank that differs names both shapes, a length
+/// that differs is a [`Error::LengthMismatch`].
+fn check_shape(argument: &'static str, actual: &[usize], expected: &[usize]) -> Result<()> {
+    if actual.len() != expected.len() {
+        let message = format!("has shape {actual:?}; the logits need {expected:?}");
+        return Err(Error::InvalidArgument { argument, message });
+    }
+    actual.iter().zip(expected).try_for_each(|(&a, &e)| check_len(argument, a, e))
 }
 
 fn check_f32(argument: &'static str, dtype: DType) -> Result<()> {

@@ -7,14 +7,41 @@ use burn::backend::fusion::custom::TensorSpec;
 use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{Backend, backend_extension};
 use burn::tensor::{DType, Shape};
-use wgpu_loss::{CrossEntropyOptions, Reduction};
+use wgpu_loss::{CrossEntropyOptions, Error, Reduction, Result};
 
-/// Shape and options of a cross-entropy on `rows × classes` logits, checked by the caller.
+/// Shape and options of a cross-entropy on `rows × classes` logits (`rows × classes ×
+/// opts.spatial` for `(N, C, d…)` inputs), checked by the caller.
 #[derive(Debug, Clone)]
 pub struct CeArgs {
     pub rows: usize,
     pub classes: usize,
     pub opts: CrossEntropyOptions,
+    /// The logits' shape, which their gradient takes.
+    pub dims: Vec<usize>,
+}
+
+impl CeArgs {
+    /// The problem of logits of shape `dims` (`(N, C, d1, …, dk)`): `opts` with the
+    /// shape's `spatial = d1·…·dk`, which the caller's must be 1 or equal.
+    pub fn of(dims: &[usize], opts: &CrossEntropyOptions) -> Result<Self> {
+        let [rows, classes, rest @ ..] = dims else {
+            let message = format!("has shape {dims:?}; cross-entropy takes (N, C) or (N, C, d1, …) logits");
+            return Err(Error::InvalidArgument { argument: "logits", message });
+        };
+        let spatial = rest.iter().product();
+        if opts.spatial != 1 && opts.spatial != spatial {
+            let message = format!("is {}; the logits' shape {dims:?} gives {spatial} (leave it at 1)", opts.spatial);
+            return Err(Error::InvalidArgument { argument: "spatial", message });
+        }
+        let mut opts = opts.clone();
+        opts.spatial = spatial;
+        Ok(Self { rows: *rows, classes: *classes, opts, dims: dims.to_vec() })
+    }
+
+    /// Rows the softmax runs over: `N·d1·…·dk`.
+    pub fn loss_rows(&self) -> usize {
+        self.rows * self.opts.spatial
+    }
 }
 
 /// Shape and options of a fused linear + cross-entropy, checked by the caller. `has_bias`
@@ -50,11 +77,11 @@ fn f32_spec(shape: Shape) -> TensorSpec {
 }
 
 fn ce_meta(_logits: &TensorSpec, _targets: &TensorSpec, args: &CeArgs) -> (TensorSpec, TensorSpec) {
-    (loss_spec(&args.opts, args.rows), status_spec())
+    (loss_spec(&args.opts, args.loss_rows()), status_spec())
 }
 
 fn ce_grad_meta(logits: &TensorSpec, _targets: &TensorSpec, args: &CeArgs) -> (TensorSpec, TensorSpec, TensorSpec) {
-    (loss_spec(&args.opts, args.rows), f32_spec(logits.shape.clone()), status_spec())
+    (loss_spec(&args.opts, args.loss_rows()), f32_spec(logits.shape.clone()), status_spec())
 }
 
 fn linear_meta(
@@ -97,6 +124,19 @@ pub trait LossOps: Backend {
     #[fusion(meta = ce_grad_meta)]
     fn wgpu_loss_cross_entropy_with_grad(
         logits: FloatTensor<Self>, targets: IntTensor<Self>, args: CeArgs,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, IntTensor<Self>);
+
+    /// Cross-entropy of the logits against probability targets of their shape: the loss.
+    #[fusion(meta = ce_meta)]
+    fn wgpu_loss_cross_entropy_probs(
+        logits: FloatTensor<Self>, targets: FloatTensor<Self>, args: CeArgs,
+    ) -> (FloatTensor<Self>, IntTensor<Self>);
+
+    /// Cross-entropy against probability targets and its gradient with respect to the
+    /// logits, as [`LossOps::wgpu_loss_cross_entropy_with_grad`].
+    #[fusion(meta = ce_grad_meta)]
+    fn wgpu_loss_cross_entropy_probs_with_grad(
+        logits: FloatTensor<Self>, targets: FloatTensor<Self>, args: CeArgs,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, IntTensor<Self>);
 
     /// Fused linear + cross-entropy (weight `hidden_size × vocab`, as burn's `Linear`): the loss.

@@ -32,14 +32,28 @@ pub(crate) fn take_failure() -> Option<Error> {
 
 impl LossOps for CubeBackend {
     fn wgpu_loss_cross_entropy(logits: CubeTensor, targets: CubeTensor, args: CeArgs) -> (CubeTensor, CubeTensor) {
-        let (loss, _, status) = cross_entropy(logits, targets, &args, false);
+        let (loss, _, status) = cross_entropy(logits, Targets::Index(targets), &args, false);
         (loss, status)
     }
 
     fn wgpu_loss_cross_entropy_with_grad(
         logits: CubeTensor, targets: CubeTensor, args: CeArgs,
     ) -> (CubeTensor, CubeTensor, CubeTensor) {
-        let (loss, grad, status) = cross_entropy(logits, targets, &args, true);
+        let (loss, grad, status) = cross_entropy(logits, Targets::Index(targets), &args, true);
+        (loss, grad.expect("asked for the gradient"), status)
+    }
+
+    fn wgpu_loss_cross_entropy_probs(
+        logits: CubeTensor, targets: CubeTensor, args: CeArgs,
+    ) -> (CubeTensor, CubeTensor) {
+        let (loss, _, status) = cross_entropy(logits, Targets::Probs(targets), &args, false);
+        (loss, status)
+    }
+
+    fn wgpu_loss_cross_entropy_probs_with_grad(
+        logits: CubeTensor, targets: CubeTensor, args: CeArgs,
+    ) -> (CubeTensor, CubeTensor, CubeTensor) {
+        let (loss, grad, status) = cross_entropy(logits, Targets::Probs(targets), &args, true);
         (loss, grad.expect("asked for the gradient"), status)
     }
 
@@ -60,12 +74,21 @@ impl LossOps for CubeBackend {
     }
 }
 
+/// A cross-entropy's targets: class indices (any integer type) or probabilities.
+enum Targets {
+    Index(CubeTensor),
+    Probs(CubeTensor),
+}
+
 fn cross_entropy(
-    logits: CubeTensor, targets: CubeTensor, args: &CeArgs, with_grad: bool,
+    logits: CubeTensor, targets: Targets, args: &CeArgs, with_grad: bool,
 ) -> (CubeTensor, Option<CubeTensor>, CubeTensor) {
     let logits = into_contiguous(logits);
-    let targets = i32_targets(targets);
-    let loss = empty_like(&logits, Shape::new([loss_len(&args.opts, args.rows)]), DType::F32);
+    let (targets, probs) = match targets {
+        Targets::Index(t) => (i32_targets(t), false),
+        Targets::Probs(t) => (into_contiguous(t), true),
+    };
+    let loss = empty_like(&logits, Shape::new([loss_len(&args.opts, args.loss_rows())]), DType::F32);
     let grad = with_grad.then(|| empty_like(&logits, logits.meta.shape().clone(), DType::F32));
     let status = empty_like(&logits, Shape::new([4]), DType::I32);
     let mut outputs = vec![&loss];
@@ -75,7 +98,8 @@ fn cross_entropy(
         if with_grad {
             buffers = buffers.grad(s[3]);
         }
-        gpu.encode_cross_entropy(encoder, ws, &buffers, args.rows, args.classes, &args.opts)
+        let encode = if probs { Gpu::encode_cross_entropy_probs } else { Gpu::encode_cross_entropy };
+        encode(gpu, encoder, ws, &buffers, args.rows, args.classes, &args.opts)
     });
     (loss, grad, status)
 }

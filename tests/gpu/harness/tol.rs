@@ -1,5 +1,7 @@
 //! Per-element tolerances, each derived from how its value is computed in f32 on the GPU,
 //! and the comparison that applies them.
+//! `wgpu-loss-burn`'s tests include this file by path: it depends on `wgpu_loss` and `std`
+//! only.
 //!
 //! ## The model
 //! Every bound is `K · ε · m`: `ε = 2⁻²³` (f32's epsilon), `m` the sum of the magnitudes of
