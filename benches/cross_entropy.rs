@@ -22,6 +22,9 @@
 //!   shown beside the kernels but not a yardstick: an op cannot use it). Reads
 //!   (`benches/read.wgsl`; 4 bytes per element): `read_block8` and `read_grid_stride`, the
 //!   same layouts adding up the words they read into one `u32` per invocation.
+//! - `slice_cross_entropy_with_grad`: the slice API end to end, `Gpu::cross_entropy_with_grad`
+//!   on the host logits and targets (upload, kernel, read back into `Vec`s, wall time);
+//!   bytes as `cross_entropy_with_grad`'s. Its result is checked as the kernel's.
 //! - `cpu_cross_entropy_with_grad`: `wgpu_loss::cpu::cross_entropy_with_grad` (f64
 //!   internally, one thread) on the same logits, for the shapes up to 8.2 M elements; bytes
 //!   counted as for the GPU op.
@@ -45,7 +48,8 @@
 //! in turn, so that a slow spell of a shared machine falls on all of them alike. The fastest
 //! copy kernel for ops that read and write `rows × classes`, the fastest read kernel for
 //! the forward (which reads the logits once and writes almost nothing) is the yardstick. A
-//! second table gives every yardstick's GB/s per shape.
+//! second table gives the slice API end to end beside its kernel, a third every yardstick's GB/s
+//! per shape.
 //!
 //! Criterion reports `Throughput::Bytes` per iteration (printed in GiB/s). Under `--test`
 //! (`cargo bench -- --test`, `cargo test --benches`) every benchmark runs once, checks
@@ -552,6 +556,8 @@ struct ShapeSummary {
     shape: String,
     checked: String,
     lines: Vec<Summary>,
+    /// The slice API's `cross_entropy_with_grad` end to end: median wall time.
+    slice: Duration,
 }
 
 impl ShapeSummary {
@@ -661,6 +667,22 @@ fn print_summary(shapes: &[ShapeSummary], reps: usize) {
                 format_time(line.wall),
             );
         }
+    }
+    // The slice API end to end beside its kernel: what a caller with host data sees.
+    eprintln!();
+    eprintln!(
+        "The slice API end to end (`gpu.cross_entropy_with_grad` on host slices: upload, kernel, \
+         read back into `Vec`s; wall time, median of {reps}), GB/s of logits in plus gradient out, \
+         beside the kernel's own wall time above."
+    );
+    eprintln!();
+    eprintln!("| Shape | Slice call | GB/s | Kernel (wall) | Slice ÷ kernel |");
+    eprintln!("| --- | --- | --- | --- | --- |");
+    for s in shapes {
+        let kernel = s.lines.iter().find(|l| l.name == "cross_entropy_with_grad").expect("the op is timed");
+        let gbps = kernel.bytes as f64 / s.slice.as_secs_f64() / 1e9;
+        let ratio = s.slice.as_secs_f64() / kernel.wall.as_secs_f64();
+        eprintln!("| {} | {} | {gbps:.2} | {} | {ratio:.2} |", s.shape, format_time(s.slice), format_time(kernel.wall));
     }
     // Every yardstick (and what is shown beside them): GB/s and time, the fastest of each
     // traffic in bold.
@@ -774,7 +796,28 @@ fn bench_shape(
             start.elapsed()
         });
     }
-    ShapeSummary { checked: reference.describe(rows), lines: summarise(gpu, timer, run.reps, &mut entries), shape }
+    let slice_call = || {
+        gpu.cross_entropy_with_grad(&data.logits, &data.targets, rows, classes, &opts, &[1.0]).expect("the slice call")
+    };
+    let (loss, grad) = slice_call();
+    check_close(&what("slice cross_entropy_with_grad mean loss"), &loss, &[reference.mean_loss]);
+    let checked: Vec<f32> =
+        reference.rows.iter().flat_map(|r| grad[r.start * classes..r.end * classes].iter().copied()).collect();
+    check_close(&what("slice cross_entropy_with_grad gradient"), &checked, &reference.grad);
+    let mut time_slice = |iters: u64| {
+        let start = Instant::now();
+        for _ in 0..iters {
+            std::hint::black_box(slice_call());
+        }
+        start.elapsed()
+    };
+    if !run.summary_only {
+        bench(c, "slice_cross_entropy_with_grad", &data.id(), 2 * read, &mut time_slice);
+    }
+    let lines = summarise(gpu, timer, run.reps, &mut entries);
+    // After a warm-up call, as the kernels' rounds.
+    let slice = median((0..=run.reps).map(|_| time_slice(1)).skip(1).collect());
+    ShapeSummary { checked: reference.describe(rows), lines, shape, slice }
 }
 
 /// Runs a copy (into `dst`, which must then hold the logits' bits) or a read (into the

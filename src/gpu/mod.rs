@@ -70,6 +70,15 @@ pub struct GpuOptions {
     /// a barrier switches coroutines). The adapter's default: `false` on CPU adapters,
     /// `true` elsewhere. Results are the same bit for bit but the sign of a zero.
     pub linear_staged: Option<bool>,
+    /// Whether the slice API's buffers are mapped by the host (default `None`: by
+    /// adapter). Mapped, an upload is one copy from your slice into the buffer the kernel
+    /// reads, and a result one copy from the buffer the kernel wrote into the returned
+    /// `Vec`, with no staging buffers between; it needs the device's
+    /// `MAPPABLE_PRIMARY_BUFFERS` (native; [`Gpu::new`] asks for it on such adapters) and
+    /// pays only where the GPU shares memory with the host. The adapter's default: `true`
+    /// on CPU adapters and integrated GPUs, `false` elsewhere; `true` without the feature
+    /// takes the staged path. Results are the same bit for bit.
+    pub mapped_slices: Option<bool>,
 }
 
 impl Default for GpuOptions {
@@ -83,6 +92,7 @@ impl Default for GpuOptions {
             resident_rows: true,
             linear_scratch_bytes: 64 << 20,
             linear_staged: None,
+            mapped_slices: None,
         }
     }
 }
@@ -115,6 +125,7 @@ pub struct Gpu {
     resident_rows: bool,
     linear_scratch_bytes: u64,
     linear_staged: bool,
+    mapped_slices: bool,
     slice_pool: Mutex<Vec<SliceScratch>>,
     /// [`Gpu::read_buffer`]'s staging buffer, kept between calls.
     readback_staging: Mutex<Option<wgpu::Buffer>>,
@@ -170,10 +181,14 @@ impl Gpu {
     pub async fn with_options_async(options: GpuOptions) -> Result<Self> {
         let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
         let adapter = pick_adapter(&instance).await?;
+        let mut wanted = WANTED_FEATURES;
+        if wants_mapped_slices(&adapter.get_info(), &options) {
+            wanted |= wgpu::Features::MAPPABLE_PRIMARY_BUFFERS;
+        }
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("wgpu-loss"),
-                required_features: adapter.features() & WANTED_FEATURES,
+                required_features: adapter.features() & wanted,
                 required_limits: adapter.limits(),
                 ..Default::default()
             })
@@ -206,6 +221,8 @@ impl Gpu {
         let info = device.adapter_info();
         let row = choose_row_shape(&device, &info, &options);
         let linear_staged = options.linear_staged.unwrap_or(info.device_type != wgpu::DeviceType::Cpu);
+        let mapped_slices = wants_mapped_slices(&info, &options)
+            && device.features().contains(wgpu::Features::MAPPABLE_PRIMARY_BUFFERS);
         let kernels = Kernels::new(&device, row);
         let placeholder = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("wgpu-loss placeholder"),
@@ -226,6 +243,7 @@ impl Gpu {
             resident_rows: options.resident_rows,
             linear_scratch_bytes: options.linear_scratch_bytes,
             linear_staged,
+            mapped_slices,
             slice_pool: Mutex::new(Vec::new()),
             readback_staging: Mutex::new(None),
         }
@@ -297,6 +315,19 @@ impl Gpu {
     /// ```
     pub fn stages_linear_tiles(&self) -> bool {
         self.linear_staged
+    }
+
+    /// Whether the slice API reads and writes its buffers through mapped memory on this
+    /// device (see [`GpuOptions::mapped_slices`]).
+    ///
+    /// ```
+    /// let mut opts = wgpu_loss::GpuOptions::default();
+    /// opts.mapped_slices = Some(false);
+    /// let gpu = wgpu_loss::Gpu::with_options(opts).unwrap();
+    /// assert!(!gpu.maps_slice_buffers());
+    /// ```
+    pub fn maps_slice_buffers(&self) -> bool {
+        self.mapped_slices
     }
 
     /// The kernels this `Gpu` has recorded so far (slice and encode API alike), sorted: each
@@ -403,6 +434,13 @@ async fn pick_adapter(instance: &wgpu::Instance) -> Result<wgpu::Adapter> {
 /// Subgroup operations where the device has subgroups of one fixed size; otherwise a
 /// workgroup-memory tree, small on CPU adapters (where each barrier switches threads) and
 /// 256 wide on GPUs.
+/// Whether `options` ask for mapped slice buffers on this adapter: by default where the
+/// GPU shares memory with the host.
+fn wants_mapped_slices(info: &wgpu::AdapterInfo, options: &GpuOptions) -> bool {
+    let unified = matches!(info.device_type, wgpu::DeviceType::Cpu | wgpu::DeviceType::IntegratedGpu);
+    options.mapped_slices.unwrap_or(unified)
+}
+
 fn choose_row_shape(device: &wgpu::Device, info: &wgpu::AdapterInfo, options: &GpuOptions) -> RowShape {
     let limits = device.limits();
     let limit =

@@ -1,43 +1,72 @@
-//! Reading buffers back: `map_async` fills a one-shot channel; natively the device is
-//! polled (with the caller's timeout) so an awaited readback can never hang.
+//! Mapping buffers: `map_async` fills a one-shot channel per buffer; natively the device is
+//! polled (with the caller's timeout) so an awaited map can never hang. Reads copy each
+//! result once, from the mapped range into its `Vec`.
+
+use std::ops::Range;
 
 use super::Gpu;
 use crate::error::{Error, Result};
 
 impl Gpu {
-    /// Maps `staging[..bytes]` after `submission` and copies it out.
-    async fn map_read<T: bytemuck::Pod>(
-        &self, staging: &wgpu::Buffer, bytes: u64, submission: wgpu::SubmissionIndex,
-    ) -> Result<Vec<T>> {
-        let slice = staging.slice(..bytes);
-        let (sender, receiver) = futures_intrusive::channel::shared::oneshot_channel();
-        slice.map_async(wgpu::MapMode::Read, move |result| {
-            sender.send(result).ok();
-        });
+    /// Maps `slices` (at most one per buffer) in `mode`, after `submission` where given
+    /// (natively the device is polled, with the caller's timeout, so this never hangs).
+    pub(crate) async fn map_all(
+        &self, slices: &[wgpu::BufferSlice<'_>], mode: wgpu::MapMode, submission: Option<wgpu::SubmissionIndex>,
+    ) -> Result<()> {
+        let receivers: Vec<_> = slices
+            .iter()
+            .map(|slice| {
+                let (sender, receiver) = futures_intrusive::channel::shared::oneshot_channel();
+                slice.map_async(mode, move |result| {
+                    sender.send(result).ok();
+                });
+                receiver
+            })
+            .collect();
         #[cfg(not(target_arch = "wasm32"))]
         self.device()
-            .poll(wgpu::PollType::Wait { submission_index: Some(submission), timeout: Some(self.readback_timeout) })
+            .poll(wgpu::PollType::Wait { submission_index: submission, timeout: Some(self.readback_timeout) })
             .map_err(|e| Error::Readback(format!("{e} (timeout {:?})", self.readback_timeout)))?;
         #[cfg(target_arch = "wasm32")]
         let _ = submission;
-        receiver
-            .receive()
-            .await
-            .ok_or_else(|| Error::Readback("the map callback was dropped".into()))?
-            .map_err(|e| Error::Readback(e.to_string()))?;
-        let values = {
-            let view = slice.get_mapped_range().map_err(|e| Error::Readback(e.to_string()))?;
-            bytemuck::pod_collect_to_vec(&view)
-        };
-        staging.unmap();
-        Ok(values)
+        for receiver in receivers {
+            receiver
+                .receive()
+                .await
+                .ok_or_else(|| Error::Readback("the map callback was dropped".into()))?
+                .map_err(|e| Error::Readback(e.to_string()))?;
+        }
+        Ok(())
     }
 
-    /// Maps `staging[..bytes]` after `submission` and copies it out as f32 values.
-    pub(crate) async fn read_back(
-        &self, staging: &wgpu::Buffer, bytes: u64, submission: wgpu::SubmissionIndex,
-    ) -> Result<Vec<f32>> {
-        self.map_read(staging, bytes, submission).await
+    /// Reads `parts` (a `MAP_READ` buffer and a byte range of whole `T`s each, not
+    /// overlapping) after `submission`, each into its own `Vec` with one copy: each buffer
+    /// is mapped once, over the span of its parts, and unmapped after.
+    pub(crate) async fn read_parts<T: bytemuck::Pod>(
+        &self, parts: &[(&wgpu::Buffer, Range<u64>)], submission: wgpu::SubmissionIndex,
+    ) -> Result<Vec<Vec<T>>> {
+        let mut spans: Vec<(&wgpu::Buffer, u64)> = Vec::new();
+        for (buffer, range) in parts.iter().filter(|(_, range)| !range.is_empty()) {
+            match spans.iter_mut().find(|(b, _)| b == buffer) {
+                Some((_, end)) => *end = (*end).max(range.end),
+                None => spans.push((buffer, range.end)),
+            }
+        }
+        let slices: Vec<_> = spans.iter().map(|(buffer, end)| buffer.slice(..*end)).collect();
+        self.map_all(&slices, wgpu::MapMode::Read, Some(submission)).await?;
+        let values = parts
+            .iter()
+            .map(|(buffer, range)| {
+                if range.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let view =
+                    buffer.slice(range.clone()).get_mapped_range().map_err(|e| Error::Readback(e.to_string()))?;
+                Ok(bytemuck::pod_collect_to_vec(&view))
+            })
+            .collect();
+        spans.iter().for_each(|(buffer, _)| buffer.unmap());
+        values
     }
 
     /// The `Gpu`'s staging buffer for [`Gpu::read_buffer`], at least `bytes` long (grown by
@@ -110,7 +139,7 @@ slice_api! {
         let mut encoder = self.device().create_command_encoder(&Default::default());
         encoder.copy_buffer_to_buffer(source.buffer(), source.offset(), &staging, 0, bytes);
         let submission = self.queue().submit([encoder.finish()]);
-        let values = self.map_read(&staging, bytes, submission).await?;
+        let values = self.read_parts(&[(&staging, 0..bytes)], submission).await?.pop().unwrap_or_default();
         if let Ok(mut kept) = self.readback_staging.lock() {
             *kept = Some(staging);
         }

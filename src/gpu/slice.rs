@@ -49,37 +49,34 @@ fn ensure_nth(
     buffer
 }
 
-/// Where a call's results lie in its staging buffer: each output, then the batch state,
-/// at copy- and map-aligned offsets.
+/// Where a call's results are read from: each output from its own buffer where the
+/// buffers are mapped, else from the staging buffer; the batch state always from the
+/// staging buffer. Parts of the staging buffer lie at copy- and map-aligned offsets.
 struct Placement {
+    /// Bytes of each output, then of the batch state (if any).
     bytes: Vec<u64>,
-    at: Vec<u64>,
+    /// Where each lies in the staging buffer (`None`: read in place).
+    at: Vec<Option<u64>>,
+    /// Bytes of the staging buffer used.
     total: u64,
 }
 
 impl Placement {
-    fn new(output_lens: &[usize], batch_bytes: u64) -> Self {
+    fn new(output_lens: &[usize], batch_bytes: u64, mapped: bool) -> Self {
         let status = (batch_bytes > 0).then_some(batch_bytes);
         let bytes: Vec<u64> = output_lens.iter().map(|&n| n as u64 * 4).chain(status).collect();
-        let at: Vec<u64> = bytes
-            .iter()
-            .scan(0u64, |next, &b| {
-                let here = *next;
-                *next += b.next_multiple_of(STAGING_ALIGN);
-                Some(here)
+        let mut total = 0u64;
+        let at = (0..bytes.len())
+            .map(|i| {
+                let staged = !mapped || i == output_lens.len();
+                staged.then(|| {
+                    let here = total.next_multiple_of(STAGING_ALIGN);
+                    total = here + bytes[i];
+                    here
+                })
             })
             .collect();
-        let total = at.last().copied().unwrap_or(0) + bytes.last().copied().unwrap_or(0);
         Self { bytes, at, total }
-    }
-
-    /// Each result's values out of the staging buffer's `words`.
-    fn split(&self, words: &[f32]) -> Vec<Vec<f32>> {
-        self.bytes
-            .iter()
-            .zip(&self.at)
-            .map(|(&bytes, &at)| words[(at / 4) as usize..][..(bytes / 4) as usize].to_vec())
-            .collect()
     }
 }
 
@@ -88,23 +85,38 @@ impl SliceScratch {
         Self { workspace: Workspace::new(gpu), inputs: Vec::new(), outputs: Vec::new(), staging: None }
     }
 
-    /// Buffers holding `inputs` (written through the queue).
-    fn upload(&mut self, gpu: &Gpu, inputs: &[&[u8]]) -> Vec<wgpu::Buffer> {
-        let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST;
-        inputs
-            .iter()
-            .enumerate()
-            .map(|(i, data)| {
-                let buffer = ensure_nth(gpu.device(), &mut self.inputs, i, data.len() as u64, usage);
-                gpu.queue().write_buffer(&buffer, 0, data);
-                buffer
-            })
-            .collect()
+    /// Buffers holding `inputs`: written in place through mapped memory where the `Gpu`
+    /// maps its slice buffers (one copy), else through the queue (a copy into wgpu's
+    /// staging, then one into the buffer).
+    async fn upload(&mut self, gpu: &Gpu, inputs: &[&[u8]]) -> Result<Vec<wgpu::Buffer>> {
+        let mapped = gpu.maps_slice_buffers();
+        let access = if mapped { wgpu::BufferUsages::MAP_WRITE } else { wgpu::BufferUsages::COPY_DST };
+        let usage = wgpu::BufferUsages::STORAGE | access;
+        let buffers: Vec<wgpu::Buffer> = (inputs.iter().enumerate())
+            .map(|(i, data)| ensure_nth(gpu.device(), &mut self.inputs, i, data.len() as u64, usage))
+            .collect();
+        if !mapped {
+            (buffers.iter().zip(inputs)).for_each(|(buffer, data)| gpu.queue().write_buffer(buffer, 0, data));
+            return Ok(buffers);
+        }
+        let filled: Vec<_> = (buffers.iter().zip(inputs)).filter(|(_, data)| !data.is_empty()).collect();
+        let slices: Vec<_> = filled.iter().map(|(buffer, data)| buffer.slice(..data.len() as u64)).collect();
+        gpu.map_all(&slices, wgpu::MapMode::Write, None).await?;
+        for (slice, (_, data)) in slices.iter().zip(&filled) {
+            let mut view = slice.get_mapped_range_mut().map_err(|e| Error::Device(e.to_string()))?;
+            view.copy_from_slice(data);
+        }
+        filled.iter().for_each(|(buffer, _)| buffer.unmap());
+        Ok(buffers)
     }
 
-    /// Buffers for outputs of `output_lens` f32 values.
+    /// Buffers for outputs of `output_lens` f32 values (readable in place where the `Gpu`
+    /// maps its slice buffers).
     fn outputs(&mut self, gpu: &Gpu, output_lens: &[usize]) -> Vec<wgpu::Buffer> {
-        let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
+        let mut usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
+        if gpu.maps_slice_buffers() {
+            usage |= wgpu::BufferUsages::MAP_READ;
+        }
         output_lens
             .iter()
             .enumerate()
@@ -148,9 +160,9 @@ impl Gpu {
             .unwrap_or_else(|| SliceScratch::new(self));
         let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-        let input_buffers = scratch.upload(self, inputs);
+        let input_buffers = scratch.upload(self, inputs).await?;
         let output_buffers = scratch.outputs(self, output_lens);
-        let placement = Placement::new(output_lens, batch_bytes);
+        let placement = Placement::new(output_lens, batch_bytes, self.maps_slice_buffers());
         let staging_usage = wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST;
         let staging = ensure(device, &mut scratch.staging, placement.total, staging_usage);
         let mut encoder =
@@ -160,15 +172,23 @@ impl Gpu {
         let output_slices: Vec<_> =
             (output_buffers.iter().zip(&placement.bytes)).map(|(b, &bytes)| b.slice(..bytes.max(4))).collect();
         record(&mut encoder, &mut scratch.workspace, &input_slices, &output_slices)?;
-        let sources = output_buffers.iter().chain((batch_bytes > 0).then(|| scratch.workspace.status_buffer()));
-        for ((buffer, &bytes), &at) in sources.zip(&placement.bytes).zip(&placement.at) {
-            encoder.copy_buffer_to_buffer(buffer, 0, &staging, at, bytes);
+        let sources: Vec<&wgpu::Buffer> =
+            output_buffers.iter().chain((batch_bytes > 0).then(|| scratch.workspace.status_buffer())).collect();
+        let mut parts = Vec::new();
+        for ((source, &bytes), &at) in sources.iter().zip(&placement.bytes).zip(&placement.at) {
+            match at {
+                Some(at) => {
+                    encoder.copy_buffer_to_buffer(source, 0, &staging, at, bytes);
+                    parts.push((&staging, at..at + bytes));
+                }
+                None => parts.push((*source, 0..bytes)),
+            }
         }
         let submission = self.queue().submit([encoder.finish()]);
         if let Some(e) = oom.pop().await.or(validation.pop().await) {
             return Err(Error::Device(e.to_string()));
         }
-        let outputs = placement.split(&self.read_back(&staging, placement.total, submission).await?);
+        let outputs = self.read_parts(&parts, submission).await?;
         if let Ok(mut pool) = self.slice_pool.lock() {
             pool.push(scratch);
         }

@@ -1,11 +1,12 @@
-//! Load: one `Gpu` shared by 8 threads gives exactly the single-threaded results, and a
-//! soak of 10,000 slice-API calls keeps process memory bounded (scratch is reused).
+//! Load and plumbing of the slice API: one `Gpu` shared by 8 threads gives exactly the
+//! single-threaded results, mapped and staged slice buffers give the same bits, and a soak
+//! of 10,000 slice-API calls keeps process memory bounded (scratch is reused).
 
-use crate::harness::{Rng, gpu};
+use crate::harness::{Rng, gpu, gpu_with};
 use wgpu_loss::{CrossEntropyOptions, Gpu, Reduction};
 
 pub fn tests() -> Vec<libtest_mimic::Trial> {
-    crate::harness::trials!(once: [eight_threads_share_one_gpu_and_get_the_single_threaded_results], ignored: [soak_ten_thousand_calls_keeps_memory_bounded])
+    crate::harness::trials!(once: [eight_threads_share_one_gpu_and_get_the_single_threaded_results, mapped_and_staged_slice_buffers_give_the_same_bits], ignored: [soak_ten_thousand_calls_keeps_memory_bounded])
 }
 
 fn assert_send_sync<T: Send + Sync>() {}
@@ -53,6 +54,39 @@ fn eight_threads_share_one_gpu_and_get_the_single_threaded_results() {
             });
         }
     });
+}
+
+/// The slice API maps its buffers where the adapter shares memory with the host and the
+/// device can (lavapipe: always, so CI's Vulkan run takes the mapped path and its GL run,
+/// without `MAPPABLE_PRIMARY_BUFFERS`, the staged one), and either way every op gives the
+/// same bits, on shapes whose inputs and outputs span one word to many pages.
+fn mapped_and_staged_slice_buffers_give_the_same_bits() {
+    let gpu = gpu();
+    let info = gpu.adapter_info();
+    let unified = matches!(info.device_type, wgpu::DeviceType::Cpu | wgpu::DeviceType::IntegratedGpu);
+    let can = gpu.device().features().contains(wgpu::Features::MAPPABLE_PRIMARY_BUFFERS);
+    assert_eq!(gpu.maps_slice_buffers(), unified && can, "{info:?}");
+    if info.backend == wgpu::Backend::Vulkan && info.device_type == wgpu::DeviceType::Cpu {
+        assert!(gpu.maps_slice_buffers(), "lavapipe offers MAPPABLE_PRIMARY_BUFFERS: the mapped path must be tested");
+    }
+    let mapped = gpu_with(|o| o.mapped_slices = Some(true));
+    let staged = gpu_with(|o| o.mapped_slices = Some(false));
+    assert_eq!(mapped.maps_slice_buffers(), can);
+    assert!(!staged.maps_slice_buffers());
+    let mut rng = Rng::new(31);
+    for (rows, classes) in [(1, 1), (3, 5), (64, 1000), (2, 70_000)] {
+        let x = rng.logits(rows * classes, 6.0);
+        let t = rng.targets(rows, classes);
+        let want = every_op(staged, &x, &t, rows, classes);
+        assert!(every_op(mapped, &x, &t, rows, classes) == want, "{rows}×{classes}: mapped differs from staged");
+        // Again, on the reused (and now initialised) buffers.
+        assert!(every_op(mapped, &x, &t, rows, classes) == want, "{rows}×{classes}: the second mapped call differs");
+    }
+    // An out-of-range target still comes back as the batch state's error through either path.
+    for gpu in [mapped, staged] {
+        let err = gpu.cross_entropy(&[0.0; 6], &[0, 3], 2, 3, &CrossEntropyOptions::default());
+        assert!(matches!(err, Err(wgpu_loss::Error::InvalidTarget { row: 1, value: 3, classes: 3 })), "{err:?}");
+    }
 }
 
 fn resident_bytes() -> u64 {
