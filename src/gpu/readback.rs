@@ -7,6 +7,27 @@ use std::ops::Range;
 use super::Gpu;
 use crate::error::{Error, Result};
 
+/// Copies below this many bytes are made by the calling thread alone.
+const PARALLEL_COPY_BYTES: usize = 4 << 20;
+
+/// `dst.copy_from_slice(src)`, split over the host's cores for large copies (natively):
+/// into memory just allocated, as a returned `Vec` is, the copy's cost is mostly the
+/// kernel's page faults, which cores take in parallel.
+fn copy_bytes(dst: &mut [u8], src: &[u8]) {
+    #[cfg(not(target_arch = "wasm32"))]
+    if src.len() >= PARALLEL_COPY_BYTES {
+        let threads = std::thread::available_parallelism().map_or(1, usize::from);
+        let chunk = src.len().div_ceil(threads).next_multiple_of(4096);
+        std::thread::scope(|scope| {
+            for (d, s) in dst.chunks_mut(chunk).zip(src.chunks(chunk)) {
+                scope.spawn(move || d.copy_from_slice(s));
+            }
+        });
+        return;
+    }
+    dst.copy_from_slice(src);
+}
+
 impl Gpu {
     /// Maps `slices` (at most one per buffer) in `mode`, after `submission` where given
     /// (natively the device is polled, with the caller's timeout, so this never hangs).
@@ -62,7 +83,9 @@ impl Gpu {
                 }
                 let view =
                     buffer.slice(range.clone()).get_mapped_range().map_err(|e| Error::Readback(e.to_string()))?;
-                Ok(bytemuck::pod_collect_to_vec(&view))
+                let mut values = vec![T::zeroed(); view.len() / std::mem::size_of::<T>()];
+                copy_bytes(bytemuck::cast_slice_mut(&mut values), &view);
+                Ok(values)
             })
             .collect();
         spans.iter().for_each(|(buffer, _)| buffer.unmap());
