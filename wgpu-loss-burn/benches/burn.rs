@@ -88,7 +88,7 @@ fn main() {
     for (rows, classes) in [(8192, 1000), (1024, 32000), (128, 128256), (2048, 32000)] {
         // burn's CrossEntropyLoss binds the whole logits (and log-probabilities): on the CPU
         // adapters' 128 MiB bindings 2048 × 32000 fails, so it is measured on GPUs only.
-        if (rows * classes * 4) as u64 > u64::from(limit) {
+        if (rows * classes * 4) as u64 > limit {
             println!("| cross-entropy {rows} × {classes} | binding limit {limit} B: burn cannot run it | | | | |");
             continue;
         }

@@ -165,6 +165,17 @@ fn twin(
     (loss, grad, tol::cross_entropy(z, targets, shape, &opts, g))
 }
 
+/// Loss and gradient from burn (`got`) against the twin's, within their tolerances.
+#[track_caller]
+fn check_twin(
+    what: &str, got: (Vec<f32>, Vec<f32>), z: &[f32], targets: Targets<'_>, shape: Shape, opts: &CrossEntropyOptions,
+    g: &[f32],
+) {
+    let (want_loss, want_grad, tol) = twin(z, targets, shape, opts, g);
+    check(&format!("loss {what}"), &got.0, &want_loss, &tol.loss);
+    check(&format!("grad {what}"), &got.1, &want_grad, &tol.grad);
+}
+
 /// Logits for `shape` in ±8, with a tie, a row all `-inf` (what `EmptyPolicy` decides),
 /// and an ignored row, where the shape has the rows for them.
 fn batch(shape: Shape, seed: u64) -> (Vec<f32>, Vec<i32>) {
@@ -187,13 +198,10 @@ fn cross_entropy_matches_the_twin() {
         let (z, t) = batch(shape, (rows * 31 + classes) as u64);
         for opts in option_sets(classes) {
             let g = upstream(&opts, rows);
-            let (loss, grad) = through_burn(&device, &z, [rows, classes], &g, |x| {
+            let got = through_burn(&device, &z, [rows, classes], &g, |x| {
                 wgpu_loss_burn::cross_entropy(x, ints(&t, [rows], &device), &opts)
             });
-            let (want_loss, want_grad, tol) = twin(&z, Targets::Index(&t), shape, &opts, &g);
-            let what = format!("{rows}×{classes} {opts:?}");
-            check(&format!("loss {what}"), &loss, &want_loss, &tol.loss);
-            check(&format!("grad {what}"), &grad, &want_grad, &tol.grad);
+            check_twin(&format!("{rows}×{classes} {opts:?}"), got, &z, Targets::Index(&t), shape, &opts, &g);
         }
     }
 }
@@ -209,13 +217,10 @@ fn spatial_cross_entropy_matches_the_twin() {
         for opts in option_sets(classes) {
             let g = upstream(&opts, shape.loss_rows());
             let targets = ints(&t, [n, d[0], d[1]], &device);
-            let (loss, grad) = through_burn(&device, &z, [n, classes, d[0], d[1]], &g, |x| {
+            let got = through_burn(&device, &z, [n, classes, d[0], d[1]], &g, |x| {
                 wgpu_loss_burn::cross_entropy_spatial(x, targets, &opts)
             });
-            let (want_loss, want_grad, tol) = twin(&z, Targets::Index(&t), shape, &opts, &g);
-            let what = format!("{n}×{classes}×{d:?} {opts:?}");
-            check(&format!("loss {what}"), &loss, &want_loss, &tol.loss);
-            check(&format!("grad {what}"), &grad, &want_grad, &tol.grad);
+            check_twin(&format!("{n}×{classes}×{d:?} {opts:?}"), got, &z, Targets::Index(&t), shape, &opts, &g);
         }
     }
     // Rank 3: one spatial dimension.
@@ -223,12 +228,10 @@ fn spatial_cross_entropy_matches_the_twin() {
     let (z, t) = batch(shape, 3);
     let opts = options(Reduction::None, None, 0.1, -100);
     let g = upstream(&opts, shape.loss_rows());
-    let (loss, grad) = through_burn(&device, &z, [4, 6, 10], &g, |x| {
+    let got = through_burn(&device, &z, [4, 6, 10], &g, |x| {
         wgpu_loss_burn::cross_entropy_spatial(x, ints(&t, [4, 10], &device), &opts)
     });
-    let (want_loss, want_grad, tol) = twin(&z, Targets::Index(&t), shape, &opts, &g);
-    check("loss 4×6×10", &loss, &want_loss, &tol.loss);
-    check("grad 4×6×10", &grad, &want_grad, &tol.grad);
+    check_twin("4×6×10", got, &z, Targets::Index(&t), shape, &opts, &g);
 }
 
 #[test]
@@ -241,7 +244,7 @@ fn probability_targets_match_the_twin() {
         let p = probs(shape, classes as u64);
         for opts in option_sets(classes) {
             let g = upstream(&opts, shape.loss_rows());
-            let (loss, grad) = if spatial == 1 {
+            let got = if spatial == 1 {
                 through_burn(&device, &z, [n, classes], &g, |x| {
                     wgpu_loss_burn::cross_entropy_probs(x, floats(&p, [n, classes], &device), &opts)
                 })
@@ -250,10 +253,15 @@ fn probability_targets_match_the_twin() {
                     wgpu_loss_burn::cross_entropy_probs(x, floats(&p, [n, classes, spatial], &device), &opts)
                 })
             };
-            let (want_loss, want_grad, tol) = twin(&z, Targets::Probs(&p), shape, &opts, &g);
-            let what = format!("{n}×{classes}×{spatial} {opts:?}");
-            check(&format!("loss probs {what}"), &loss, &want_loss, &tol.loss);
-            check(&format!("grad probs {what}"), &grad, &want_grad, &tol.grad);
+            check_twin(
+                &format!("probs {n}×{classes}×{spatial} {opts:?}"),
+                got,
+                &z,
+                Targets::Probs(&p),
+                shape,
+                &opts,
+                &g,
+            );
         }
     }
 }
