@@ -796,28 +796,37 @@ fn bench_shape(
             start.elapsed()
         });
     }
-    let slice_call = || {
+    let lines = summarise(gpu, timer, run.reps, &mut entries);
+    let slice = bench_slice(c, gpu, data, &reference, run);
+    ShapeSummary { checked: reference.describe(rows), lines, shape, slice }
+}
+
+/// The slice API end to end: `Gpu::cross_entropy_with_grad` on the host logits, checked as
+/// the kernel is, under criterion (unless summary only), then the median wall time of
+/// `run.reps` calls after a warm-up call, as the kernels' rounds.
+fn bench_slice(c: &mut Criterion, gpu: &Gpu, data: &ShapeData, reference: &Reference, run: &Run) -> Duration {
+    let (rows, classes) = (data.rows, data.classes);
+    let opts = CrossEntropyOptions::default();
+    let call = || {
         gpu.cross_entropy_with_grad(&data.logits, &data.targets, rows, classes, &opts, &[1.0]).expect("the slice call")
     };
-    let (loss, grad) = slice_call();
-    check_close(&what("slice cross_entropy_with_grad mean loss"), &loss, &[reference.mean_loss]);
+    let (loss, grad) = call();
+    let what = format!("slice cross_entropy_with_grad {rows}×{classes}");
+    check_close(&format!("{what} mean loss"), &loss, &[reference.mean_loss]);
     let checked: Vec<f32> =
         reference.rows.iter().flat_map(|r| grad[r.start * classes..r.end * classes].iter().copied()).collect();
-    check_close(&what("slice cross_entropy_with_grad gradient"), &checked, &reference.grad);
-    let mut time_slice = |iters: u64| {
+    check_close(&format!("{what} gradient"), &checked, &reference.grad);
+    let mut timed = |iters: u64| {
         let start = Instant::now();
         for _ in 0..iters {
-            std::hint::black_box(slice_call());
+            std::hint::black_box(call());
         }
         start.elapsed()
     };
     if !run.summary_only {
-        bench(c, "slice_cross_entropy_with_grad", &data.id(), 2 * read, &mut time_slice);
+        bench(c, "slice_cross_entropy_with_grad", &data.id(), 2 * data.matrix_bytes(), &mut timed);
     }
-    let lines = summarise(gpu, timer, run.reps, &mut entries);
-    // After a warm-up call, as the kernels' rounds.
-    let slice = median((0..=run.reps).map(|_| time_slice(1)).skip(1).collect());
-    ShapeSummary { checked: reference.describe(rows), lines, shape, slice }
+    median((0..=run.reps).map(|_| timed(1)).skip(1).collect())
 }
 
 /// Runs a copy (into `dst`, which must then hold the logits' bits) or a read (into the

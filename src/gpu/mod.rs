@@ -431,9 +431,6 @@ async fn pick_adapter(instance: &wgpu::Instance) -> Result<wgpu::Adapter> {
         })
 }
 
-/// Subgroup operations where the device has subgroups of one fixed size; otherwise a
-/// workgroup-memory tree, small on CPU adapters (where each barrier switches threads) and
-/// 256 wide on GPUs.
 /// Whether `options` ask for mapped slice buffers on this adapter: by default where the
 /// GPU shares memory with the host.
 fn wants_mapped_slices(info: &wgpu::AdapterInfo, options: &GpuOptions) -> bool {
@@ -441,6 +438,9 @@ fn wants_mapped_slices(info: &wgpu::AdapterInfo, options: &GpuOptions) -> bool {
     options.mapped_slices.unwrap_or(unified)
 }
 
+/// Subgroup operations where the device has subgroups of one fixed size; otherwise a
+/// workgroup-memory tree, small on CPU adapters (where each barrier switches threads) and
+/// 256 wide on GPUs.
 fn choose_row_shape(device: &wgpu::Device, info: &wgpu::AdapterInfo, options: &GpuOptions) -> RowShape {
     let limits = device.limits();
     let limit =

@@ -92,6 +92,13 @@ impl Gpu {
         values
     }
 
+    /// `buffer[..bytes]` (a `MAP_READ` buffer) after `submission`, as [`Gpu::read_parts`].
+    pub(crate) async fn read_range<T: bytemuck::Pod>(
+        &self, buffer: &wgpu::Buffer, bytes: u64, submission: wgpu::SubmissionIndex,
+    ) -> Result<Vec<T>> {
+        Ok(self.read_parts(&[(buffer, 0..bytes)], submission).await?.pop().unwrap_or_default())
+    }
+
     /// The `Gpu`'s staging buffer for [`Gpu::read_buffer`], at least `bytes` long (grown by
     /// powers of two and kept; a concurrent read takes a buffer of its own).
     fn readback_staging(&self, bytes: u64) -> wgpu::Buffer {
@@ -162,7 +169,7 @@ slice_api! {
         let mut encoder = self.device().create_command_encoder(&Default::default());
         encoder.copy_buffer_to_buffer(source.buffer(), source.offset(), &staging, 0, bytes);
         let submission = self.queue().submit([encoder.finish()]);
-        let values = self.read_parts(&[(&staging, 0..bytes)], submission).await?.pop().unwrap_or_default();
+        let values = self.read_range(&staging, bytes, submission).await?;
         if let Ok(mut kept) = self.readback_staging.lock() {
             *kept = Some(staging);
         }

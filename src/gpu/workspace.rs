@@ -277,8 +277,7 @@ impl Workspace {
         let mut encoder = gpu.device().create_command_encoder(&Default::default());
         encoder.copy_buffer_to_buffer(&self.batch, 0, &staging, 0, BATCH_STATE_BYTES);
         let submission = gpu.queue().submit([encoder.finish()]);
-        let state: Vec<f32> =
-            gpu.read_parts(&[(&staging, 0..BATCH_STATE_BYTES)], submission).await?.pop().unwrap_or_default();
+        let state: Vec<f32> = gpu.read_range(&staging, BATCH_STATE_BYTES, submission).await?;
         let first = self.written.get(..std::mem::size_of::<LossParams>());
         let classes = first.map_or(0, |p| bytemuck::pod_read_unaligned::<LossParams>(p).classes as usize);
         status_to_result(&state, classes)
