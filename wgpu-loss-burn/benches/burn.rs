@@ -77,11 +77,9 @@ fn compare(device: &Device, name: &str, runs: usize, theirs: Run<'_>, ours: Run<
 fn main() {
     let runs = if std::env::args().any(|a| a == "--test") { 1 } else { 7 };
     let device = wgpu_loss_burn::wgpu_device(DeviceKind::DefaultDevice, WgpuBackend::Auto).expect("burn's wgpu device");
-    println!(
-        "burn device on {:?}; median of {runs}",
-        wgpu_loss_burn::gpu(&device).expect("registered").adapter_info().backend
-    );
-    let limit = wgpu_loss_burn::gpu(&device).expect("registered").device().limits().max_storage_buffer_binding_size;
+    let gpu = wgpu_loss_burn::gpu(&device).expect("registered");
+    println!("burn device on {:?}; median of {runs}", gpu.adapter_info().backend);
+    let limit = gpu.device().limits().max_storage_buffer_binding_size;
     let device = device.autodiff();
     println!("| op | burn (ms) | wgpu-loss-burn (ms) | speed-up | burn MiB | wgpu-loss-burn MiB |");
     println!("| --- | --- | --- | --- | --- | --- |");
@@ -92,33 +90,43 @@ fn main() {
             println!("| cross-entropy {rows} × {classes} | binding limit {limit} B: burn cannot run it | | | | |");
             continue;
         }
-        let logits = Tensor::<2>::random([rows, classes], Distribution::Uniform(-4.0, 4.0), &device);
-        let targets = Tensor::<1, Int>::random([rows], Distribution::Uniform(0.0, classes as f64), &device);
-        let loss_fn = CrossEntropyLossConfig::new().init(&device);
-        let with_grad = |loss: Tensor<1>, x: &Tensor<2>| {
-            let grads = loss.backward();
-            vec![loss.unsqueeze(), x.grad(&grads).expect("a gradient")]
-        };
-        let theirs: Run<'_> = Box::new(|| {
-            let x = logits.clone().require_grad();
-            with_grad(loss_fn.forward(x.clone(), targets.clone()), &x)
-        });
-        let ours: Run<'_> = Box::new(|| {
-            let x = logits.clone().require_grad();
-            let loss = wgpu_loss_burn::cross_entropy(x.clone(), targets.clone(), &Default::default()).expect("loss");
-            with_grad(loss, &x)
-        });
-        compare(&device, &format!("cross-entropy {rows} × {classes}"), runs, theirs, ours);
+        bench_cross_entropy(&device, runs, rows, classes);
     }
-    let (tokens, hidden_size, vocab) = (1024, 256, 32000);
-    let h = Tensor::<2>::random([tokens, hidden_size], Distribution::Uniform(-1.0, 1.0), &device);
+    bench_linear(&device, runs, (1024, 256, 32000));
+}
+
+/// burn's `CrossEntropyLoss` against `cross_entropy`, forward + backward.
+fn bench_cross_entropy(device: &Device, runs: usize, rows: usize, classes: usize) {
+    let logits = Tensor::<2>::random([rows, classes], Distribution::Uniform(-4.0, 4.0), device);
+    let targets = Tensor::<1, Int>::random([rows], Distribution::Uniform(0.0, classes as f64), device);
+    let loss_fn = CrossEntropyLossConfig::new().init(device);
+    let with_grad = |loss: Tensor<1>, x: &Tensor<2>| {
+        let grads = loss.backward();
+        vec![loss.unsqueeze(), x.grad(&grads).expect("a gradient")]
+    };
+    let theirs: Run<'_> = Box::new(|| {
+        let x = logits.clone().require_grad();
+        with_grad(loss_fn.forward(x.clone(), targets.clone()), &x)
+    });
+    let ours: Run<'_> = Box::new(|| {
+        let x = logits.clone().require_grad();
+        let loss = wgpu_loss_burn::cross_entropy(x.clone(), targets.clone(), &Default::default()).expect("loss");
+        with_grad(loss, &x)
+    });
+    compare(device, &format!("cross-entropy {rows} × {classes}"), runs, theirs, ours);
+}
+
+/// burn's `Linear` + `CrossEntropyLoss` against `linear_cross_entropy` on the same
+/// parameters, forward + backward (∂h and ∂W compared).
+fn bench_linear(device: &Device, runs: usize, (tokens, hidden_size, vocab): (usize, usize, usize)) {
+    let h = Tensor::<2>::random([tokens, hidden_size], Distribution::Uniform(-1.0, 1.0), device);
     let scale = 1.0 / (hidden_size as f64).sqrt();
     let linear = Linear {
-        weight: Param::from_tensor(Tensor::random([hidden_size, vocab], Distribution::Uniform(-scale, scale), &device)),
-        bias: Some(Param::from_tensor(Tensor::random([vocab], Distribution::Uniform(-0.1, 0.1), &device))),
+        weight: Param::from_tensor(Tensor::random([hidden_size, vocab], Distribution::Uniform(-scale, scale), device)),
+        bias: Some(Param::from_tensor(Tensor::random([vocab], Distribution::Uniform(-0.1, 0.1), device))),
     };
-    let targets = Tensor::<1, Int>::random([tokens], Distribution::Uniform(0.0, vocab as f64), &device);
-    let loss_fn = CrossEntropyLossConfig::new().init(&device);
+    let targets = Tensor::<1, Int>::random([tokens], Distribution::Uniform(0.0, vocab as f64), device);
+    let loss_fn = CrossEntropyLossConfig::new().init(device);
     let grads_of = |loss: Tensor<1>, x: &Tensor<2>| {
         let grads = loss.backward();
         let gw = linear.weight.val().grad(&grads).expect("∂W");
@@ -131,15 +139,10 @@ fn main() {
     let ours: Run<'_> = Box::new(|| {
         let x = h.clone().require_grad();
         let bias = linear.bias.as_ref().map(|b| b.val());
-        let loss = wgpu_loss_burn::linear_cross_entropy(
-            x.clone(),
-            linear.weight.val(),
-            bias,
-            targets.clone(),
-            &Default::default(),
-        )
-        .expect("loss");
+        let weight = linear.weight.val();
+        let loss = wgpu_loss_burn::linear_cross_entropy(x.clone(), weight, bias, targets.clone(), &Default::default())
+            .expect("loss");
         grads_of(loss, &x)
     });
-    compare(&device, &format!("linear + cross-entropy {tokens} × {hidden_size} × {vocab}"), runs, theirs, ours);
+    compare(device, &format!("linear + cross-entropy {tokens} × {hidden_size} × {vocab}"), runs, theirs, ours);
 }

@@ -61,22 +61,26 @@ impl<B: Backend> Backward<B, 1> for CrossEntropyBackward {
     }
 }
 
+/// The inner backend's cross-entropy on logits and targets `T`: the loss and the status.
+type LossOp<B, T> = fn(FloatTensor<B>, T, CeArgs) -> (FloatTensor<B>, IntTensor<B>);
+/// ... and with the gradient for an upstream gradient of 1: loss, gradient, status.
+type WithGradOp<B, T> = fn(FloatTensor<B>, T, CeArgs) -> (FloatTensor<B>, FloatTensor<B>, IntTensor<B>);
+
 /// A cross-entropy under autodiff: with the gradient for an upstream gradient of 1 where
 /// the logits are tracked (kept for the backward), else the loss alone. `loss` and
-/// `with_grad` run the inner backend's op on the logits.
-fn tracked_cross_entropy<B: Backend, C: CheckpointStrategy>(
-    logits: FloatTensor<Autodiff<B, C>>, args: CeArgs,
-    loss: impl FnOnce(FloatTensor<B>, CeArgs) -> (FloatTensor<B>, IntTensor<B>),
-    with_grad: impl FnOnce(FloatTensor<B>, CeArgs) -> (FloatTensor<B>, FloatTensor<B>, IntTensor<B>),
+/// `with_grad` are the inner backend's op on the logits and `targets` (class indices or
+/// untracked probabilities).
+fn tracked_cross_entropy<B: Backend, C: CheckpointStrategy, T>(
+    logits: FloatTensor<Autodiff<B, C>>, targets: T, args: CeArgs, loss: LossOp<B, T>, with_grad: WithGradOp<B, T>,
 ) -> (FloatTensor<Autodiff<B, C>>, IntTensor<B>) {
     match CrossEntropyBackward.prepare::<C>([logits.node()]).compute_bound().stateful() {
         OpsKind::Tracked(prep) => {
             let scaling = Scaling::of(&args);
-            let (loss, grad, status) = with_grad(logits.into_primitive(), args);
+            let (loss, grad, status) = with_grad(logits.into_primitive(), targets, args);
             (prep.finish((grad, scaling), loss), status)
         }
         OpsKind::UnTracked(prep) => {
-            let (loss, status) = loss(logits.into_primitive(), args);
+            let (loss, status) = loss(logits.into_primitive(), targets, args);
             (prep.finish(loss), status)
         }
     }
@@ -123,12 +127,12 @@ impl<B: Backend + LossOps, C: CheckpointStrategy> LossOps for Autodiff<B, C> {
     fn wgpu_loss_cross_entropy(
         logits: FloatTensor<Self>, targets: IntTensor<Self>, args: CeArgs,
     ) -> (FloatTensor<Self>, IntTensor<Self>) {
-        let t = targets.clone();
-        tracked_cross_entropy::<B, C>(
+        tracked_cross_entropy::<B, C, _>(
             logits,
+            targets,
             args,
-            |x, args| B::wgpu_loss_cross_entropy(x, t, args),
-            |x, args| B::wgpu_loss_cross_entropy_with_grad(x, targets, args),
+            B::wgpu_loss_cross_entropy,
+            B::wgpu_loss_cross_entropy_with_grad,
         )
     }
 
@@ -143,12 +147,12 @@ impl<B: Backend + LossOps, C: CheckpointStrategy> LossOps for Autodiff<B, C> {
         logits: FloatTensor<Self>, targets: FloatTensor<Self>, args: CeArgs,
     ) -> (FloatTensor<Self>, IntTensor<Self>) {
         // The targets are not tracked (the public function refuses them otherwise).
-        let (t, targets) = (targets.clone().into_primitive(), targets.into_primitive());
-        tracked_cross_entropy::<B, C>(
+        tracked_cross_entropy::<B, C, _>(
             logits,
+            targets.into_primitive(),
             args,
-            |x, args| B::wgpu_loss_cross_entropy_probs(x, t, args),
-            |x, args| B::wgpu_loss_cross_entropy_probs_with_grad(x, targets, args),
+            B::wgpu_loss_cross_entropy_probs,
+            B::wgpu_loss_cross_entropy_probs_with_grad,
         )
     }
 

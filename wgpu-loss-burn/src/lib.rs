@@ -75,11 +75,8 @@ pub fn cross_entropy(logits: Tensor<2>, targets: Tensor<1, Int>, opts: &CrossEnt
 pub fn cross_entropy_spatial<const D: usize, const T: usize>(
     logits: Tensor<D>, targets: Tensor<T, Int>, opts: &CrossEntropyOptions,
 ) -> Result<Tensor<1>> {
-    let args = CeArgs::of(&logits.dims(), opts)?;
-    let dims = logits.dims();
-    let expected: Vec<usize> = dims.iter().enumerate().filter(|&(d, _)| d != 1).map(|(_, &n)| n).collect();
-    check_shape("targets", &targets.dims(), &expected)?;
-    args.opts.check_cross_entropy(args.rows, args.classes, false)?;
+    let args = CeArgs::of(&logits.dims(), opts, false)?;
+    check_shape("targets", &targets.dims(), &args.index_target_dims())?;
     check_f32("logits", logits.dtype())?;
     shared_for(&logits.device(), "logits")?;
     let classes = args.classes;
@@ -107,9 +104,8 @@ pub fn cross_entropy_spatial<const D: usize, const T: usize>(
 pub fn cross_entropy_probs<const D: usize>(
     logits: Tensor<D>, targets: Tensor<D>, opts: &CrossEntropyOptions,
 ) -> Result<Tensor<1>> {
-    let args = CeArgs::of(&logits.dims(), opts)?;
-    check_shape("targets", &targets.dims(), &logits.dims())?;
-    args.opts.check_cross_entropy(args.rows, args.classes, true)?;
+    let args = CeArgs::of(&logits.dims(), opts, true)?;
+    check_shape("targets", &targets.dims(), &args.dims)?;
     check_f32("logits", logits.dtype())?;
     check_f32("targets", targets.dtype())?;
     if targets.is_tracked() {

@@ -22,8 +22,9 @@ pub struct CeArgs {
 
 impl CeArgs {
     /// The problem of logits of shape `dims` (`(N, C, d1, …, dk)`): `opts` with the
-    /// shape's `spatial = d1·…·dk`, which the caller's must be 1 or equal.
-    pub fn of(dims: &[usize], opts: &CrossEntropyOptions) -> Result<Self> {
+    /// shape's `spatial = d1·…·dk`, which the caller's must be 1 or equal, checked as the
+    /// core crate checks them (`probs`: against probability targets).
+    pub fn of(dims: &[usize], opts: &CrossEntropyOptions, probs: bool) -> Result<Self> {
         let [rows, classes, rest @ ..] = dims else {
             let message = format!("has shape {dims:?}; cross-entropy takes (N, C) or (N, C, d1, …) logits");
             return Err(Error::InvalidArgument { argument: "logits", message });
@@ -35,7 +36,13 @@ impl CeArgs {
         }
         let mut opts = opts.clone();
         opts.spatial = spatial;
+        opts.check_cross_entropy(*rows, *classes, probs)?;
         Ok(Self { rows: *rows, classes: *classes, opts, dims: dims.to_vec() })
+    }
+
+    /// The shape of class-index targets for these logits: `(N, d1, …, dk)`.
+    pub fn index_target_dims(&self) -> Vec<usize> {
+        self.dims.iter().enumerate().filter(|&(d, _)| d != 1).map(|(_, &n)| n).collect()
     }
 
     /// Rows the softmax runs over: `N·d1·…·dk`.
