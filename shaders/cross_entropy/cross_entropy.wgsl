@@ -319,9 +319,43 @@ fn row_loss_of(rt: RowTarget, tot: RowTotals, x_target: f32) -> Ext {
     return loss;
 }
 
+// row_loss_of for a plain row (class indices, no label smoothing or soft-capping) as an
+// f32, with the same bits, computed without a branch on the row's values (a CPU adapter
+// runs both sides of a branch its lanes disagree on): the finite loss from finite stand-ins,
+// then ±inf and NaN chosen by bits.
+fn plain_row_loss(rt: RowTarget, tot: RowTotals, x_target: f32) -> f32 {
+    let valid = rt.kind == TARGET_VALID;
+    let w = class_weight(u32(select(0, rt.t, valid)));
+    let poisoned = row_is_poisoned(tot);
+    let x = select(tot.m, x_target, is_finite_bits(x_target));
+    let t = RowTotals(tot.m, select(tot.sum_exp, 1.0, poisoned), 0.0, 0.0, 0.0, 0u);
+    var loss = row_log_prob(t, x) * -w;
+    if params.z_loss_scale != 0.0 {
+        let lse = finite_lse(t);
+        loss += params.z_loss_scale * lse * lse;
+    }
+    // -w · -inf: +inf, -inf, or NaN for a zero weight.
+    let neg_inf_target = select(select(NEG_INF_BITS, POS_INF_BITS, w > 0.0), NAN_BITS, w == 0.0);
+    var bits = select(bitcast<u32>(loss), neg_inf_target, is_neg_inf(x_target));
+    bits = select(bits, NAN_BITS, !valid || poisoned);
+    let zero = rt.kind == TARGET_IGNORED || (valid && row_is_empty_zero(tot));
+    return bitcast<f32>(select(bits, 0u, zero));
+}
+
 // Writes a row's loss and the extra outputs asked for.
 fn finish_row(row: u32, rt: RowTarget, tot: RowTotals, x_target: f32, argmax: u32) {
     row_loss[params.row_loss_off + row] = ext_to_f32(row_loss_of(rt, tot, x_target));
+    finish_extras(row, rt, tot, argmax);
+}
+
+// finish_row for a plain row (see plain_row_loss).
+fn finish_plain_row(row: u32, rt: RowTarget, tot: RowTotals, x_target: f32) {
+    row_loss[params.row_loss_off + row] = plain_row_loss(rt, tot, x_target);
+    finish_extras(row, rt, tot, 0u);
+}
+
+// Reports a bad target and writes the extra outputs asked for.
+fn finish_extras(row: u32, rt: RowTarget, tot: RowTotals, argmax: u32) {
     if rt.kind == TARGET_INVALID {
         report_bad_target(row);
     }

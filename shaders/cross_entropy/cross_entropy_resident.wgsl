@@ -32,7 +32,7 @@ fn cross_entropy_forward_resident(@builtin(workgroup_id) wid: vec3<u32>, @builti
     sum += e$s;
     let t = resident_totals(mx, sum, f, lid);
     if lid == 0u {
-        finish_row(row, rt, t, x_target, 0u);
+        finish_plain_row(row, rt, t, x_target);
     }
     if !BACKWARD { return; }
     let p = plain_grad(row, rt, t);

@@ -48,7 +48,7 @@ fn cross_entropy_forward_short(@builtin(global_invocation_id) gid: vec3<u32>, @b
     let e$s = quad_exp(x$s, mx);
     sum += e$s;
     let t = short_totals(mx, sum, f);
-    finish_row(row, rt, t, x_target, 0u);
+    finish_plain_row(row, rt, t, x_target);
     if !BACKWARD { return; }
     let p = plain_grad(row, rt, t);
     short_store_grad(params.grad_off + row_start(row), $su, plain_grad_quad(p, e$s, quad_classes($su)));

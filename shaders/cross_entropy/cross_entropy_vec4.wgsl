@@ -49,7 +49,7 @@ fn cross_entropy_forward_vec4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(nu
     let quads = params.classes / 4u;
     let t = streamed_totals(logits_start(row) / 4u, 0u, quads, lid);
     if lid == 0u {
-        finish_row(row, rt, t, x_target, 0u);
+        finish_plain_row(row, rt, t, x_target);
     }
     if BACKWARD {
         streamed_grad(row, rt, t, 0u, quads, lid);
