@@ -77,6 +77,9 @@ pub(crate) enum Slots {
     PerRow,
     /// A short row per invocation, holding 1 to `SOLO_CLASSES / 4` quads.
     Short,
+    /// Whole quads of short rows per invocation, built for each even row length of 2 to
+    /// `SOLO_CLASSES` classes (the `CLASSES` override; unrolled for the row's quads).
+    Classes,
     /// A block of C per invocation of slots × slots quads (`$r` rows, `$j` columns): 1 in
     /// the GPU form of the linear products, 2 in the CPU-adapter form (see
     /// [`crate::Gpu::stages_linear_tiles`]).
@@ -97,6 +100,7 @@ impl Slots {
             Slots::None => vec![0],
             Slots::PerRow => (0..=MAX_RESIDENT_SLOTS.ilog2()).map(|p| 1 << p).collect(),
             Slots::Short => (1..=SOLO_CLASSES.div_ceil(4) as u32).collect(),
+            Slots::Classes => (2..=SOLO_CLASSES as u32).step_by(2).collect(),
             Slots::Tile => vec![LINEAR_SLOTS_STAGED, LINEAR_SLOTS_DIRECT],
         }
     }
@@ -150,6 +154,7 @@ families! {
     CrossEntropyVec4:     "cross_entropy/cross_entropy_vec4",     ClassIndex, row_wise: true,  half: false, Vec4,        None;
     CrossEntropyResident: "cross_entropy/cross_entropy_resident", ClassIndex, row_wise: true,  half: false, Vec4,        PerRow;
     CrossEntropyShort:    "cross_entropy/cross_entropy_short",    ClassIndex, row_wise: true,  half: true,  ByPrecision, Short;
+    CrossEntropyPacked:   "cross_entropy/cross_entropy_packed",   ClassIndex, row_wise: true,  half: false, Vec4,        Classes;
     Nll:                  "nll/nll",                              ClassIndex, row_wise: false, half: false, ByPrecision, None;
     Reduce:               "reduce/reduce",                        ClassIndex, row_wise: false, half: false, ByPrecision, None;
     Elementwise:          "elementwise/elementwise",              ClassIndex, row_wise: false, half: false, ByPrecision, None;
@@ -190,7 +195,8 @@ impl Family {
     }
 
     /// The family's complete WGSL module for `precision`'s logits, reducing rows with
-    /// `reduce`, unrolled for `slots` quads per invocation.
+    /// `reduce`, unrolled for `slots` quads per invocation (a `Classes` family: for the
+    /// quads of a row of `slots` classes).
     pub(crate) fn source(self, reduce: RowReduce, precision: Precision, slots: u32) -> String {
         let format = match self.decl().logits {
             Logits::Vec4 => Format::F32x4,
@@ -200,7 +206,11 @@ impl Family {
                 Precision::Bf16 => Format::Bf16,
             },
         };
-        compose(self.decl().root, format, reduce, slots)
+        let quads = match self.decl().slots {
+            Slots::Classes => slots.div_ceil(4),
+            _ => slots,
+        };
+        compose(self.decl().root, format, reduce, quads)
     }
 }
 
@@ -248,6 +258,8 @@ enum Flag {
     b_grad,
     /// The logits or ∂h of an `H × V` weight.
     h_by_v,
+    /// The batch reductions sum the row losses as well as the mean's divisor.
+    losses,
 }
 
 impl Flag {
@@ -261,6 +273,7 @@ impl Flag {
             Flag::b_hidden => "B_HIDDEN",
             Flag::b_grad => "B_GRAD",
             Flag::h_by_v => "H_BY_V",
+            Flag::losses => "LOSSES",
         }
     }
 }
@@ -304,10 +317,15 @@ kernels! {
     CrossEntropyShortForward:             CrossEntropyShort,    "cross_entropy_forward_short";
     CrossEntropyShortForwardBackward:     CrossEntropyShort,    "cross_entropy_forward_short" + backward;
     CrossEntropyShortForwardBackwardInPlace: CrossEntropyShort, "cross_entropy_forward_short" + backward + in_place;
+    CrossEntropyPackedForward:            CrossEntropyPacked,   "cross_entropy_forward_packed";
+    CrossEntropyPackedForwardBackward:    CrossEntropyPacked,   "cross_entropy_forward_packed" + backward;
+    CrossEntropyPackedForwardBackwardInPlace: CrossEntropyPacked, "cross_entropy_forward_packed" + backward + in_place;
     NllForward:                           Nll,                  "nll_forward";
     NllBackward:                          Nll,                  "nll_backward";
-    TargetWeightTotal:                    Reduce,               "target_weight_total";
-    ReduceLosses:                         Reduce,               "reduce_losses";
+    TargetWeightBlocks:                   Reduce,               "reduce_blocks";
+    TargetWeightTotal:                    Reduce,               "reduce_totals";
+    LossBlocks:                           Reduce,               "reduce_blocks" + losses;
+    ReduceLosses:                         Reduce,               "reduce_totals" + losses;
     ReduceAccuracy:                       Reduce,               "reduce_accuracy";
     RecordBadTargetValue:                 Reduce,               "record_bad_target_value";
     ElementwiseForward:                   Elementwise,          "elementwise_forward";
@@ -387,7 +405,7 @@ impl Variant {
     fn name(self, reduce: RowReduce) -> String {
         let slots = match self.kernel.family().slots() {
             Slots::None => String::new(),
-            Slots::PerRow | Slots::Short | Slots::Tile => format!("[{}]", self.slots),
+            Slots::PerRow | Slots::Short | Slots::Classes | Slots::Tile => format!("[{}]", self.slots),
         };
         let precision = match self.precision {
             Precision::F32 if self.kernel.family().decl().logits == Logits::Vec4 => "f32x4",
@@ -461,6 +479,9 @@ impl Kernels {
                 Precision::Bf16 => 2.0,
             };
             constants.push(("HALF", half));
+        }
+        if kernel.family().slots() == Slots::Classes {
+            constants.push(("CLASSES", f64::from(variant.slots)));
         }
         if kernel.family().is_row_wise() {
             constants.push(("WG", f64::from(row.workgroup_size)));

@@ -389,6 +389,15 @@ impl Gpu {
         (self.resident_rows && classes <= SOLO_CLASSES).then(|| classes.div_ceil(4) as u32)
     }
 
+    /// How many short rows of `classes` one invocation of the packed kernels takes (the
+    /// fewest whose classes fill whole quads: 1 for a multiple of 4, 2 for other even
+    /// lengths), or `None` for odd lengths and where short rows are not held in registers
+    /// (see [`Gpu::short_slots`]).
+    pub(crate) fn packed_rows(&self, classes: usize) -> Option<u64> {
+        let pack = if classes.is_multiple_of(4) { 1 } else { 2 };
+        self.short_slots(classes).filter(|_| classes.is_multiple_of(2)).map(|_| pack)
+    }
+
     /// The most bytes one row chunk of a `rows × classes` matrix may bind.
     pub(crate) fn max_binding_size(&self) -> u64 {
         self.max_binding_size.min(self.device.limits().max_storage_buffer_binding_size)

@@ -30,6 +30,10 @@ pub(crate) const LOSS_KL_DIV: u32 = 6;
 /// Elements per elementwise workgroup, and so per partial sum.
 pub(crate) const EW_TILE: u32 = 256 * 8;
 
+/// Rows per block of the class-index batch reductions (shaders/reduce/reduce.wgsl): one
+/// partial sum each, after the batch's rows in the workspace's row losses.
+pub(crate) const REDUCE_BLOCK: u64 = 65536;
+
 /// Invocations per workgroup of the NLL kernels, one per row or element.
 pub(crate) const NLL_WG: u32 = 256;
 /// Rows of at most `SOLO_CLASSES` classes per workgroup of the one-invocation-per-row
@@ -149,6 +153,7 @@ mod tests {
         ("EW_TILE", EW_TILE),
         ("NLL_WG", NLL_WG),
         ("SOLO_WG", SOLO_WG),
+        ("REDUCE_BLOCK", REDUCE_BLOCK as u32),
         ("ROW_POISON", ROW_POISON),
         ("NEG_INF_W_POS", NEG_INF_W_POS),
         ("NEG_INF_W_NEG", NEG_INF_W_NEG),
@@ -162,10 +167,16 @@ mod tests {
 
     /// Every module that declares the shared constants and structs.
     fn modules() -> Vec<naga::Module> {
-        ["cross_entropy/cross_entropy", "nll/nll", "elementwise/elementwise", "linear_cross_entropy/linear"]
-            .into_iter()
-            .map(|root| naga::front::wgsl::parse_str(&compose(root, Format::F32, RowReduce::Workgroup, 1)).unwrap())
-            .collect()
+        [
+            "cross_entropy/cross_entropy",
+            "nll/nll",
+            "elementwise/elementwise",
+            "linear_cross_entropy/linear",
+            "reduce/reduce",
+        ]
+        .into_iter()
+        .map(|root| naga::front::wgsl::parse_str(&compose(root, Format::F32, RowReduce::Workgroup, 1)).unwrap())
+        .collect()
     }
 
     /// Each shared constant has the host's value in every module that declares it, and

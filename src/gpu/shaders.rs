@@ -38,6 +38,7 @@ const SOURCES: &[(&str, &str)] = sources![
     "cross_entropy/cross_entropy_vec4",
     "cross_entropy/cross_entropy_resident",
     "cross_entropy/cross_entropy_short",
+    "cross_entropy/cross_entropy_packed",
     "nll/nll",
     "reduce/reduce",
     "elementwise/elementwise",
@@ -199,6 +200,7 @@ mod tests {
                 Slots::None => vec![0],
                 Slots::PerRow => vec![1, 2, 4, 8, 16, 32],
                 Slots::Short => (1..=8).collect(),
+                Slots::Classes => (2..=32).step_by(2).collect(),
                 Slots::Tile => vec![1, 4],
             };
             for reduce in [RowReduce::Workgroup, RowReduce::Subgroup] {

@@ -15,6 +15,7 @@ pub fn tests() -> Vec<libtest_mimic::Trial> {
         once: [
             chunked_batches_match_cpu_and_unchunked_bits,
             chunked_status_names_the_absolute_row,
+            batch_reductions_over_many_blocks,
             encode_api_chunks_at_offsets,
             batch_larger_than_a_binding,
             split_rows_match_cpu,
@@ -33,7 +34,7 @@ fn same_bits(a: &[f32], b: &[f32]) -> bool {
 fn chunked_batches_match_cpu_and_unchunked_bits() {
     let (small, whole) = (&matrix().path("chunked").gpu, gpu());
     let mut rng = Rng::new(21);
-    for (rows, classes) in [(7, 1000), (100, 31), (3, 1023), (1, 1000)] {
+    for (rows, classes) in [(7, 1000), (100, 31), (101, 30), (99, 8), (3, 1023), (1, 1000)] {
         let shape = Shape::rows(rows, classes);
         let x = rng.logits(rows * classes, 8.0);
         let lp = cpu::log_softmax(&x, rows, classes).unwrap();
@@ -83,6 +84,41 @@ fn chunked_status_names_the_absolute_row() {
     targets[7] = 1000;
     let err = small.cross_entropy(&x, &targets, rows, classes, &CrossEntropyOptions::default()).unwrap_err();
     assert_eq!(err, Error::InvalidTarget { row: 7, value: 1000, classes });
+}
+
+/// Batches of more rows than one block of the batch reductions (65536 rows each, then
+/// a pass over the blocks' partials): sum and mean of cross-entropy (loss alone, and with the
+/// gradient, whose mean divisor comes first) and NLL against the CPU; a NaN row in the last
+/// block makes the loss NaN; an out-of-range target in the second block is reported with
+/// its row by the reduction that records it.
+fn batch_reductions_over_many_blocks() {
+    let mut rng = Rng::new(24);
+    let (rows, classes) = (2 * 65536 + 5, 2);
+    let shape = Shape::rows(rows, classes);
+    let mut x = rng.logits(rows * classes, 6.0);
+    let mut targets = rng.targets(rows, classes);
+    targets[70_000] = -100;
+    let weight = vec![0.75, 1.5];
+    for (reduction, weighted) in [(Reduction::Sum, false), (Reduction::Mean, true), (Reduction::Mean, false)] {
+        let mut opts = CrossEntropyOptions::default();
+        opts.reduction = reduction;
+        opts.weight = weighted.then(|| weight.clone());
+        let what = format!("{rows}x{classes} {reduction:?} weighted {weighted}");
+        let case = CeCase::index(shape, x.clone(), targets.clone(), opts.clone(), vec![1.25]);
+        let (loss, grad) = gpu().cross_entropy_with_grad(&x, &targets, rows, classes, &opts, &[1.25]).unwrap();
+        case.expect.check(&what, Got::outputs(Some(&loss), Some(&grad)));
+        let forward = gpu().cross_entropy(&x, &targets, rows, classes, &opts).unwrap();
+        case.expect.check(&format!("forward {what}"), Got::outputs(Some(&forward), None));
+        let lp = cpu::log_softmax(&x, rows, classes).unwrap();
+        let (want, _) = harness::checks::nll(&lp, &targets, shape, &opts, &[1.25]);
+        want.check(&format!("nll_loss {what}"), &gpu().nll_loss(&lp, &targets, rows, classes, &opts).unwrap());
+    }
+    x[2 * (rows - 3)] = f32::NAN;
+    let loss = gpu().cross_entropy(&x, &targets, rows, classes, &CrossEntropyOptions::default()).unwrap();
+    assert!(loss[0].is_nan(), "a NaN row in the last block: {}", loss[0]);
+    targets[65_540] = 7;
+    let err = gpu().cross_entropy(&x, &targets, rows, classes, &CrossEntropyOptions::default()).unwrap_err();
+    assert_eq!(err, Error::InvalidTarget { row: 65_540, value: 7, classes });
 }
 
 /// The encode API chunks too (bindings of 2 KiB), at any 4-byte offset, writing nothing

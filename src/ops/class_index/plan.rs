@@ -7,7 +7,7 @@ use super::validate::{Bound, Problem};
 use crate::error::Result;
 use crate::gpu::{
     Binding, FLAG_ARGMAX, FLAG_EMPTY_ZERO, FLAG_GRAD_BUFFER, FLAG_IN_PLACE, FLAG_LSE, FLAG_MEAN, FLAG_PROB_TARGETS,
-    FLAG_SUM, FLAG_WEIGHT, Gpu, LossParams, NLL_WG, Workspace,
+    FLAG_SUM, FLAG_WEIGHT, Gpu, LossParams, NLL_WG, REDUCE_BLOCK, Workspace,
 };
 use crate::options::{EmptyPolicy, Reduction};
 
@@ -43,8 +43,19 @@ pub(crate) struct Plan {
 
 impl Plan {
     pub(crate) fn new(gpu: &Gpu, ws: &mut Workspace, problem: &Problem<'_>, bound: &Bound<'_>) -> Result<Self> {
-        // Chunks hold whole samples (spatial loss rows each), counted in loss rows.
-        let row_chunks = gpu.row_chunks(problem.loss_rows, problem.classes as u64, problem.opts.spatial as u64)?;
+        // Chunks hold whole samples (spatial loss rows each), counted in loss rows; rows the
+        // packed kernels take, whole packs (so each chunk starts on a 16-byte boundary if
+        // the first does), the batch's rows past its last whole pack in a chunk of their own.
+        let packed = super::select::packed_rows(gpu, problem, bound);
+        let group = packed.unwrap_or(problem.opts.spatial as u64);
+        let mut row_chunks = gpu.row_chunks(problem.loss_rows, problem.classes as u64, group)?;
+        if let (Some(pack), Some(&(first, n))) = (packed, row_chunks.last()) {
+            let tail = n % pack;
+            if tail > 0 && n > tail {
+                row_chunks.pop();
+                row_chunks.extend([(first, n - tail), (first + n - tail, tail)]);
+            }
+        }
         Self::with_chunks(gpu, ws, problem, bound, &row_chunks, |first, n, targets| {
             Chunk::bind(gpu, problem, bound, first, n, targets)
         })
@@ -128,12 +139,17 @@ impl Plan {
     /// Whether every chunk's input and gradient start on a 16-byte boundary (so its rows
     /// can be read as vec4 when their length allows).
     pub(crate) fn quad_aligned(&self) -> bool {
-        let aligned = |b: &Option<Binding>| b.as_ref().is_none_or(|b| b.element_offset % 4 == 0);
-        self.chunks.iter().all(|c| aligned(&c.input) && aligned(&c.grad))
+        self.chunks.iter().all(Chunk::quad_aligned)
     }
 }
 
 impl Chunk {
+    /// Whether the chunk's input and gradient start on a 16-byte boundary.
+    pub(crate) fn quad_aligned(&self) -> bool {
+        let aligned = |b: &Option<Binding>| b.as_ref().is_none_or(|b| b.element_offset % 4 == 0);
+        aligned(&self.input) && aligned(&self.grad)
+    }
+
     /// Binds the matrices of `n` rows from row `first`; `targets` are the batch's class
     /// indices (`None`: probability targets, bound per chunk as the logits).
     fn bind(
@@ -231,9 +247,11 @@ impl Aux {
         let arg_partial_words = if argmax && split > 1 { 2 * rows * split } else { 0 };
         let accuracy_words = u64::from(bound.accuracy.is_some());
         let per_row_loss = problem.opts.reduction == Reduction::None && bound.loss.is_some();
+        // The row losses, then the batch reductions' two partials per block.
+        let row_loss_words = if per_row_loss { 0 } else { rows + 2 * rows.div_ceil(REDUCE_BLOCK) };
         let base = u64::from(ws.prepare(
             gpu,
-            if per_row_loss { 0 } else { rows },
+            row_loss_words,
             problem.opts.weight.as_deref(),
             lse_words + argmax_words + arg_partial_words + accuracy_words,
         ));

@@ -1,18 +1,37 @@
 //! The third stage: which kernels record a class-index op, in order. It reads like the
 //! README's "How it runs" table: a row of at most 32 classes (or an `(N, C, d…)` batch) is
-//! one invocation's, held in its registers when the row is plain; a plain row of a multiple
-//! of 4 classes at 16-byte-aligned offsets is read as vec4, held in registers where it fits;
-//! a row longer than twice the segment length is split into segments; anything else takes
-//! the general kernels. The mean's divisor comes first, the batch reductions last.
+//! one invocation's, held in its registers when the row is plain — plain f32 rows of an
+//! even length at 16-byte-aligned offsets one or two per invocation, read and written as
+//! whole vec4; a plain row of a multiple of 4 classes at 16-byte-aligned offsets is read as
+//! vec4, held in registers where it fits; a row longer than twice the segment length is
+//! split into segments; anything else takes the general kernels. The mean's divisor comes
+//! first where the gradient needs it, the batch reductions last.
 
 use super::ClassIndexOp;
-use super::plan::Plan;
+use super::plan::{Chunk, Plan};
 use super::validate::{Bound, Problem};
-use crate::gpu::{Dispatch, Gpu, Kernel, NLL_WG, SOLO_CLASSES, SOLO_ROWS_PER_WORKGROUP};
+use crate::gpu::{Dispatch, Gpu, Kernel, NLL_WG, REDUCE_BLOCK, SOLO_CLASSES, SOLO_ROWS_PER_WORKGROUP};
 use crate::options::{Precision, Reduction};
 
 /// A kernel and the quads per invocation it is unrolled for (0: not unrolled).
 type Unrolled = (Kernel, u32);
+
+/// Weighted class indices alone (no smoothing, cap or argmax): the register kernels'.
+fn is_plain(problem: &Problem<'_>, bound: &Bound<'_>) -> bool {
+    let opts = problem.opts;
+    problem.op == ClassIndexOp::CrossEntropy
+        && opts.label_smoothing == 0.0
+        && opts.logit_softcap == 0.0
+        && !bound.wants_argmax()
+}
+
+/// The rows per invocation of the packed kernels where they take the op's short rows
+/// (plain f32 rows × classes of at most 32 classes; chunks at 16-byte-aligned offsets,
+/// whole packs: checked per chunk), else `None`.
+pub(crate) fn packed_rows(gpu: &Gpu, problem: &Problem<'_>, bound: &Bound<'_>) -> Option<u64> {
+    let packs = is_plain(problem, bound) && problem.opts.spatial == 1 && bound.precision == Precision::F32;
+    packs.then(|| gpu.packed_rows(problem.classes)).flatten()
+}
 
 /// What the kernels of a row chunk are chosen by.
 struct Row {
@@ -23,6 +42,9 @@ struct Row {
     /// Quads per invocation where whole rows are held by a workgroup / by an invocation.
     resident: Option<u32>,
     short: Option<u32>,
+    /// Rows per invocation of the packed kernels, where they may take a chunk.
+    packed: Option<u64>,
+    classes: u32,
     wants_grad: bool,
     in_place: bool,
 }
@@ -30,11 +52,7 @@ struct Row {
 impl Row {
     fn of(gpu: &Gpu, problem: &Problem<'_>, bound: &Bound<'_>, plan: &Plan) -> Self {
         let (opts, classes) = (problem.opts, problem.classes);
-        // Weighted class indices alone (no smoothing, cap or argmax): the register kernels'.
-        let plain = problem.op == ClassIndexOp::CrossEntropy
-            && opts.label_smoothing == 0.0
-            && opts.logit_softcap == 0.0
-            && !bound.wants_argmax();
+        let plain = is_plain(problem, bound);
         let vec4 = plain
             && opts.spatial == 1
             && classes.is_multiple_of(4)
@@ -46,6 +64,8 @@ impl Row {
             solo: problem.op.is_cross_entropy() && (opts.spatial > 1 || classes <= SOLO_CLASSES),
             resident: (vec4 && plan.segments == 1).then(|| gpu.resident_slots(classes)).flatten(),
             short: plain.then(|| gpu.short_slots(classes)).flatten(),
+            packed: packed_rows(gpu, problem, bound),
+            classes: classes as u32,
             wants_grad: bound.grad.is_some(),
             in_place: bound.in_place,
         }
@@ -58,6 +78,23 @@ impl Row {
             (false, _) => forward,
             (true, false) => backward,
             (true, true) => backward_in_place,
+        }
+    }
+
+    /// A chunk of short rows: whole packs of them at a 16-byte-aligned offset in the packed
+    /// kernels (built for the row length), else one row per invocation. `(kernel, rows per
+    /// invocation)`.
+    fn short_kernel(&self, chunk: &Chunk) -> (Unrolled, u64) {
+        match self.packed {
+            Some(pack) if chunk.rows.is_multiple_of(pack) && chunk.quad_aligned() => {
+                let kernels = [
+                    Kernel::CrossEntropyPackedForward,
+                    Kernel::CrossEntropyPackedForwardBackward,
+                    Kernel::CrossEntropyPackedForwardBackwardInPlace,
+                ];
+                (self.pick(kernels.map(|k| (k, self.classes))), pack)
+            }
+            _ => (self.solo_kernel(), 1),
         }
     }
 
@@ -121,8 +158,12 @@ pub(crate) fn dispatches(gpu: &Gpu, problem: &Problem<'_>, bound: &Bound<'_>, pl
     let row = Row::of(gpu, problem, bound, plan);
     let split = u64::from(plan.segments);
     let mut dispatches = Vec::with_capacity(4 + 2 * plan.chunks.len());
-    if problem.opts.reduction == Reduction::Mean {
-        dispatches.push(Dispatch::new(Kernel::TargetWeightTotal, 1, 0));
+    let reduced = bound.loss.is_some() && problem.opts.reduction != Reduction::None;
+    let blocks = problem.loss_rows.div_ceil(REDUCE_BLOCK);
+    // The gradient of a mean needs its divisor first; a mean's loss alone sums it with the
+    // losses (the same blocks, so the same bits).
+    if problem.opts.reduction == Reduction::Mean && (row.wants_grad || !reduced) {
+        dispatches.extend(batch_reduction(Kernel::TargetWeightBlocks, Kernel::TargetWeightTotal, blocks));
     }
     for (k, chunk) in plan.chunks.iter().enumerate() {
         let (group, n) = (k + 1, chunk.rows);
@@ -137,7 +178,9 @@ pub(crate) fn dispatches(gpu: &Gpu, problem: &Problem<'_>, bound: &Bound<'_>, pl
                 }
             }
             ClassIndexOp::CrossEntropy | ClassIndexOp::CrossEntropyProbs if row.solo => {
-                dispatches.push(Dispatch::unrolled(row.solo_kernel(), n.div_ceil(SOLO_ROWS_PER_WORKGROUP), group));
+                let (kernel, per_invocation) = row.short_kernel(chunk);
+                let workgroups = (n / per_invocation).div_ceil(SOLO_ROWS_PER_WORKGROUP);
+                dispatches.push(Dispatch::unrolled(kernel, workgroups, group));
             }
             ClassIndexOp::CrossEntropy | ClassIndexOp::CrossEntropyProbs => {
                 dispatches.push(Dispatch::unrolled(row.whole_row_kernel(), n, group));
@@ -154,14 +197,20 @@ pub(crate) fn dispatches(gpu: &Gpu, problem: &Problem<'_>, bound: &Bound<'_>, pl
             }
         }
     }
-    if bound.loss.is_some() && problem.opts.reduction != Reduction::None {
-        dispatches.push(Dispatch::new(Kernel::ReduceLosses, 1, 0));
+    // The loss's reduction records the bad target's value; without one, a pass of its own.
+    if reduced {
+        dispatches.extend(batch_reduction(Kernel::LossBlocks, Kernel::ReduceLosses, blocks));
+    } else if problem.op != ClassIndexOp::CrossEntropyProbs {
+        dispatches.push(Dispatch::new(Kernel::RecordBadTargetValue, 1, 0));
     }
     if bound.accuracy.is_some() {
         dispatches.push(Dispatch::new(Kernel::ReduceAccuracy, 1, 0));
     }
-    if problem.op != ClassIndexOp::CrossEntropyProbs {
-        dispatches.push(Dispatch::new(Kernel::RecordBadTargetValue, 1, 0));
-    }
     dispatches
+}
+
+/// A batch reduction over `blocks` blocks of rows: a workgroup per block, then one that
+/// combines their partials (a single block has its totals from the first).
+fn batch_reduction(per_block: Kernel, totals: Kernel, blocks: u64) -> impl Iterator<Item = Dispatch> {
+    std::iter::once(Dispatch::new(per_block, blocks, 0)).chain((blocks > 1).then(|| Dispatch::new(totals, 1, 0)))
 }
