@@ -48,16 +48,12 @@ fn row_weight(row: u32) -> f32 {
     return select(0.0, class_weight(u32(max(t, 0))), target_kind(t) == TARGET_VALID);
 }
 
-// A row loss added into a running sum as ext_add(acc, ext_from(x)) gives it, without a
-// branch on the values (a CPU adapter runs both sides of a branch its lanes disagree on):
-// finite values are added in order, the kinds of the others OR-ed; once the kind is not
-// finite the value is never read.
+// A row loss added into a running sum: ext_add(acc, ext_from(x)) without its branch on the
+// kinds (finite values are added in order, the kinds OR-ed; once the kind is not finite
+// the value is never read).
 fn ext_fold(acc: Ext, x: f32) -> Ext {
-    let b = bitcast<u32>(x);
-    let finite = (b & EXP_MASK) != EXP_MASK;
-    let inf = select(EXT_NAN, EXT_NEG_INF, b == NEG_INF_BITS);
-    let kind = select(select(inf, EXT_POS_INF, b == POS_INF_BITS), EXT_FINITE, finite);
-    return Ext(acc.v + select(0.0, x, finite), acc.k | kind);
+    let e = ext_from(x);
+    return Ext(acc.v + e.v, acc.k | e.k);
 }
 
 // Combines the workgroup's (loss, weight) pairs in a fixed binary tree; the result is in

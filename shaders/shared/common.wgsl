@@ -120,19 +120,14 @@ fn ext_kind(k: u32) -> Ext {
     return Ext(0.0, k);
 }
 
-// Classifies a float read from memory.
+// Classifies a float read from memory by its bits, without a branch on them (a CPU
+// adapter runs both sides of a branch its lanes disagree on).
 fn ext_from(x: f32) -> Ext {
     let b = bitcast<u32>(x);
-    if (b & EXP_MASK) != EXP_MASK {
-        return ext(x);
-    }
-    if b == POS_INF_BITS {
-        return ext_kind(EXT_POS_INF);
-    }
-    if b == NEG_INF_BITS {
-        return ext_kind(EXT_NEG_INF);
-    }
-    return ext_kind(EXT_NAN);
+    let finite = (b & EXP_MASK) != EXP_MASK;
+    let inf = select(EXT_NAN, EXT_NEG_INF, b == NEG_INF_BITS);
+    let kind = select(select(inf, EXT_POS_INF, b == POS_INF_BITS), EXT_FINITE, finite);
+    return Ext(select(0.0, x, finite), kind);
 }
 
 fn ext_to_f32(e: Ext) -> f32 {

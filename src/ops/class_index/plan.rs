@@ -9,7 +9,7 @@ use crate::gpu::{
     Binding, FLAG_ARGMAX, FLAG_EMPTY_ZERO, FLAG_GRAD_BUFFER, FLAG_IN_PLACE, FLAG_LSE, FLAG_MEAN, FLAG_PROB_TARGETS,
     FLAG_SUM, FLAG_WEIGHT, Gpu, LossParams, NLL_WG, REDUCE_BLOCK, Workspace,
 };
-use crate::options::{EmptyPolicy, Reduction};
+use crate::options::{EmptyPolicy, Precision, Reduction};
 
 /// One row chunk: its rows and the matrices bound from its first row.
 #[derive(Debug)]
@@ -35,6 +35,9 @@ pub(crate) struct Plan {
     pub row_loss: Option<Binding>,
     /// The reduced loss (the caller's, for `Sum` and `Mean`).
     pub loss_out: Option<Binding>,
+    /// Rows per invocation of the packed kernels where the chunks were laid out for them
+    /// (plain f32 short rows of an even length; each chunk checked by the select stage).
+    pub packed: Option<u64>,
     /// Word offsets of the extra outputs in the workspace's aux buffer.
     pub lse_off: u64,
     pub argmax_off: u64,
@@ -46,7 +49,8 @@ impl Plan {
         // Chunks hold whole samples (spatial loss rows each), counted in loss rows; rows the
         // packed kernels take, whole packs (so each chunk starts on a 16-byte boundary if
         // the first does), the batch's rows past its last whole pack in a chunk of their own.
-        let packed = super::select::packed_rows(gpu, problem, bound);
+        let packs = problem.is_plain(bound) && problem.opts.spatial == 1 && bound.precision == Precision::F32;
+        let packed = packs.then(|| gpu.packed_rows(problem.classes)).flatten();
         let group = packed.unwrap_or(problem.opts.spatial as u64);
         let mut row_chunks = gpu.row_chunks(problem.loss_rows, problem.classes as u64, group)?;
         if let (Some(pack), Some(&(first, n))) = (packed, row_chunks.last()) {
@@ -56,9 +60,10 @@ impl Plan {
                 row_chunks.extend([(first, n - tail), (first + n - tail, tail)]);
             }
         }
-        Self::with_chunks(gpu, ws, problem, bound, &row_chunks, |first, n, targets| {
+        let plan = Self::with_chunks(gpu, ws, problem, bound, &row_chunks, |first, n, targets| {
             Chunk::bind(gpu, problem, bound, first, n, targets)
-        })
+        })?;
+        Ok(Self { packed, ..plan })
     }
 
     /// The layout of `row_chunks` `(first row, rows)`, each bound by `bind(first, rows,
@@ -130,6 +135,7 @@ impl Plan {
             grad_output,
             row_loss,
             loss_out,
+            packed: None,
             lse_off: aux.lse,
             argmax_off: aux.argmax,
             accuracy_off: aux.accuracy,

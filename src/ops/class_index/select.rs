@@ -16,23 +16,6 @@ use crate::options::{Precision, Reduction};
 /// A kernel and the quads per invocation it is unrolled for (0: not unrolled).
 type Unrolled = (Kernel, u32);
 
-/// Weighted class indices alone (no smoothing, cap or argmax): the register kernels'.
-fn is_plain(problem: &Problem<'_>, bound: &Bound<'_>) -> bool {
-    let opts = problem.opts;
-    problem.op == ClassIndexOp::CrossEntropy
-        && opts.label_smoothing == 0.0
-        && opts.logit_softcap == 0.0
-        && !bound.wants_argmax()
-}
-
-/// The rows per invocation of the packed kernels where they take the op's short rows
-/// (plain f32 rows × classes of at most 32 classes; chunks at 16-byte-aligned offsets,
-/// whole packs: checked per chunk), else `None`.
-pub(crate) fn packed_rows(gpu: &Gpu, problem: &Problem<'_>, bound: &Bound<'_>) -> Option<u64> {
-    let packs = is_plain(problem, bound) && problem.opts.spatial == 1 && bound.precision == Precision::F32;
-    packs.then(|| gpu.packed_rows(problem.classes)).flatten()
-}
-
 /// What the kernels of a row chunk are chosen by.
 struct Row {
     /// Plain f32 rows (and segments) of a multiple of 4 classes at 16-byte-aligned offsets.
@@ -42,7 +25,7 @@ struct Row {
     /// Quads per invocation where whole rows are held by a workgroup / by an invocation.
     resident: Option<u32>,
     short: Option<u32>,
-    /// Rows per invocation of the packed kernels, where they may take a chunk.
+    /// Rows per invocation of the packed kernels, where they may take a chunk (the plan's).
     packed: Option<u64>,
     classes: u32,
     wants_grad: bool,
@@ -52,7 +35,7 @@ struct Row {
 impl Row {
     fn of(gpu: &Gpu, problem: &Problem<'_>, bound: &Bound<'_>, plan: &Plan) -> Self {
         let (opts, classes) = (problem.opts, problem.classes);
-        let plain = is_plain(problem, bound);
+        let plain = problem.is_plain(bound);
         let vec4 = plain
             && opts.spatial == 1
             && classes.is_multiple_of(4)
@@ -64,7 +47,7 @@ impl Row {
             solo: problem.op.is_cross_entropy() && (opts.spatial > 1 || classes <= SOLO_CLASSES),
             resident: (vec4 && plan.segments == 1).then(|| gpu.resident_slots(classes)).flatten(),
             short: plain.then(|| gpu.short_slots(classes)).flatten(),
-            packed: packed_rows(gpu, problem, bound),
+            packed: plan.packed,
             classes: classes as u32,
             wants_grad: bound.grad.is_some(),
             in_place: bound.in_place,

@@ -28,6 +28,15 @@ pub(crate) struct Problem<'o> {
 }
 
 impl<'o> Problem<'o> {
+    /// Whether the rows are plain cross-entropy rows (weighted class indices alone: no
+    /// smoothing, soft-capping or argmax), the register kernels' case.
+    pub(crate) fn is_plain(&self, bound: &Bound<'_>) -> bool {
+        self.op == ClassIndexOp::CrossEntropy
+            && self.opts.label_smoothing == 0.0
+            && self.opts.logit_softcap == 0.0
+            && !bound.wants_argmax()
+    }
+
     /// Checks `rows` (N), `classes` and `opts` for `op`: a non-empty batch whose size
     /// fits, options valid for the whole row's classes, a shard within its row, and no
     /// cross-entropy-only option for NLL or a shard.
