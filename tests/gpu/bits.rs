@@ -36,10 +36,10 @@ fn record(gpu: &Gpu, path: &str, tiles_fit: bool, out: &mut String) {
     }
 }
 
-/// The row-wise ops, the class-index losses and the shard partials on rows of 12 to 40001
+/// The row-wise ops, the class-index losses and the shard partials on rows of 12 to 131073
 /// classes.
 fn record_rows(gpu: &Gpu, rng: &mut Rng, line: &mut Line<'_>) {
-    for (rows, classes) in [(9, 12), (7, 33), (3, 1000), (2, 1028), (2, 4100), (1, 40001)] {
+    for (rows, classes) in [(9, 12), (7, 33), (3, 1000), (2, 1028), (2, 4100), (1, 131_073)] {
         let x = rng.logits(rows * classes, 12.0);
         let dy = rng.logits(rows * classes, 1.0);
         let mut targets = rng.targets(rows, classes);

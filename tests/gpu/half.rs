@@ -108,7 +108,7 @@ fn bf16_and_f16_logits_match_cpu(path: &'static Path) {
     let cases = CASES.get_or_init(|| {
         let mut rng = Rng::new(51);
         let mut cases = Vec::new();
-        for (rows, classes) in [(1, 1), (7, 3), (33, 31), (9, 257), (5, 1001), (2, 40001)] {
+        for (rows, classes) in [(1, 1), (7, 3), (33, 31), (9, 257), (5, 1001), (2, 131_073)] {
             let raw = rng.logits(rows * classes, 10.0);
             let mut targets = rng.targets(rows, classes);
             targets[rows / 2] = -100;

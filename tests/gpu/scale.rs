@@ -165,7 +165,7 @@ fn batch_larger_than_a_binding() {
 /// classes (read one by one) and of 8 (read as vec4 where the rows allow).
 fn split_rows_match_cpu() {
     let mut rng = Rng::new(24);
-    let splits = [gpu_with(|o| o.segment_classes = 7), gpu_with(|o| o.segment_classes = 8)];
+    let splits = [gpu_with(|o| o.segment_classes = Some(7)), gpu_with(|o| o.segment_classes = Some(8))];
     let cases = [(5, 15), (3, 33), (4, 100), (2, 1000), (1, 4097), (2, 4100)];
     for (split, (rows, classes)) in splits.iter().flat_map(|s| cases.map(|c| (s, c))) {
         let mut rows_x: Vec<Vec<f32>> = rng.logits(rows * classes, 10.0).chunks(classes).map(<[f32]>::to_vec).collect();

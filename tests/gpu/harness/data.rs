@@ -36,20 +36,18 @@ impl Rng {
 pub const LARGE: usize = 1_000_000;
 
 /// The shapes every row-wise op is checked on: classes around the row workgroup sizes (8,
-/// 16, 32, 64, 256), odd sizes and 1, and rows split into segments by default (beyond
-/// 32768 classes: 40001 read one by one, 50000 as vec4); batches kept under 128 MiB of
-/// logits. `large` adds those over [`LARGE`] elements.
+/// 16, 32, 64, 256), odd sizes and 1, in batches of 1, 7 and 1000 rows; and rows split into
+/// segments by default on every adapter (beyond 131072 classes on CPU adapters, 32768 on
+/// GPUs: 131073 read one by one, 131076 as vec4, each with a last segment of 1 or 4 classes
+/// on CPU adapters), one row at a time and nine (over [`LARGE`]: the default path only, as
+/// one row reaches the same kernels). Batches are kept under 128 MiB of logits; `large`
+/// adds those over [`LARGE`] elements.
 pub fn shapes(large: bool) -> Vec<(usize, usize)> {
-    let mut shapes = Vec::new();
-    for rows in [1, 7, 1000] {
-        for classes in [1, 2, 3, 10, 31, 32, 33, 1000, 4097, 40001, 50000] {
-            let n = rows * classes;
-            if n <= 8_000_000 && (large || n <= LARGE) {
-                shapes.push((rows, classes));
-            }
-        }
-    }
-    shapes
+    let grid = [1, 7, 1000].into_iter().flat_map(|rows| [1, 2, 3, 10, 31, 32, 33, 1000, 4097].map(|c| (rows, c)));
+    let split = [(1, 131_073), (1, 131_076), (9, 131_073), (9, 131_076)];
+    grid.chain(split)
+        .filter(|&(rows, classes)| rows * classes <= 8_000_000 && (large || rows * classes <= LARGE))
+        .collect()
 }
 
 /// The options the tests combine: every reduction, with and without weights, an

@@ -48,10 +48,10 @@ impl Claim {
                 o.row_workgroup_size = Some(per_row);
             }
             Claim::ResidentOff => o.resident_rows = false,
-            Claim::Split => o.segment_classes = SPLIT_SEGMENT,
+            Claim::Split => o.segment_classes = Some(SPLIT_SEGMENT),
             Claim::Chunked => o.max_binding_size = Some(CHUNK_BYTES),
             Claim::SplitChunked => {
-                o.segment_classes = SPLIT_SEGMENT;
+                o.segment_classes = Some(SPLIT_SEGMENT);
                 o.max_binding_size = Some(CHUNK_BYTES);
             }
             Claim::Linear { staged } => o.linear_staged = Some(staged),
