@@ -1,5 +1,6 @@
 //! import cross_entropy/cross_entropy_vec4
 //! import shared/row_resident
+//! import shared/row_packed
 
 // Cross-entropy from class indices for plain short rows of an even number of classes
 // (≤ 32; as cross_entropy_short.wgsl) at 16-byte-aligned offsets, read and written as
@@ -10,11 +11,9 @@
 // lengths would take four rows per invocation: a pipeline four rows long to build for
 // each, for the rarer case; they stay with cross_entropy_short.wgsl.)
 //
-// Each pipeline is built for one row length (the CLASSES override, set by the host), so
-// every index into the invocation's block below is a constant once the functions are
-// inlined and the block lives in registers; the host unrolls the `$s` lines for the
-// row's ⌈CLASSES / 4⌉ quads. The host dispatches whole packs only (rows a multiple of
-// PACK); a batch's last rows of an incomplete pack take cross_entropy_short.wgsl.
+// The block of rows and its pipeline per row length: see shared/row_packed.wgsl. The host
+// dispatches whole packs only (rows a multiple of PACK); a batch's last rows of an
+// incomplete pack take cross_entropy_short.wgsl.
 //
 // Layout: see class_index.wgsl, logits and gradient viewed as vec4 (shared/format/f32x4);
 // in place, the logits are bound as `grad`, read whole before any of the block is written.
@@ -22,42 +21,6 @@
 // registers, with one exp per element.
 // Numerics: each row exactly as cross_entropy_short.wgsl (the same quads folded in the
 // same order), so the two give the same bits.
-
-override CLASSES: u32 = 1u;
-// Rows per invocation and the quads they fill.
-override PACK: u32 = select(2u, 1u, CLASSES % 4u == 0u);
-override QUADS: u32 = PACK * CLASSES / 4u;
-
-// The largest block: two rows of 30 classes.
-const MAX_QUADS: u32 = 15u;
-alias Block = array<vec4<f32>, MAX_QUADS>;
-
-// Element e of a block.
-fn block_element(block: ptr<function, Block>, e: u32) -> f32 {
-    return (*block)[e / 4u][e % 4u];
-}
-
-// Classes 4q … 4q+3 of the block's row j, -inf past the row's end.
-fn packed_quad(block: ptr<function, Block>, j: u32, q: u32) -> vec4<f32> {
-    let e = j * CLASSES + 4u * q;
-    let last = 4u * QUADS - 1u;
-    let x = vec4<f32>(
-        block_element(block, min(e, last)),
-        block_element(block, min(e + 1u, last)),
-        block_element(block, min(e + 2u, last)),
-        block_element(block, min(e + 3u, last)),
-    );
-    return select(vec4<f32>(neg_inf_f32()), x, quad_classes(q) < vec4<u32>(CLASSES));
-}
-
-// Puts the gradient of classes 4q … 4q+3 of row j into the block (the classes in the row).
-fn packed_put(block: ptr<function, Block>, j: u32, q: u32, d: vec4<f32>) {
-    let e = j * CLASSES + 4u * q;
-    if 4u * q < CLASSES { (*block)[e / 4u][e % 4u] = d.x; }
-    if 4u * q + 1u < CLASSES { (*block)[(e + 1u) / 4u][(e + 1u) % 4u] = d.y; }
-    if 4u * q + 2u < CLASSES { (*block)[(e + 2u) / 4u][(e + 2u) % 4u] = d.z; }
-    if 4u * q + 3u < CLASSES { (*block)[(e + 3u) / 4u][(e + 3u) % 4u] = d.w; }
-}
 
 // The target's logit from the row's quads (0 when the target is not a class of the row;
 // the loss reads it only for a valid target), chosen by its bits.

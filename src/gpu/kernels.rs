@@ -150,6 +150,7 @@ families! {
     SoftmaxVec4:          "softmax/softmax_vec4",                 Row,        row_wise: true,  half: false, ByPrecision, None;
     SoftmaxResident:      "softmax/softmax_resident",             Row,        row_wise: true,  half: false, ByPrecision, PerRow;
     SoftmaxShort:         "softmax/softmax_short",                Row,        row_wise: true,  half: false, ByPrecision, Short;
+    SoftmaxPacked:        "softmax/softmax_packed",               Row,        row_wise: true,  half: false, ByPrecision, Classes;
     CrossEntropy:         "cross_entropy/cross_entropy",          ClassIndex, row_wise: true,  half: true,  ByPrecision, None;
     CrossEntropyVec4:     "cross_entropy/cross_entropy_vec4",     ClassIndex, row_wise: true,  half: false, Vec4,        None;
     CrossEntropyResident: "cross_entropy/cross_entropy_resident", ClassIndex, row_wise: true,  half: false, Vec4,        PerRow;
@@ -299,6 +300,8 @@ kernels! {
     SoftmaxResident:                      SoftmaxResident,      "softmax_forward_resident";
     LogSoftmaxShort:                      SoftmaxShort,         "softmax_forward_short" + log_space;
     SoftmaxShort:                         SoftmaxShort,         "softmax_forward_short";
+    LogSoftmaxPacked:                     SoftmaxPacked,        "softmax_forward_packed" + log_space;
+    SoftmaxPacked:                        SoftmaxPacked,        "softmax_forward_packed";
     CrossEntropyForward:                  CrossEntropy,         "cross_entropy_forward";
     CrossEntropyForwardBackward:          CrossEntropy,         "cross_entropy_forward" + backward;
     CrossEntropyForwardSolo:              CrossEntropy,         "cross_entropy_forward_solo";

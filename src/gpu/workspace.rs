@@ -484,6 +484,21 @@ impl Gpu {
         let groups = plan_row_chunks(rows.div_ceil(group), group_bytes, align, self.max_binding_size())?;
         Ok(groups.into_iter().map(|(first, n)| (first * group, (n * group).min(rows - first * group))).collect())
     }
+
+    /// The chunks of a batch that the packed short-row kernels take `pack` rows at a time:
+    /// whole packs (so each chunk starts on a 16-byte boundary if the first does), and the
+    /// batch's rows past its last whole pack in a chunk of their own.
+    pub(crate) fn packed_row_chunks(&self, rows: u64, row_len: u64, pack: u64) -> Result<Vec<(u64, u64)>> {
+        let mut chunks = self.row_chunks(rows, row_len, pack)?;
+        if let Some(&(first, n)) = chunks.last() {
+            let tail = n % pack;
+            if tail > 0 && n > tail {
+                chunks.pop();
+                chunks.extend([(first, n - tail), (first + n - tail, tail)]);
+            }
+        }
+        Ok(chunks)
+    }
 }
 
 /// One compute dispatch of an op: the kernel (unrolled for `slots` quads per invocation

@@ -69,13 +69,21 @@ struct RowPlan {
     params: Vec<LossParams>,
     seg_len: u32,
     segments: u32,
+    /// Rows per invocation of the packed kernels where the chunks were laid out for them.
+    packed: Option<u64>,
 }
 
 impl RowPlan {
     fn new(gpu: &Gpu, ws: &mut Workspace, problem: &RowProblem, buffers: &RowBuffers<'_>) -> Result<Self> {
         let (rows, classes, spatial) = (problem.rows, problem.classes, problem.spatial);
-        // Chunks hold whole samples, counted in rows (n, s).
-        let row_chunks = gpu.row_chunks(rows, classes as u64, spatial as u64)?;
+        // Chunks hold whole samples, counted in rows (n, s), or the packed kernels' whole
+        // packs of short rows (the forward ops).
+        let forward = matches!(problem.kernel, Kernel::LogSoftmaxForward | Kernel::SoftmaxForward);
+        let packed = (forward && spatial == 1).then(|| gpu.packed_rows(classes)).flatten();
+        let row_chunks = match packed {
+            Some(pack) => gpu.packed_row_chunks(rows, classes as u64, pack)?,
+            None => gpu.row_chunks(rows, classes as u64, spatial as u64)?,
+        };
         let largest = row_chunks.iter().map(|c| c.1).max().unwrap_or(0);
         gpu.check_workgroups("rows", largest)?;
         let (seg_len, segments) = match problem.merged_kernel() {
@@ -109,21 +117,25 @@ impl RowPlan {
             });
             chunks.push((n, x, dy, y));
         }
-        Ok(Self { chunks, params, seg_len, segments })
+        Ok(Self { chunks, params, seg_len, segments, packed })
     }
 }
 
 /// Which kernels record a row-wise op, per chunk: split rows their partials and merge;
 /// rows (and segments) of a multiple of 4 classes at 16-byte-aligned offsets read as vec4,
-/// held in registers where they fit (the forward ops); short rows and `(N, C, d…)` batches
-/// one invocation per row; the rest one workgroup per row.
+/// held in registers where they fit (the forward ops); short rows of an even length, whole
+/// packs of them at 16-byte-aligned offsets, one or two per invocation as vec4 (the forward
+/// ops); other short rows and `(N, C, d…)` batches one invocation per row; the rest one
+/// workgroup per row.
 fn dispatches(gpu: &Gpu, problem: &RowProblem, plan: &RowPlan) -> Vec<Dispatch> {
     let (kernel, classes) = (problem.kernel, problem.classes);
+    let quad_aligned =
+        |x: &Binding, y: &Binding| x.element_offset.is_multiple_of(4) && y.element_offset.is_multiple_of(4);
     let vec4 = problem.spatial == 1
         && classes > SOLO_CLASSES
         && classes.is_multiple_of(4)
         && plan.seg_len.is_multiple_of(4)
-        && plan.chunks.iter().all(|(_, x, _, y)| x.element_offset % 4 == 0 && y.element_offset % 4 == 0);
+        && plan.chunks.iter().all(|(_, x, _, y)| quad_aligned(x, y));
     let short = gpu.short_slots(classes);
     let resident = gpu.resident_slots(classes).filter(|_| vec4);
     let split = u64::from(plan.segments);
@@ -143,8 +155,12 @@ fn dispatches(gpu: &Gpu, problem: &RowProblem, plan: &RowPlan) -> Vec<Dispatch> 
         (Kernel::SoftmaxForward, None) => Some((Kernel::SoftmaxForwardVec4, 0)),
         _ => None,
     };
+    let packed_kernel =
+        if kernel == Kernel::LogSoftmaxForward { Kernel::LogSoftmaxPacked } else { Kernel::SoftmaxPacked };
     let mut dispatches = Vec::with_capacity(2 * plan.chunks.len());
-    for (group, &(n, ..)) in plan.chunks.iter().enumerate() {
+    for (group, (n, x, _, y)) in plan.chunks.iter().enumerate() {
+        let n = *n;
+        let pack = plan.packed.filter(|&pack| n.is_multiple_of(pack) && quad_aligned(x, y));
         match problem.merged_kernel() {
             Some(merged) if split > 1 => {
                 let (partials, merged) = match (vec4, merged) {
@@ -158,7 +174,9 @@ fn dispatches(gpu: &Gpu, problem: &RowProblem, plan: &RowPlan) -> Vec<Dispatch> 
                     dispatches.push(Dispatch::new(kernel, n * split, group));
                 }
             }
-            _ => dispatches.push(if let Some(kernel) = vec4_kernel.filter(|_| vec4) {
+            _ => dispatches.push(if let Some(pack) = pack {
+                Dispatch::unrolled((packed_kernel, classes as u32), (n / pack).div_ceil(SOLO_ROWS_PER_WORKGROUP), group)
+            } else if let Some(kernel) = vec4_kernel.filter(|_| vec4) {
                 Dispatch::unrolled(kernel, n, group)
             } else if problem.spatial > 1 || (forward && classes <= SOLO_CLASSES) {
                 Dispatch::unrolled(solo, n.div_ceil(SOLO_ROWS_PER_WORKGROUP), group)

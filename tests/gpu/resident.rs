@@ -1,6 +1,7 @@
 //! Rows held in registers (shaders/row_resident.wgsl with softmax_resident.wgsl and
 //! cross_entropy_resident.wgsl, a workgroup per row; softmax_short.wgsl and
-//! cross_entropy_short.wgsl, an invocation per short row): log-softmax, softmax and plain
+//! cross_entropy_short.wgsl, an invocation per short row; the *_packed.wgsl kernels, one
+//! or two rows of an even length per invocation): log-softmax, softmax and plain
 //! cross-entropy at every quad count of a short row (1 to 32 classes) and, on each path, at
 //! every slot count's capacity for the path's invocations per row and a quad either side
 //! (so each slot count runs full, one quad short, and one quad over: the next slot count,
@@ -16,6 +17,7 @@ use crate::harness::{self, CeCase, Expect, Got, Path, Rng, Shape, adversarial_ro
 pub fn tests() -> Vec<libtest_mimic::Trial> {
     trials!(per_path: [
         softmax_at_every_slot_boundary_matches_cpu,
+        packed_softmax_rows_equal_rows_alone,
         cross_entropy_at_every_slot_boundary_matches_cpu,
         gradient_in_place_from_the_registers,
     ], once: [rows_past_one_dispatch_dimension])
@@ -114,6 +116,25 @@ fn softmax_at_every_slot_boundary_matches_cpu(path: &'static Path) {
         let what = format!("{n}x{classes} {}", path.label());
         case.log_softmax.check(&format!("log_softmax {what}"), &path.gpu.log_softmax(&case.x, n, classes).unwrap());
         case.softmax.check(&format!("softmax {what}"), &path.gpu.softmax(&case.x, n, classes).unwrap());
+    }
+}
+
+/// Rows of an even length ≤ 32 taken in packs (softmax_packed.wgsl) give the same bits as
+/// each row on its own (a batch of one row, the short kernel), the last odd row of the
+/// batch included.
+fn packed_softmax_rows_equal_rows_alone(path: &'static Path) {
+    let mut rng = Rng::new(33);
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    for classes in (2..=32).step_by(2).filter(|&c| path.fits(c)) {
+        let rows = 5;
+        let x = rng.logits(rows * classes, 20.0);
+        for log in [true, false] {
+            let op =
+                |x: &[f32], n| if log { path.gpu.log_softmax(x, n, classes) } else { path.gpu.softmax(x, n, classes) };
+            let batch = op(&x, rows).unwrap();
+            let alone: Vec<f32> = x.chunks(classes).flat_map(|row| op(row, 1).unwrap()).collect();
+            assert_eq!(bits(&batch), bits(&alone), "log {log}, {rows}x{classes} {}", path.label());
+        }
     }
 }
 

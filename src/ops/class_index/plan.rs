@@ -46,20 +46,14 @@ pub(crate) struct Plan {
 
 impl Plan {
     pub(crate) fn new(gpu: &Gpu, ws: &mut Workspace, problem: &Problem<'_>, bound: &Bound<'_>) -> Result<Self> {
-        // Chunks hold whole samples (spatial loss rows each), counted in loss rows; rows the
-        // packed kernels take, whole packs (so each chunk starts on a 16-byte boundary if
-        // the first does), the batch's rows past its last whole pack in a chunk of their own.
+        // Chunks hold whole samples (spatial loss rows each), counted in loss rows, or the
+        // packed kernels' whole packs of rows.
         let packs = problem.is_plain(bound) && problem.opts.spatial == 1 && bound.precision == Precision::F32;
         let packed = packs.then(|| gpu.packed_rows(problem.classes)).flatten();
-        let group = packed.unwrap_or(problem.opts.spatial as u64);
-        let mut row_chunks = gpu.row_chunks(problem.loss_rows, problem.classes as u64, group)?;
-        if let (Some(pack), Some(&(first, n))) = (packed, row_chunks.last()) {
-            let tail = n % pack;
-            if tail > 0 && n > tail {
-                row_chunks.pop();
-                row_chunks.extend([(first, n - tail), (first + n - tail, tail)]);
-            }
-        }
+        let row_chunks = match packed {
+            Some(pack) => gpu.packed_row_chunks(problem.loss_rows, problem.classes as u64, pack)?,
+            None => gpu.row_chunks(problem.loss_rows, problem.classes as u64, problem.opts.spatial as u64)?,
+        };
         let plan = Self::with_chunks(gpu, ws, problem, bound, &row_chunks, |first, n, targets| {
             Chunk::bind(gpu, problem, bound, first, n, targets)
         })?;
