@@ -47,8 +47,8 @@ pub struct GpuOptions {
     /// classes, one workgroup each, whose log-sum-exp partials are merged exactly (default
     /// `None`: by adapter — 16384 on GPUs, where a row's segments spread it over the
     /// device, and 65536 on CPU adapters, where each workgroup is a task on one core and
-    /// long rows ran 6–10 % faster in fewer of them). Results do not depend on it beyond
-    /// f32 rounding.
+    /// fewer, longer ones cost less while they still fill the cores). Results do not depend
+    /// on it beyond f32 rounding.
     pub segment_classes: Option<u32>,
     /// Invocations per row in the row-wise kernels (default `None`: chosen from the
     /// adapter — one subgroup on CPU adapters, 256 on GPUs). Rounded down to a power of two
