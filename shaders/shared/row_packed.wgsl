@@ -37,7 +37,7 @@ fn packed_quad(block: ptr<function, Block>, j: u32, q: u32) -> vec4<f32> {
     return select(vec4<f32>(neg_inf_f32()), x, quad_classes(q) < vec4<u32>(CLASSES));
 }
 
-// Puts the gradient of classes 4q … 4q+3 of row j into the block (the classes in the row).
+// Puts the outputs of classes 4q … 4q+3 of row j into the block (the classes in the row).
 fn packed_put(block: ptr<function, Block>, j: u32, q: u32, d: vec4<f32>) {
     let e = j * CLASSES + 4u * q;
     if 4u * q < CLASSES { (*block)[e / 4u][e % 4u] = d.x; }

@@ -28,6 +28,11 @@ impl RowProblem {
         self.rows * self.classes as u64
     }
 
+    /// Whether the op is a forward log-softmax / softmax (not a backward).
+    fn is_forward(&self) -> bool {
+        matches!(self.kernel, Kernel::LogSoftmaxForward | Kernel::SoftmaxForward)
+    }
+
     /// The kernels that merge a split row's partials (forward ops of rows × classes
     /// layouts; `(N, C, d…)` batches take one invocation per row whatever their length).
     fn merged_kernel(&self) -> Option<Kernel> {
@@ -78,8 +83,7 @@ impl RowPlan {
         let (rows, classes, spatial) = (problem.rows, problem.classes, problem.spatial);
         // Chunks hold whole samples, counted in rows (n, s), or the packed kernels' whole
         // packs of short rows (the forward ops).
-        let forward = matches!(problem.kernel, Kernel::LogSoftmaxForward | Kernel::SoftmaxForward);
-        let packed = (forward && spatial == 1).then(|| gpu.packed_rows(classes)).flatten();
+        let packed = (problem.is_forward() && spatial == 1).then(|| gpu.packed_rows(classes)).flatten();
         let row_chunks = match packed {
             Some(pack) => gpu.packed_row_chunks(rows, classes as u64, pack)?,
             None => gpu.row_chunks(rows, classes as u64, spatial as u64)?,
@@ -147,7 +151,6 @@ fn dispatches(gpu: &Gpu, problem: &RowProblem, plan: &RowPlan) -> Vec<Dispatch> 
         (Kernel::LogSoftmaxBackward, _) => (Kernel::LogSoftmaxBackwardSolo, 0),
         _ => (Kernel::SoftmaxBackwardSolo, 0),
     };
-    let forward = matches!(kernel, Kernel::LogSoftmaxForward | Kernel::SoftmaxForward);
     let vec4_kernel = match (kernel, resident) {
         (Kernel::LogSoftmaxForward, Some(slots)) => Some((Kernel::LogSoftmaxResident, slots)),
         (Kernel::SoftmaxForward, Some(slots)) => Some((Kernel::SoftmaxResident, slots)),
@@ -178,7 +181,7 @@ fn dispatches(gpu: &Gpu, problem: &RowProblem, plan: &RowPlan) -> Vec<Dispatch> 
                 Dispatch::unrolled((packed_kernel, classes as u32), (n / pack).div_ceil(SOLO_ROWS_PER_WORKGROUP), group)
             } else if let Some(kernel) = vec4_kernel.filter(|_| vec4) {
                 Dispatch::unrolled(kernel, n, group)
-            } else if problem.spatial > 1 || (forward && classes <= SOLO_CLASSES) {
+            } else if problem.spatial > 1 || (problem.is_forward() && classes <= SOLO_CLASSES) {
                 Dispatch::unrolled(solo, n.div_ceil(SOLO_ROWS_PER_WORKGROUP), group)
             } else {
                 Dispatch::new(kernel, n, group)
